@@ -1,0 +1,200 @@
+"""The shared HTTP transport for providers that speak to a vendor with ``requests``.
+
+Retries, ``Retry-After``, ``x-should-retry`` and error classification live here once, so a
+plugin only says which path to call. Importing this module imports ``requests``; the core
+package never imports it at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from batchcore.classify import error_from_response
+from batchcore.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    redact,
+)
+from batchcore.jsonl import iter_lines
+from batchcore.retry import RetryPolicy
+
+__all__ = ["HttpTransport"]
+
+log = logging.getLogger("batchcore.http")
+
+_ERROR_BODY_LIMIT = 64 * 1024
+_STREAM_CHUNK = 1 << 20
+_AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+
+
+class HttpTransport:
+    """A ``requests`` session bound to one vendor base URL, with retries and error mapping.
+
+    *headers* (authentication included) are sent on every call and never logged. *sleep* is
+    injectable so tests never wait for real time.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        secrets: tuple[str, ...] = (),
+        sleep: Callable[[float], None] = time.sleep,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        self.provider = provider
+        self.base_url = base_url.rstrip("/") + "/"
+        self.timeout = timeout
+        self.policy = retry_policy or RetryPolicy(max_retries=max_retries)
+        # Credentials in headers are secrets whether or not the caller listed them.
+        self._secrets = tuple(secrets) + tuple(
+            value.split(" ", 1)[-1]  # "Bearer sk-..." -> "sk-..."
+            for name, value in (headers or {}).items()
+            if name.lower() in _AUTH_HEADERS
+        )
+        self._sleep = sleep
+        self._session = requests.Session()
+        # requests' own retries are off: we retry with the vendor semantics below.
+        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=4)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(headers or {})
+        self._session.trust_env = False
+
+    def url(self, path: str) -> str:
+        """The absolute URL of *path* under the base URL. Absolute URLs are refused unless they
+        point at the base URL's own origin (a vendor-sent URL never redirects our key elsewhere)."""
+        if "://" in path:
+            base, target = urlsplit(self.base_url), urlsplit(path)
+            if (base.scheme, base.netloc) != (target.scheme, target.netloc):
+                raise ProviderConnectionError(
+                    f"refusing to call {target.scheme}://{target.netloc}, which is not the "
+                    f"configured base URL's host",
+                    provider=self.provider,
+                )
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: bytes | IO[bytes] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        action: str | None = None,
+        retry: bool = True,
+    ) -> requests.Response:
+        """Call the vendor; return a 2xx response or raise a :class:`ProviderError` subclass.
+
+        Transient failures are retried under the retry policy (file bodies are rewound).
+        *action* names the operation in error messages ("create batch").
+        """
+        url = self.url(path)
+        call_headers = dict(headers or {})
+        if json_body is not None:
+            data = orjson.dumps(json_body)
+            call_headers.setdefault("content-type", "application/json")
+        start = data.tell() if data is not None and hasattr(data, "tell") else None
+        attempt = 0
+        while True:
+            attempt += 1
+            if start is not None:
+                data.seek(start)  # type: ignore[union-attr]
+            try:
+                # Always stream, so an error body is read with a bound and a success body is
+                # read inside this try (a truncated body is then retried like a reset).
+                response = self._session.request(
+                    method, url, data=data, params=params, headers=call_headers,
+                    timeout=self.timeout, stream=True, allow_redirects=False,
+                )
+                if response.status_code < 300 and not stream:
+                    response.content  # noqa: B018 - reads the body now
+            except requests.Timeout as exc:
+                error: ProviderError = ProviderTimeoutError(
+                    self._describe(action, f"timed out after {self.timeout}s ({type(exc).__name__})"),
+                    provider=self.provider,
+                )
+            except requests.RequestException as exc:
+                error = ProviderConnectionError(
+                    self._describe(action, f"connection failed ({type(exc).__name__})"),
+                    provider=self.provider,
+                )
+            else:
+                if response.status_code < 300:
+                    return response
+                error = self._error(response, action)
+            can_rewind = data is None or isinstance(data, (bytes, bytearray)) or start is not None
+            if not (retry and error.retryable and can_rewind):
+                raise error
+            delay = self.policy.delay(attempt, error.retry_after)
+            if delay is None:
+                raise error
+            log.info("%s: %s; retry %d in %.2fs", self.provider, error, attempt, delay)
+            self._sleep(delay)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`request`, then the body parsed as JSON (a truncated body is transient)."""
+        response = self.request(method, path, **kwargs)
+        try:
+            return orjson.loads(response.content)
+        except (orjson.JSONDecodeError, requests.RequestException) as exc:
+            raise ProviderConnectionError(
+                self._describe(kwargs.get("action"), f"unreadable response body ({exc})"),
+                provider=self.provider,
+                status_code=response.status_code,
+            ) from None
+
+    def iter_jsonl(self, response: requests.Response, *, action: str | None = None) -> Iterator[bytes]:
+        """The raw lines of a streamed JSONL response body. A body cut short raises
+        :class:`ProviderConnectionError` rather than ending quietly."""
+        try:
+            yield from iter_lines(response.iter_content(chunk_size=_STREAM_CHUNK))
+        except requests.RequestException as exc:
+            raise ProviderConnectionError(
+                self._describe(action, f"response body cut short ({type(exc).__name__})"),
+                provider=self.provider,
+                status_code=response.status_code,
+            ) from None
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _describe(self, action: str | None, text: str) -> str:
+        return redact(f"{action}: {text}" if action else text, self._secrets)
+
+    def _error(self, response: requests.Response, action: str | None) -> ProviderError:
+        try:
+            body = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True)
+        except Exception:
+            body = b""
+        finally:
+            response.close()
+        return error_from_response(
+            provider=self.provider,
+            status_code=response.status_code,
+            body=body if body else response.reason,
+            headers=response.headers,
+            secrets=self._secrets,
+            action=action,
+        )

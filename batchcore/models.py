@@ -1,0 +1,752 @@
+"""Provider-neutral data: requests, payloads, handles, statuses, results and job events.
+
+Every class is an immutable attrs class. Everything a runner persists (requests, handles,
+statuses, results, events) round-trips through JSON with ``to_dict``/``from_dict``; timestamps
+are timezone-aware UTC datetimes and serialise as ISO-8601 strings.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from batchcore.errors import ConfigurationError, InvalidRequestError
+
+__all__ = [
+    "CHAT_COMPLETIONS",
+    "EMBEDDINGS",
+    "ENDPOINTS",
+    "RESPONSES",
+    "SAFE_CUSTOM_ID",
+    "BatchError",
+    "BatchHandle",
+    "BatchLimits",
+    "BatchPayload",
+    "BatchRequest",
+    "BatchResult",
+    "BatchState",
+    "BatchStatus",
+    "JobEvent",
+    "JobEventKind",
+    "ResultError",
+    "ResultStatus",
+    "Usage",
+    "parse_timestamp",
+]
+
+CHAT_COMPLETIONS = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+RESPONSES = "/v1/responses"
+COMPLETIONS = "/v1/completions"
+MODERATIONS = "/v1/moderations"
+
+#: Endpoints a BatchRequest can address, in OpenAI's spelling (the lingua franca), mapped to the
+#: body field that carries the input for endpoints that take no ``messages``.
+ENDPOINTS: Mapping[str, str | None] = {
+    CHAT_COMPLETIONS: None,
+    EMBEDDINGS: "input",
+    RESPONSES: "input",
+    COMPLETIONS: "prompt",
+    MODERATIONS: "input",
+}
+
+#: The custom_id alphabet every vendor accepts (Anthropic's documented rule, the strictest).
+SAFE_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_UNKNOWN = object()
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Read a vendor timestamp (unix seconds, ISO-8601/RFC 3339 text, or datetime) as aware UTC.
+
+    ``None`` and empty strings give ``None``; naive datetimes are taken to be UTC.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
+            timezone.utc
+        )
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        # Python 3.10's fromisoformat accepts at most 6 fractional digits; vendors send up to 9.
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+        parsed = datetime.fromisoformat(text)
+        return parse_timestamp(parsed)
+    raise ValueError(f"not a timestamp: {value!r}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _utc(value: Any) -> datetime | None:
+    return parse_timestamp(value)
+
+
+def _utc_required(value: Any) -> datetime:
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise ValueError("a timestamp is required")
+    return parsed
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    # A private copy, so a caller mutating their dict later cannot change a request.
+    return {} if value is None else dict(value)
+
+
+def _json_problem(value: Any, path: str) -> str | None:
+    """Where *value* stops being strict JSON, or None. Cheaper and more precise than a failed
+    dumps: it names the path and refuses NaN/Infinity, which encoders write as invalid JSON."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path}: {value!r} is not valid JSON"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}: key {key!r} is not a string"
+            problem = _json_problem(item, f"{path}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = _json_problem(item, f"{path}[{index}]")
+            if problem:
+                return problem
+        return None
+    return f"{path}: {type(value).__name__} is not JSON-serialisable"
+
+
+@attrs.frozen(kw_only=True)
+class BatchRequest:
+    """One request of a batch, provider-neutral.
+
+    The shape is OpenAI's chat-completions request: ``messages`` in OpenAI chat format, and every
+    generation parameter (``max_tokens``, ``temperature``, ``response_format``, ``tools``, ...) in
+    ``params``. ``endpoint`` (OpenAI's URL path) selects other request kinds: embeddings put their
+    ``input`` in ``params`` and leave ``messages`` empty. ``provider_params`` carries vendor-only
+    options keyed by provider name (``{"anthropic": {"top_k": 5}}``); each provider merges its own
+    entry into the vendor body unchanged.
+    """
+
+    custom_id: str
+    model: str
+    messages: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    endpoint: str = CHAT_COMPLETIONS
+    provider_params: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, converter=_frozen_mapping
+    )
+
+    _body_json: bytes = attrs.field(init=False, repr=False, eq=False, default=b"")
+
+    def __attrs_post_init__(self) -> None:
+        cid = self.custom_id
+
+        def bad(message: str, field: str) -> InvalidRequestError:
+            return InvalidRequestError(
+                f"request {cid!r}: {message}", custom_id=cid if isinstance(cid, str) else None,
+                field=field,
+            )
+
+        if not isinstance(cid, str) or not cid:
+            raise bad("custom_id must be a non-empty string", "custom_id")
+        if not isinstance(self.model, str) or not self.model:
+            raise bad("model must be a non-empty string", "model")
+        input_field = ENDPOINTS.get(self.endpoint, _UNKNOWN)
+        if input_field is _UNKNOWN:
+            raise bad(
+                f"endpoint {self.endpoint!r} is not one of {', '.join(ENDPOINTS)}", "endpoint"
+            )
+        params = self.params
+        if "model" in params or "messages" in params:
+            raise bad("params must not contain 'model' or 'messages'; use the fields", "params")
+        if input_field is None:
+            if not self.messages:
+                raise bad("messages must not be empty", "messages")
+            for index, message in enumerate(self.messages):
+                if not isinstance(message, dict) and not isinstance(message, Mapping):
+                    raise bad(f"messages[{index}] must be an object", f"messages[{index}]")
+                role = message.get("role")
+                if role not in _ROLES:
+                    raise bad(
+                        f"messages[{index}].role {role!r} is not one of {sorted(_ROLES)}",
+                        f"messages[{index}].role",
+                    )
+        else:
+            if self.messages:
+                raise bad(f"{self.endpoint} takes params[{input_field!r}], not messages", "messages")
+            if input_field not in params:
+                raise bad(f"{self.endpoint} needs params[{input_field!r}]", "params")
+        for key, value in params.items():
+            if value.__class__ is float and not math.isfinite(value):
+                raise bad(f"params.{key}: {value!r} is not valid JSON", f"params.{key}")
+        # Serialising once both proves the body is JSON (in C, fast) and caches the bytes that
+        # OpenAI-format payloads reuse as they are.
+        try:
+            body = orjson.dumps(self.openai_body())
+            if self.provider_params:
+                orjson.dumps(self.provider_params)
+        except TypeError:
+            problem = (
+                _json_problem(self.messages, "messages")
+                or _json_problem(params, "params")
+                or _json_problem(self.provider_params, "provider_params")
+                or "the request is not JSON-serialisable"
+            )
+            raise bad(problem, problem.split(":", 1)[0]) from None
+        object.__setattr__(self, "_body_json", body)
+
+    def openai_body_json(self) -> bytes:
+        """:meth:`openai_body` serialised as compact JSON (computed once, at construction)."""
+        return self._body_json
+
+    def openai_body(self) -> dict[str, Any]:
+        """The request body in OpenAI's format for ``endpoint`` (without provider_params)."""
+        if self.messages:
+            return {"model": self.model, "messages": list(self.messages), **self.params}
+        return {"model": self.model, **self.params}
+
+    @classmethod
+    def from_openai_line(cls, line: str | bytes | Mapping[str, Any]) -> BatchRequest:
+        """Read one line of an OpenAI batch input file (``custom_id, method, url, body``)."""
+        obj = _load_object(line)
+        cid = obj.get("custom_id")
+        method = obj.get("method", "POST")
+        if not isinstance(method, str) or method.upper() != "POST":
+            raise InvalidRequestError(
+                f"request {cid!r}: method must be POST, got {method!r}", custom_id=_sid(cid),
+                field="method",
+            )
+        url = obj.get("url")
+        if not isinstance(url, str):
+            raise InvalidRequestError(
+                f"request {cid!r}: url is required", custom_id=_sid(cid), field="url"
+            )
+        # Azure's older samples omit the /v1 prefix; both spellings mean the same endpoint.
+        endpoint = url if url.startswith("/v1/") else "/v1" + (url if url.startswith("/") else "/" + url)
+        body = obj.get("body")
+        if not isinstance(body, Mapping):
+            raise InvalidRequestError(
+                f"request {cid!r}: body must be an object", custom_id=_sid(cid), field="body"
+            )
+        params = dict(body)
+        model = params.pop("model", None)
+        messages = params.pop("messages", ()) if endpoint == CHAT_COMPLETIONS else ()
+        if not isinstance(messages, (list, tuple)):
+            raise InvalidRequestError(
+                f"request {cid!r}: body.messages must be a list", custom_id=_sid(cid),
+                field="body.messages",
+            )
+        return cls(custom_id=cid, model=model, messages=messages, params=params, endpoint=endpoint)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, line: str | bytes | Mapping[str, Any]) -> BatchRequest:
+        """Read either input format batchcore accepts.
+
+        * an OpenAI batch line: ``{"custom_id", "method", "url", "body"}``;
+        * a unified line: ``{"custom_id", "model", "messages", ...}`` where every other key is a
+          generation param (``max_tokens``, ...), except ``endpoint`` and ``provider_params``.
+        """
+        obj = _load_object(line)
+        if "body" in obj or "url" in obj:
+            return cls.from_openai_line(obj)
+        fields = dict(obj)
+        cid = fields.pop("custom_id", None)
+        model = fields.pop("model", None)
+        messages = fields.pop("messages", ())
+        endpoint = fields.pop("endpoint", CHAT_COMPLETIONS)
+        provider_params = fields.pop("provider_params", None) or {}
+        explicit = fields.pop("params", None)
+        if explicit is not None:
+            if not isinstance(explicit, Mapping):
+                raise InvalidRequestError(
+                    f"request {cid!r}: params must be an object", custom_id=_sid(cid),
+                    field="params",
+                )
+            fields = {**explicit, **fields}
+        if not isinstance(messages, (list, tuple)):
+            raise InvalidRequestError(
+                f"request {cid!r}: messages must be a list", custom_id=_sid(cid), field="messages"
+            )
+        if not isinstance(provider_params, Mapping):
+            raise InvalidRequestError(
+                f"request {cid!r}: provider_params must be an object", custom_id=_sid(cid),
+                field="provider_params",
+            )
+        return cls(
+            custom_id=cid,  # type: ignore[arg-type]
+            model=model,  # type: ignore[arg-type]
+            messages=messages,
+            params=fields,
+            endpoint=endpoint,
+            provider_params=provider_params,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "custom_id": self.custom_id,
+            "model": self.model,
+            "endpoint": self.endpoint,
+            "messages": list(self.messages),
+            "params": dict(self.params),
+        }
+        if self.provider_params:
+            data["provider_params"] = dict(self.provider_params)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchRequest:
+        return cls(
+            custom_id=data["custom_id"],
+            model=data["model"],
+            endpoint=data.get("endpoint", CHAT_COMPLETIONS),
+            messages=data.get("messages", ()),
+            params=data.get("params") or {},
+            provider_params=data.get("provider_params") or {},
+        )
+
+
+def _sid(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _load_object(line: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(line, Mapping):
+        return line
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise InvalidRequestError(f"a request line must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+@attrs.frozen(kw_only=True)
+class BatchLimits:
+    """What one batch may hold. Providers declare defaults; users override them in config with
+    ``max_requests_per_batch`` and ``max_bytes_per_batch``."""
+
+    max_requests: int
+    max_bytes: int
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_requests", "max_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+
+    def with_overrides(self, config: Mapping[str, Any]) -> BatchLimits:
+        return BatchLimits(
+            max_requests=_int_setting(config, "max_requests_per_batch", self.max_requests),
+            max_bytes=_int_setting(config, "max_bytes_per_batch", self.max_bytes),
+        )
+
+
+def _int_setting(config: Mapping[str, Any], key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"config {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class BatchPayload:
+    """One batch, ready to submit: validated, converted to the vendor's format and within limits.
+
+    Large payloads live on disk (``path``; streamed on upload) with their custom_ids beside them
+    (``ids_path``, one per line), so a payload never re-holds the whole batch in memory. Small
+    in-memory providers may use ``items`` instead. ``idempotency_key``, when set, lets ``submit``
+    find a batch already created for this payload instead of creating a second one.
+    Call :meth:`discard` once the payload is submitted to delete its files.
+    """
+
+    provider: str
+    model: str | None
+    endpoint: str
+    request_count: int
+    size_bytes: int
+    path: Path | None = None
+    ids_path: Path | None = None
+    items: tuple[Any, ...] | None = attrs.field(default=None, repr=False)
+    idempotency_key: str | None = None
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    def iter_custom_ids(self) -> Iterator[str]:
+        """The custom_ids in this payload, in the order they were written."""
+        if self.ids_path is not None:
+            with open(self.ids_path, encoding="utf-8") as handle:
+                for line in handle:
+                    yield line.rstrip("\n")
+        elif self.items is not None:
+            for item in self.items:
+                yield item.custom_id if hasattr(item, "custom_id") else item["custom_id"]
+
+    def discard(self) -> None:
+        """Delete the payload's files. Safe to call twice."""
+        for file in (self.path, self.ids_path):
+            if file is not None:
+                file.unlink(missing_ok=True)
+
+
+@attrs.frozen(kw_only=True)
+class BatchHandle:
+    """What identifies a submitted batch. Persist it (``to_dict``) to poll or fetch later."""
+
+    provider: str
+    batch_id: str
+    created_at: datetime = attrs.field(converter=_utc_required)
+    metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "batch_id": self.batch_id,
+            "created_at": self.created_at.isoformat(),
+            "metadata": dict(self.metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchHandle:
+        return cls(
+            provider=data["provider"],
+            batch_id=data["batch_id"],
+            created_at=data["created_at"],
+            metadata=data.get("metadata") or {},
+        )
+
+
+class BatchState(str, enum.Enum):
+    """A batch's lifecycle state, normalised across vendors."""
+
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_STATES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TERMINAL_STATES = frozenset(
+    {BatchState.COMPLETED, BatchState.FAILED, BatchState.EXPIRED, BatchState.CANCELLED}
+)
+
+
+@attrs.frozen(kw_only=True)
+class BatchError:
+    """A batch-level error (for example, input validation), with the input line when known."""
+
+    code: str | None
+    message: str
+    line: int | None = None
+    param: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchError:
+        return cls(
+            code=data.get("code"),
+            message=data.get("message") or "",
+            line=data.get("line"),
+            param=data.get("param"),
+        )
+
+
+def _timestamps(value: Mapping[str, Any] | None) -> Mapping[str, datetime]:
+    out: dict[str, datetime] = {}
+    for key, raw in (value or {}).items():
+        parsed = parse_timestamp(raw)
+        if parsed is not None:
+            out[key] = parsed
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class BatchStatus:
+    """Where a batch stands. ``state`` is normalised, ``raw_status`` is the vendor's word.
+
+    Counts are ``None`` when the vendor has not reported them yet. ``timestamps`` keeps every
+    vendor timestamp under the vendor's own name; ``raw`` keeps the vendor object (not compared,
+    not shown, not serialised).
+    """
+
+    provider: str
+    batch_id: str
+    state: BatchState = attrs.field(converter=BatchState)
+    raw_status: str
+    total: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+    created_at: datetime | None = attrs.field(default=None, converter=_utc)
+    expires_at: datetime | None = attrs.field(default=None, converter=_utc)
+    ended_at: datetime | None = attrs.field(default=None, converter=_utc)
+    timestamps: Mapping[str, datetime] = attrs.field(factory=dict, converter=_timestamps)
+    errors: tuple[BatchError, ...] = attrs.field(default=(), converter=tuple)
+    raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+    @property
+    def pending(self) -> int | None:
+        """Requests not yet finished, when the counts say."""
+        if self.total is None:
+            return None
+        return max(self.total - (self.completed or 0) - (self.failed or 0), 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "batch_id": self.batch_id,
+            "state": self.state.value,
+            "raw_status": self.raw_status,
+            "is_terminal": self.is_terminal,
+            "total": self.total,
+            "completed": self.completed,
+            "failed": self.failed,
+            "created_at": _iso(self.created_at),
+            "expires_at": _iso(self.expires_at),
+            "ended_at": _iso(self.ended_at),
+            "timestamps": {k: v.isoformat() for k, v in self.timestamps.items()},
+            "errors": [error.to_dict() for error in self.errors],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchStatus:
+        return cls(
+            provider=data["provider"],
+            batch_id=data["batch_id"],
+            state=data["state"],
+            raw_status=data["raw_status"],
+            total=data.get("total"),
+            completed=data.get("completed"),
+            failed=data.get("failed"),
+            created_at=data.get("created_at"),
+            expires_at=data.get("expires_at"),
+            ended_at=data.get("ended_at"),
+            timestamps=data.get("timestamps") or {},
+            errors=tuple(BatchError.from_dict(e) for e in data.get("errors") or ()),
+        )
+
+
+class ResultStatus(str, enum.Enum):
+    """How one request of a batch ended."""
+
+    SUCCEEDED = "succeeded"
+    ERRORED = "errored"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(kw_only=True)
+class ResultError:
+    """Why one request did not succeed. ``retryable`` says whether resubmitting it unchanged can
+    help (expired, cancelled, rate-limited, server errors) or not (invalid request)."""
+
+    code: str
+    message: str
+    retryable: bool
+    status_code: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "retryable": self.retryable,
+            "status_code": self.status_code,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResultError:
+        return cls(
+            code=data["code"],
+            message=data.get("message") or "",
+            retryable=bool(data.get("retryable")),
+            status_code=data.get("status_code"),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Token usage of one request, in the vendor-neutral names."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        return cls(
+            input_tokens=data.get("input_tokens"),
+            output_tokens=data.get("output_tokens"),
+            total_tokens=data.get("total_tokens"),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class BatchResult:
+    """The outcome of one request, joined on ``custom_id``.
+
+    ``response`` is the vendor's response body (for a success) or error body; ``text`` the first
+    text output when there is one. A failed request is data (``error``), never an exception.
+    """
+
+    custom_id: str
+    status: ResultStatus = attrs.field(converter=ResultStatus)
+    response: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    text: str | None = None
+    usage: Usage | None = None
+    error: ResultError | None = None
+    batch_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ResultStatus.SUCCEEDED
+
+    @property
+    def retryable(self) -> bool:
+        """Whether resubmitting this request can change the outcome."""
+        return self.error is not None and self.error.retryable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "custom_id": self.custom_id,
+            "status": self.status.value,
+            "ok": self.ok,
+            "text": self.text,
+            "usage": None if self.usage is None else self.usage.to_dict(),
+            "error": None if self.error is None else self.error.to_dict(),
+            "batch_id": self.batch_id,
+            "response": self.response,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchResult:
+        usage = data.get("usage")
+        error = data.get("error")
+        return cls(
+            custom_id=data["custom_id"],
+            status=data["status"],
+            response=data.get("response"),
+            text=data.get("text"),
+            usage=None if usage is None else Usage.from_dict(usage),
+            error=None if error is None else ResultError.from_dict(error),
+            batch_id=data.get("batch_id"),
+        )
+
+    @classmethod
+    def unfinished(
+        cls, custom_id: str, status: ResultStatus, *, batch_id: str | None = None
+    ) -> BatchResult:
+        """A request that never ran because its batch expired or was cancelled (retryable)."""
+        if status is ResultStatus.EXPIRED:
+            code, message = "batch_expired", "The batch expired before this request ran."
+        else:
+            code, message = "batch_cancelled", "The batch was cancelled before this request ran."
+        return cls(
+            custom_id=custom_id,
+            status=status,
+            error=ResultError(code=code, message=message, retryable=True),
+            batch_id=batch_id,
+        )
+
+
+class JobEventKind(str, enum.Enum):
+    """What happened to a job; see the ``batchcore_job_event`` hook."""
+
+    SUBMITTED = "submitted"
+    STATUS_CHANGED = "status_changed"
+    RESULTS_FETCHED = "results_fetched"
+    RETRIED = "retried"
+    FINISHED = "finished"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen(kw_only=True)
+class JobEvent:
+    """One thing that happened to a job, for observers (progress displays, metrics, logs).
+
+    ``counts`` holds the job's result counts by status at the time of the event;
+    ``batch_id`` and ``status`` are set for events about one batch.
+    """
+
+    kind: JobEventKind = attrs.field(converter=JobEventKind)
+    job_id: str
+    provider: str
+    at: datetime = attrs.field(converter=_utc_required)
+    batch_id: str | None = None
+    status: BatchStatus | None = None
+    counts: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "job_id": self.job_id,
+            "provider": self.provider,
+            "at": self.at.isoformat(),
+            "batch_id": self.batch_id,
+            "status": None if self.status is None else self.status.to_dict(),
+            "counts": dict(self.counts),
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobEvent:
+        status = data.get("status")
+        return cls(
+            kind=data["kind"],
+            job_id=data["job_id"],
+            provider=data["provider"],
+            at=data["at"],
+            batch_id=data.get("batch_id"),
+            status=None if status is None else BatchStatus.from_dict(status),
+            counts=data.get("counts") or {},
+            detail=data.get("detail"),
+        )
+

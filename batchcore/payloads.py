@@ -1,0 +1,266 @@
+"""Writing converted requests into batch files that respect a provider's limits.
+
+Every provider that uploads a file (OpenAI JSONL) or posts one big JSON body (Anthropic) shares
+this writer: it streams encoded requests to disk, starts a new file before a limit would be
+crossed, keeps one file per group (one model and endpoint per OpenAI file), records each file's
+custom_ids beside it, and refuses duplicate custom_ids. Memory stays flat in the number of
+requests: file contents go to disk, and duplicate detection keeps a fixed-size filter plus the
+few ids it cannot clear, checked exactly at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Hashable
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import attrs
+
+from batchcore.errors import InvalidRequestError
+from batchcore.models import BatchLimits, BatchPayload
+
+__all__ = ["JSON_ARRAY_FIELD", "JSONL", "PayloadFraming", "PayloadWriter"]
+
+
+@attrs.frozen(kw_only=True)
+class PayloadFraming:
+    """How encoded requests are joined into one payload file."""
+
+    header: bytes = b""
+    separator: bytes = b""
+    terminator: bytes = b"\n"
+    footer: bytes = b""
+    suffix: str = ".jsonl"
+
+
+#: One JSON object per line (OpenAI, Mistral, Together, ...).
+JSONL = PayloadFraming()
+
+
+def JSON_ARRAY_FIELD(field: str) -> PayloadFraming:  # noqa: N802 - reads like a constant
+    """One JSON object whose *field* is the array of requests (Anthropic's ``{"requests": [...]}``)."""
+    return PayloadFraming(
+        header=b'{"' + field.encode() + b'":[', separator=b",", terminator=b"", footer=b"]}",
+        suffix=".json",
+    )
+
+
+class _OpenFile:
+    """One payload file being written. Encoded requests are buffered and written in large
+    blocks; its custom_ids (at most ``max_requests`` of them) are written when it closes."""
+
+    __slots__ = (
+        "buffer", "buffered", "count", "data", "endpoint", "ids", "ids_path", "model", "path",
+        "sequence", "size",
+    )
+
+    def __init__(self, path: Path, ids_path: Path, model: str | None, endpoint: str) -> None:
+        self.path = path
+        self.ids_path = ids_path
+        self.model = model
+        self.endpoint = endpoint
+        self.data: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.ids: list[str] = []
+        self.count = 0
+        self.size = 0
+        self.sequence = 0
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.data.write(b"".join(self.buffer))
+            self.buffer.clear()
+            self.buffered = 0
+
+    def close(self) -> None:
+        self.flush()
+        self.data.close()
+        with open(self.ids_path, "w", encoding="utf-8") as ids:
+            ids.write("\n".join(self.ids))
+            if self.ids:
+                ids.write("\n")
+        self.ids = []
+
+
+_FLUSH_BYTES = 1 << 20
+_BLOOM_BITS = 1 << 24  # 2 MiB
+_BLOOM_MASK = _BLOOM_BITS - 1
+
+
+class PayloadWriter:
+    """Streams encoded requests into limited payload files.
+
+    Use as a context manager: leaving it with an exception deletes every file written so far.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        limits: BatchLimits,
+        framing: PayloadFraming = JSONL,
+        workdir: Path | None = None,
+    ) -> None:
+        self.provider = provider
+        self.limits = limits
+        self.framing = framing
+        self.workdir = workdir
+        self._open: dict[Hashable, _OpenFile] = {}
+        self._closed: list[_OpenFile] = []
+        self._started = 0
+        # A fixed-size Bloom filter over custom_ids. A hit is only a *suspect*, confirmed or
+        # cleared exactly against the id files at the end: the answer is exact while memory
+        # stays constant (an exact set of a million ids would cost ~90 MB).
+        self._bloom = bytearray(_BLOOM_BITS >> 3)
+        self._suspects: set[str] = set()
+        # Bytes a file costs besides its requests: the framing around them.
+        self._overhead = len(framing.header) + len(framing.footer)
+
+    def add(
+        self,
+        custom_id: str,
+        encoded: bytes,
+        *,
+        model: str | None,
+        endpoint: str,
+        group: Hashable,
+    ) -> None:
+        """Append one encoded request to the open file of *group*; requests of different groups
+        never share a file. *model* and *endpoint* are recorded on the payload."""
+        framing = self.framing
+        cost = len(encoded) + len(framing.terminator)
+        current = self._open.get(group)
+        if current is None or (
+            current.count >= self.limits.max_requests
+            or current.size + len(framing.separator) + cost + len(framing.footer)
+            > self.limits.max_bytes
+        ):
+            if self._overhead + cost > self.limits.max_bytes:
+                raise InvalidRequestError(
+                    f"request {custom_id!r} is {cost} bytes once encoded, more than the "
+                    f"{self.limits.max_bytes}-byte batch limit of {self.provider!r}",
+                    custom_id=custom_id,
+                    provider=self.provider,
+                )
+            if current is not None:
+                self._close(group)
+            current = self._open[group] = self._start(model, endpoint)
+        elif framing.separator:
+            current.buffer.append(framing.separator)
+            current.size += len(framing.separator)
+        current.buffer.append(encoded)
+        if framing.terminator:
+            current.buffer.append(framing.terminator)
+        current.ids.append(custom_id)
+        current.size += cost
+        current.count += 1
+        current.buffered += cost
+        if current.buffered > _FLUSH_BYTES:
+            current.flush()
+        h = hash(custom_id)
+        i, j = h & _BLOOM_MASK, (h >> 32) & _BLOOM_MASK
+        bloom = self._bloom
+        bi, bj = 1 << (i & 7), 1 << (j & 7)
+        if bloom[i >> 3] & bi and bloom[j >> 3] & bj:
+            self._suspects.add(custom_id)
+        bloom[i >> 3] |= bi
+        bloom[j >> 3] |= bj
+
+    def finish(self) -> list[BatchPayload]:
+        """Close every file and return the payloads, in the order their files were started.
+
+        Raises :class:`InvalidRequestError` (after deleting the files) if nothing was added or a
+        custom_id was added twice.
+        """
+        for key in list(self._open):
+            self._close(key)
+        if not self._closed:
+            raise InvalidRequestError("no requests: a batch needs at least one request",
+                                      provider=self.provider)
+        duplicate = self._find_duplicate()
+        if duplicate is not None:
+            self.abort()
+            raise InvalidRequestError(
+                f"custom_id {duplicate!r} appears more than once; custom_ids must be unique",
+                custom_id=duplicate,
+                field="custom_id",
+                provider=self.provider,
+            )
+        files = sorted(self._closed, key=lambda f: f.sequence)
+        return [
+            BatchPayload(
+                provider=self.provider,
+                model=f.model,
+                endpoint=f.endpoint,
+                request_count=f.count,
+                size_bytes=f.size,
+                path=f.path,
+                ids_path=f.ids_path,
+            )
+            for f in files
+        ]
+
+    def abort(self) -> None:
+        """Close and delete every file written."""
+        for key in list(self._open):
+            self._close(key)
+        for f in self._closed:
+            f.path.unlink(missing_ok=True)
+            f.ids_path.unlink(missing_ok=True)
+        self._closed.clear()
+
+    def __enter__(self) -> PayloadWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def _start(self, model: str | None, endpoint: str) -> _OpenFile:
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        self._started += 1
+        fd, name = tempfile.mkstemp(
+            prefix=f"batchcore-{self.provider}-{self._started:05d}-",
+            suffix=self.framing.suffix,
+            dir=self.workdir,
+        )
+        os.close(fd)
+        path = Path(name)
+        opened = _OpenFile(path, path.with_name(path.name + ".ids"), model, endpoint)
+        opened.sequence = self._started
+        if self.framing.header:
+            opened.buffer.append(self.framing.header)
+        opened.size = self._overhead
+        return opened
+
+    def _close(self, key: Hashable) -> None:
+        opened = self._open.pop(key)
+        if self.framing.footer:
+            opened.buffer.append(self.framing.footer)
+        opened.close()
+        self._closed.append(opened)
+
+    def _find_duplicate(self) -> str | None:
+        suspects = self._suspects
+        if not suspects:
+            return None
+        seen: set[str] = set()
+        for f in self._closed:
+            with open(f.ids_path, encoding="utf-8") as ids:
+                for line in ids:
+                    custom_id = line[:-1]
+                    if custom_id in suspects:
+                        if custom_id in seen:
+                            return custom_id
+                        seen.add(custom_id)
+        return None
