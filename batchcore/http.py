@@ -7,7 +7,6 @@ package never imports it at import time.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
@@ -25,11 +24,10 @@ from batchcore.errors import (
     redact,
 )
 from batchcore.jsonl import iter_lines
-from batchcore.retry import RetryPolicy
+from batchcore.retry import RetryPolicy, retry_call
 
 __all__ = ["HttpTransport"]
 
-log = logging.getLogger("batchcore.http")
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _STREAM_CHUNK = 1 << 20
@@ -114,9 +112,9 @@ class HttpTransport:
             data = orjson.dumps(json_body)
             call_headers.setdefault("content-type", "application/json")
         start = data.tell() if data is not None and hasattr(data, "tell") else None
-        attempt = 0
-        while True:
-            attempt += 1
+        rewindable = data is None or isinstance(data, (bytes, bytearray)) or start is not None
+
+        def once() -> requests.Response:
             if start is not None:
                 data.seek(start)  # type: ignore[union-attr]
             try:
@@ -129,27 +127,25 @@ class HttpTransport:
                 if response.status_code < 300 and not stream:
                     response.content  # noqa: B018 - reads the body now
             except requests.Timeout as exc:
-                error: ProviderError = ProviderTimeoutError(
+                raise ProviderTimeoutError(
                     self._describe(action, f"timed out after {self.timeout}s ({type(exc).__name__})"),
                     provider=self.provider,
-                )
+                ) from None
             except requests.RequestException as exc:
-                error = ProviderConnectionError(
+                raise ProviderConnectionError(
                     self._describe(action, f"connection failed ({type(exc).__name__})"),
                     provider=self.provider,
-                )
-            else:
-                if response.status_code < 300:
-                    return response
-                error = self._error(response, action)
-            can_rewind = data is None or isinstance(data, (bytes, bytearray)) or start is not None
-            if not (retry and error.retryable and can_rewind):
-                raise error
-            delay = self.policy.delay(attempt, error.retry_after)
-            if delay is None:
-                raise error
-            log.info("%s: %s; retry %d in %.2fs", self.provider, error, attempt, delay)
-            self._sleep(delay)
+                ) from None
+            if response.status_code >= 300:
+                raise self._error(response, action)
+            return response
+
+        if not (retry and rewindable):
+            return once()
+        return retry_call(
+            once, policy=self.policy, sleep=lambda s: self._sleep(s),
+            describe=f"{self.provider} {action or method + ' ' + path}",
+        )
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request`, then the body parsed as JSON (a truncated body is transient)."""

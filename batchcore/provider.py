@@ -17,7 +17,8 @@ from __future__ import annotations
 import abc
 import fnmatch
 import re
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ from batchcore.errors import (
 )
 from batchcore.models import BatchHandle, BatchLimits, BatchPayload, BatchRequest, BatchResult, BatchStatus
 from batchcore.payloads import JSONL, PayloadFraming, PayloadWriter
+from batchcore.retry import RetryPolicy
 
 __all__ = ["COMMON_CONFIG_KEYS", "BaseBatchProvider"]
 
@@ -76,6 +78,11 @@ class BaseBatchProvider(abc.ABC):
     DEFAULT_MAX_RETRIES: ClassVar[int] = 2
     CUSTOM_ID_PATTERN: ClassVar[re.Pattern[str] | None] = None
     PAYLOAD_FRAMING: ClassVar[PayloadFraming] = JSONL
+    #: ``"module:callable"`` of an offline emulator of the vendor, or None. The callable takes
+    #: no arguments and returns a context manager yielding config overrides (``base_url``,
+    #: ``api_key``) that point this provider at the running emulator. The CLI uses it when no
+    #: API key is configured.
+    SANDBOX: ClassVar[str | None] = None
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         name = getattr(type(self), "PROVIDER_NAME", None)
@@ -108,6 +115,10 @@ class BaseBatchProvider(abc.ABC):
         self.workdir: Path | None = None if workdir is None else Path(workdir)
         self._extra_models = read_str_list(settings, "models")
         self._model_verdicts: dict[str, bool] = {}
+        #: How the provider waits between retries and reads the time. Tests replace them (for
+        #: example with a ManualClock's ``sleep``/``now``) so nothing waits for real time.
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.time
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -125,6 +136,10 @@ class BaseBatchProvider(abc.ABC):
                 provider=self.PROVIDER_NAME,
             )
         return self._api_key.reveal()
+
+    def retry_policy(self) -> RetryPolicy:
+        """The backoff policy for this provider's HTTP calls (``max_retries`` from config)."""
+        return RetryPolicy(max_retries=self.max_retries)
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must be scrubbed from anything this provider reports."""

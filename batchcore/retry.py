@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 
-__all__ = ["RetryPolicy"]
+from batchcore.errors import ProviderError
+
+__all__ = ["RetryPolicy", "retry_call"]
+
+T = TypeVar("T")
+log = logging.getLogger("batchcore.retry")
 
 
 @attrs.frozen(kw_only=True)
@@ -35,3 +42,30 @@ class RetryPolicy:
             return retry_after
         backoff = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
         return backoff * (1 - 0.25 * self.jitter())
+
+
+def retry_call(
+    call: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    describe: str = "call",
+) -> T:
+    """Run *call*, retrying :class:`ProviderError`s that are ``retryable`` under *policy*.
+
+    The one retry loop of the project: the ``requests`` transport and SDK-based plugins (which
+    turn their SDK's own retries off) both go through it, so every provider backs off alike.
+    """
+    retry_number = 0
+    while True:
+        try:
+            return call()
+        except ProviderError as error:
+            if not error.retryable:
+                raise
+            retry_number += 1
+            delay = policy.delay(retry_number, error.retry_after)
+            if delay is None:
+                raise
+            log.info("%s failed (%s); retry %d in %.2fs", describe, error, retry_number, delay)
+            sleep(delay)
