@@ -1,0 +1,3 @@
+"""Core test configuration. Core tests never import anything under plugins/."""
+
+pytest_plugins = ["pytester"]
