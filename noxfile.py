@@ -72,10 +72,12 @@ def dist(session: nox.Session) -> None:
     session.chdir(session.create_tmp())  # away from the source tree, so imports hit site-packages
     session.run("batchcore", "providers")
     session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "import sys, batchcore; names = batchcore.batch_provider_registry.list(); print(names); "
         f"expected = {sorted(n.removeprefix('batchcore-') for n in PLUGINS)!r}; "
-        "missing = [n for n in expected if n not in names]; sys.exit(f'missing: {missing}' if missing else 0)",
+        "missing = [n for n in expected if n not in names]; "
+        "sys.exit(f'missing: {missing}' if missing else 0)",
     )
 
 

@@ -57,7 +57,9 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return value
 
 
-def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
+def parse_retry_after(
+    headers: Mapping[str, str] | None, *, now: float | None = None
+) -> float | None:
     """Seconds the server asked us to wait: ``retry-after-ms``, else ``retry-after`` as seconds
     or as an HTTP date. None when absent or unreadable; negative waits read as 0."""
     raw_ms = _header(headers, "retry-after-ms")
@@ -76,8 +78,6 @@ def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = 
     try:
         when = email.utils.parsedate_to_datetime(raw)
     except (TypeError, ValueError):
-        return None
-    if when is None:
         return None
     current = time.time() if now is None else now
     return max(when.timestamp() - current, 0.0)

@@ -13,7 +13,15 @@ from typing import Any, NoReturn
 
 from batchcore.errors import ConfigurationError
 
-__all__ = ["Secret", "env_first", "read_bool", "read_float", "read_int", "read_str", "read_str_list"]
+__all__ = [
+    "Secret",
+    "env_first",
+    "read_bool",
+    "read_float",
+    "read_int",
+    "read_str",
+    "read_str_list",
+]
 
 
 class Secret:
@@ -101,7 +109,16 @@ def read_bool(config: Mapping[str, Any], key: str, default: bool) -> bool:
         return default
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+    if isinstance(value, str) and value.lower() in {
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    }:
         return value.lower() in {"1", "true", "yes", "on"}
     raise _bad(key, "a boolean", value)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from batchcore.provider import BaseBatchProvider
     from batchcore.provider_spec import ProviderSpec
 
-    ProviderOffer = Union[type[BaseBatchProvider], ProviderSpec]
+    ProviderOffer = Union[type[BaseBatchProvider], ProviderSpec]  # noqa: UP007 - runs on 3.10
 
 __all__ = ["PROJECT_NAME", "batchcore_job_event", "batchcore_providers", "hookimpl", "hookspec"]
 

@@ -121,14 +121,22 @@ class HttpTransport:
                 # Always stream, so an error body is read with a bound and a success body is
                 # read inside this try (a truncated body is then retried like a reset).
                 response = self._session.request(
-                    method, url, data=data, params=params, headers=call_headers,
-                    timeout=self.timeout, stream=True, allow_redirects=False,
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=call_headers,
+                    timeout=self.timeout,
+                    stream=True,
+                    allow_redirects=False,
                 )
                 if response.status_code < 300 and not stream:
                     response.content  # noqa: B018 - reads the body now
             except requests.Timeout as exc:
                 raise ProviderTimeoutError(
-                    self._describe(action, f"timed out after {self.timeout}s ({type(exc).__name__})"),
+                    self._describe(
+                        action, f"timed out after {self.timeout}s ({type(exc).__name__})"
+                    ),
                     provider=self.provider,
                 ) from None
             except requests.RequestException as exc:
@@ -143,7 +151,9 @@ class HttpTransport:
         if not (retry and rewindable):
             return once()
         return retry_call(
-            once, policy=self.policy, sleep=lambda s: self._sleep(s),
+            once,
+            policy=self.policy,
+            sleep=lambda s: self._sleep(s),
             describe=f"{self.provider} {action or method + ' ' + path}",
         )
 
@@ -159,7 +169,9 @@ class HttpTransport:
                 status_code=response.status_code,
             ) from None
 
-    def iter_jsonl(self, response: requests.Response, *, action: str | None = None) -> Iterator[bytes]:
+    def iter_jsonl(
+        self, response: requests.Response, *, action: str | None = None
+    ) -> Iterator[bytes]:
         """The raw lines of a streamed JSONL response body. A body cut short raises
         :class:`ProviderConnectionError` rather than ending quietly."""
         try:

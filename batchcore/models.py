@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,10 @@ def parse_timestamp(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(
-            timezone.utc
+        return (
+            value.replace(tzinfo=timezone.utc)
+            if value.tzinfo is None
+            else value.astimezone(timezone.utc)
         )
     if isinstance(value, bool):
         raise ValueError(f"not a timestamp: {value!r}")
@@ -163,7 +165,8 @@ class BatchRequest:
 
         def bad(message: str, field: str) -> InvalidRequestError:
             return InvalidRequestError(
-                f"request {cid!r}: {message}", custom_id=cid if isinstance(cid, str) else None,
+                f"request {cid!r}: {message}",
+                custom_id=cid if isinstance(cid, str) else None,
                 field=field,
             )
 
@@ -193,7 +196,9 @@ class BatchRequest:
                     )
         else:
             if self.messages:
-                raise bad(f"{self.endpoint} takes params[{input_field!r}], not messages", "messages")
+                raise bad(
+                    f"{self.endpoint} takes params[{input_field!r}], not messages", "messages"
+                )
             if input_field not in params:
                 raise bad(f"{self.endpoint} needs params[{input_field!r}]", "params")
         for key, value in params.items():
@@ -233,7 +238,8 @@ class BatchRequest:
         method = obj.get("method", "POST")
         if not isinstance(method, str) or method.upper() != "POST":
             raise InvalidRequestError(
-                f"request {cid!r}: method must be POST, got {method!r}", custom_id=_sid(cid),
+                f"request {cid!r}: method must be POST, got {method!r}",
+                custom_id=_sid(cid),
                 field="method",
             )
         url = obj.get("url")
@@ -242,7 +248,9 @@ class BatchRequest:
                 f"request {cid!r}: url is required", custom_id=_sid(cid), field="url"
             )
         # Azure's older samples omit the /v1 prefix; both spellings mean the same endpoint.
-        endpoint = url if url.startswith("/v1/") else "/v1" + (url if url.startswith("/") else "/" + url)
+        endpoint = (
+            url if url.startswith("/v1/") else "/v1" + (url if url.startswith("/") else "/" + url)
+        )
         body = obj.get("body")
         if not isinstance(body, Mapping):
             raise InvalidRequestError(
@@ -253,7 +261,8 @@ class BatchRequest:
         messages = params.pop("messages", ()) if endpoint == CHAT_COMPLETIONS else ()
         if not isinstance(messages, (list, tuple)):
             raise InvalidRequestError(
-                f"request {cid!r}: body.messages must be a list", custom_id=_sid(cid),
+                f"request {cid!r}: body.messages must be a list",
+                custom_id=_sid(cid),
                 field="body.messages",
             )
         return cls(custom_id=cid, model=model, messages=messages, params=params, endpoint=endpoint)  # type: ignore[arg-type]
@@ -279,7 +288,8 @@ class BatchRequest:
         if explicit is not None:
             if not isinstance(explicit, Mapping):
                 raise InvalidRequestError(
-                    f"request {cid!r}: params must be an object", custom_id=_sid(cid),
+                    f"request {cid!r}: params must be an object",
+                    custom_id=_sid(cid),
                     field="params",
                 )
             fields = {**explicit, **fields}
@@ -289,12 +299,13 @@ class BatchRequest:
             )
         if not isinstance(provider_params, Mapping):
             raise InvalidRequestError(
-                f"request {cid!r}: provider_params must be an object", custom_id=_sid(cid),
+                f"request {cid!r}: provider_params must be an object",
+                custom_id=_sid(cid),
                 field="provider_params",
             )
         return cls(
-            custom_id=cid,  # type: ignore[arg-type]
-            model=model,  # type: ignore[arg-type]
+            custom_id=cid,
+            model=model,
             messages=messages,
             params=fields,
             endpoint=endpoint,
@@ -484,6 +495,10 @@ class BatchError:
         )
 
 
+def _errors(value: Iterable[BatchError]) -> tuple[BatchError, ...]:
+    return tuple(value)
+
+
 def _timestamps(value: Mapping[str, Any] | None) -> Mapping[str, datetime]:
     out: dict[str, datetime] = {}
     for key, raw in (value or {}).items():
@@ -513,7 +528,7 @@ class BatchStatus:
     expires_at: datetime | None = attrs.field(default=None, converter=_utc)
     ended_at: datetime | None = attrs.field(default=None, converter=_utc)
     timestamps: Mapping[str, datetime] = attrs.field(factory=dict, converter=_timestamps)
-    errors: tuple[BatchError, ...] = attrs.field(default=(), converter=tuple)
+    errors: tuple[BatchError, ...] = attrs.field(default=(), converter=_errors)
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
@@ -558,7 +573,7 @@ class BatchStatus:
             expires_at=data.get("expires_at"),
             ended_at=data.get("ended_at"),
             timestamps=data.get("timestamps") or {},
-            errors=tuple(BatchError.from_dict(e) for e in data.get("errors") or ()),
+            errors=[BatchError.from_dict(e) for e in data.get("errors") or ()],
         )
 
 
@@ -749,4 +764,3 @@ class JobEvent:
             counts=data.get("counts") or {},
             detail=data.get("detail"),
         )
-

@@ -22,7 +22,7 @@ import attrs
 from batchcore.errors import InvalidRequestError
 from batchcore.models import BatchLimits, BatchPayload
 
-__all__ = ["JSON_ARRAY_FIELD", "JSONL", "PayloadFraming", "PayloadWriter"]
+__all__ = ["JSONL", "JSON_ARRAY_FIELD", "PayloadFraming", "PayloadWriter"]
 
 
 @attrs.frozen(kw_only=True)
@@ -40,10 +40,16 @@ class PayloadFraming:
 JSONL = PayloadFraming()
 
 
-def JSON_ARRAY_FIELD(field: str) -> PayloadFraming:  # noqa: N802 - reads like a constant
-    """One JSON object whose *field* is the array of requests (Anthropic's ``{"requests": [...]}``)."""
+def JSON_ARRAY_FIELD(field: str) -> PayloadFraming:
+    """One JSON object whose *field* is the array of requests.
+
+    Anthropic's create body is ``{"requests": [...]}``: ``JSON_ARRAY_FIELD("requests")``.
+    """
     return PayloadFraming(
-        header=b'{"' + field.encode() + b'":[', separator=b",", terminator=b"", footer=b"]}",
+        header=b'{"' + field.encode() + b'":[',
+        separator=b",",
+        terminator=b"",
+        footer=b"]}",
         suffix=".json",
     )
 
@@ -53,8 +59,17 @@ class _OpenFile:
     blocks; its custom_ids (at most ``max_requests`` of them) are written when it closes."""
 
     __slots__ = (
-        "buffer", "buffered", "count", "data", "endpoint", "ids", "ids_path", "model", "path",
-        "sequence", "size",
+        "buffer",
+        "buffered",
+        "count",
+        "data",
+        "endpoint",
+        "ids",
+        "ids_path",
+        "model",
+        "path",
+        "sequence",
+        "size",
     )
 
     def __init__(self, path: Path, ids_path: Path, model: str | None, endpoint: str) -> None:
@@ -179,8 +194,9 @@ class PayloadWriter:
         for key in list(self._open):
             self._close(key)
         if not self._closed:
-            raise InvalidRequestError("no requests: a batch needs at least one request",
-                                      provider=self.provider)
+            raise InvalidRequestError(
+                "no requests: a batch needs at least one request", provider=self.provider
+            )
         duplicate = self._find_duplicate()
         if duplicate is not None:
             self.abort()

@@ -29,7 +29,14 @@ from batchcore.errors import (
     InvalidRequestError,
     UnsupportedModelError,
 )
-from batchcore.models import BatchHandle, BatchLimits, BatchPayload, BatchRequest, BatchResult, BatchStatus
+from batchcore.models import (
+    BatchHandle,
+    BatchLimits,
+    BatchPayload,
+    BatchRequest,
+    BatchResult,
+    BatchStatus,
+)
 from batchcore.payloads import JSONL, PayloadFraming, PayloadWriter
 from batchcore.retry import RetryPolicy
 

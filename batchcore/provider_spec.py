@@ -48,14 +48,13 @@ class ProviderSpec:
                 target = getattr(target, part)
         except Exception as exc:
             raise PluginLoadError(
-                f"provider {self.name!r}: cannot import {self.factory}: "
-                f"{type(exc).__name__}: {exc}"
+                f"provider {self.name!r}: cannot import {self.factory}: {type(exc).__name__}: {exc}"
             ) from exc
         if not (isinstance(target, type) and issubclass(target, BaseBatchProvider)):
             raise PluginLoadError(
                 f"provider {self.name!r}: {self.factory} is not a BaseBatchProvider subclass"
             )
-        if target.PROVIDER_NAME != self.name:
+        if self.name != target.PROVIDER_NAME:
             raise PluginLoadError(
                 f"provider {self.name!r}: {self.factory} has PROVIDER_NAME "
                 f"{target.PROVIDER_NAME!r}, not {self.name!r}"

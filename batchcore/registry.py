@@ -20,13 +20,14 @@ Environment:
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any, cast
+from typing import Any
 
 import attrs
 import pluggy
@@ -169,8 +170,12 @@ class BatchProviderRegistry:
                     f"({existing.info.factory}); cannot also register {_describe_class(cls)}",
                     name=name,
                 )
-            info = ProviderInfo(name=name, factory=_describe_class(cls), source=_IN_PROCESS,
-                                description=_first_line(cls.__doc__))
+            info = ProviderInfo(
+                name=name,
+                factory=_describe_class(cls),
+                source=_IN_PROCESS,
+                description=_first_line(cls.__doc__),
+            )
             self._entries[name] = _Entry(info=info, cls=cls)
             return cls
 
@@ -179,8 +184,9 @@ class BatchProviderRegistry:
         with self._lock:
             entry = self._entries.get(name)
             if entry is None or entry.info.source != _IN_PROCESS:
-                raise ProviderNotFoundError(f"no provider {name!r} was registered in-process",
-                                            name=name)
+                raise ProviderNotFoundError(
+                    f"no provider {name!r} was registered in-process", name=name
+                )
             del self._entries[name]
 
     def get(self, name: str) -> type[BaseBatchProvider]:
@@ -199,11 +205,16 @@ class BatchProviderRegistry:
                         entry.cls = entry.spec.load()
                     except PluginLoadError as exc:
                         entry.error = exc
-                        self._record(PluginFailure(
-                            plugin=entry.info.source, reason=str(exc),
-                            distribution=entry.info.distribution, version=entry.info.version,
-                            provider=name,
-                        ), exc)
+                        self._record(
+                            PluginFailure(
+                                plugin=entry.info.source,
+                                reason=str(exc),
+                                distribution=entry.info.distribution,
+                                version=entry.info.version,
+                                provider=name,
+                            ),
+                            exc,
+                        )
                 if entry.error is not None:
                     raise entry.error
             assert entry.cls is not None
@@ -230,7 +241,7 @@ class BatchProviderRegistry:
                 raise ProviderNotFoundError(self._not_found_message(name), name=name)
             return entry.info
 
-    def providers(self) -> list[ProviderInfo]:
+    def providers(self) -> builtins.list[ProviderInfo]:
         """:class:`ProviderInfo` of every available provider, sorted by name."""
         return [self.info(name) for name in self.list()]
 
@@ -280,7 +291,7 @@ class BatchProviderRegistry:
     def strict(self) -> bool:
         return _env_strict() if self._strict is None else self._strict
 
-    def _discover(self) -> list[EntryPoint]:
+    def _discover(self) -> builtins.list[EntryPoint]:
         if self._explicit_eps is not None:
             eps = list(self._explicit_eps)
         else:
@@ -302,7 +313,7 @@ class BatchProviderRegistry:
             raise
 
     def _load_all(self) -> None:
-        offered: dict[str, list[_Entry]] = {}
+        offered: dict[str, builtins.list[_Entry]] = {}
         for ep in self._discover():
             for entry in self._load_entry_point(ep):
                 offered.setdefault(entry.info.name, []).append(entry)
@@ -310,30 +321,34 @@ class BatchProviderRegistry:
             if len(entries) == 1:
                 self._entries[name] = entries[0]
                 continue
-            sources = " and ".join(
-                f"{e.info.source} ({e.info.factory})" for e in entries
-            )
+            sources = " and ".join(f"{e.info.source} ({e.info.factory})" for e in entries)
             error = DuplicateProviderError(
                 f"provider {name!r} is offered by {sources}; uninstall one of them "
                 f"(or restrict loading with {ALLOWLIST_ENV})",
                 name=name,
             )
             self._conflicts[name] = error
-            self._record(PluginFailure(plugin=entries[0].info.source, reason=str(error),
-                                       provider=name), error)
+            self._record(
+                PluginFailure(plugin=entries[0].info.source, reason=str(error), provider=name),
+                error,
+            )
 
-    def _load_entry_point(self, ep: EntryPoint) -> list[_Entry]:
+    def _load_entry_point(self, ep: EntryPoint) -> builtins.list[_Entry]:
         dist_name, dist_version = _dist(ep)
         source = f"entry point {ep.name!r}" + (
             f" of {dist_name} {dist_version}" if dist_name else ""
         )
 
-        def fail(reason: str, exc: BaseException | None = None) -> list[_Entry]:
+        def fail(reason: str, exc: BaseException | None = None) -> builtins.list[_Entry]:
             error = PluginLoadError(f"{source}: {reason}")
             if exc is not None:
                 error.__cause__ = exc
-            self._record(PluginFailure(plugin=ep.name, reason=reason, distribution=dist_name,
-                                       version=dist_version), error)
+            self._record(
+                PluginFailure(
+                    plugin=ep.name, reason=reason, distribution=dist_name, version=dist_version
+                ),
+                error,
+            )
             return []
 
         if ep.attr:
@@ -342,8 +357,13 @@ class BatchProviderRegistry:
                 spec = ProviderSpec(name=ep.name, factory=ep.value)
             except ValueError as exc:
                 return fail(str(exc), exc)
-            info = ProviderInfo(name=ep.name, factory=ep.value, source=source,
-                                distribution=dist_name, version=dist_version)
+            info = ProviderInfo(
+                name=ep.name,
+                factory=ep.value,
+                source=source,
+                distribution=dist_name,
+                version=dist_version,
+            )
             return [_Entry(info=info, spec=spec)]
 
         try:
@@ -362,20 +382,22 @@ class BatchProviderRegistry:
             self._pm.unregister(module)
             return fail(f"unknown hook (misspelled?): {exc}", exc)
 
-        entries: list[_Entry] = []
+        entries: builtins.list[_Entry] = []
         for impl in self._pm.hook.batchcore_providers.get_hookimpls():
             if impl.plugin is not module:
                 continue
             try:
                 offers = impl.function()
-                if offers is None or isinstance(offers, (str, bytes)) or not isinstance(
-                    offers, Iterable
+                if (
+                    offers is None
+                    or isinstance(offers, (str, bytes))
+                    or not isinstance(offers, Iterable)
                 ):
                     raise PluginLoadError(
                         f"batchcore_providers() returned {offers!r}, not an iterable of "
                         "provider classes or ProviderSpec"
                     )
-                for offer in cast("Iterable[Any]", offers):
+                for offer in offers:
                     entries.append(self._entry_for(offer, source, dist_name, dist_version))
             except Exception as exc:
                 self._pm.unregister(module)
@@ -389,14 +411,24 @@ class BatchProviderRegistry:
     @staticmethod
     def _entry_for(offer: Any, source: str, dist: str | None, version: str | None) -> _Entry:
         if isinstance(offer, ProviderSpec):
-            info = ProviderInfo(name=offer.name, factory=offer.factory, source=source,
-                                distribution=dist, version=version,
-                                description=offer.description)
+            info = ProviderInfo(
+                name=offer.name,
+                factory=offer.factory,
+                source=source,
+                distribution=dist,
+                version=version,
+                description=offer.description,
+            )
             return _Entry(info=info, spec=offer)
         cls = _check_provider_class(offer)
-        info = ProviderInfo(name=cls.PROVIDER_NAME, factory=_describe_class(cls), source=source,
-                            distribution=dist, version=version,
-                            description=_first_line(cls.__doc__))
+        info = ProviderInfo(
+            name=cls.PROVIDER_NAME,
+            factory=_describe_class(cls),
+            source=source,
+            distribution=dist,
+            version=version,
+            description=_first_line(cls.__doc__),
+        )
         return _Entry(info=info, cls=cls)
 
     def _record(self, failure: PluginFailure, error: BaseException) -> None:

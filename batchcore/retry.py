@@ -41,7 +41,7 @@ class RetryPolicy:
                 return None
             return retry_after
         backoff = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
-        return backoff * (1 - 0.25 * self.jitter())
+        return float(backoff * (1 - 0.25 * self.jitter()))
 
 
 def retry_call(

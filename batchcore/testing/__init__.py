@@ -18,8 +18,8 @@ from batchcore.testing.clock import ManualClock
 from batchcore.testing.server import Fault, LoopbackServer, RecordedCall, Request, Response
 
 __all__ = [
-    "Fault",
     "FakeBatchProvider",
+    "Fault",
     "LoopbackServer",
     "ManualClock",
     "ProviderContractTests",

@@ -11,7 +11,7 @@ Plugin emulators are built on it; users and tests drive real HTTP clients (the `
 
     with server:
         requests.get(server.url + "/v1/things/1")
-        server.inject("GET", "/v1/things/{thing_id}", Fault.status(429, headers={"retry-after": "1"}))
+        server.inject("GET", "/v1/things/{thing_id}", Fault.status(429))
 
 Faults are matched by route and by call number counted from the moment they are injected:
 ``Fault.status`` (any status, headers and body), ``Fault.reset`` (connection reset, no
@@ -21,6 +21,7 @@ stops short of its Content-Length).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import struct
@@ -71,7 +72,9 @@ class Response:
     headers: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
-    def json(cls, obj: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    def json(
+        cls, obj: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> Response:
         return cls(
             status=status,
             body=orjson.dumps(obj),
@@ -95,8 +98,9 @@ class Fault:
     ) -> Fault:
         """Answer with *status* (a JSON *body* is encoded; default: an error object)."""
         if body is None:
-            body = {"error": {"message": f"injected fault {status}", "type": "injected",
-                              "code": None}}
+            body = {
+                "error": {"message": f"injected fault {status}", "type": "injected", "code": None}
+            }
         raw = body if isinstance(body, bytes) else orjson.dumps(body)
         return cls(kind="status", http_status=status, headers=dict(headers or {}), body=raw)
 
@@ -144,9 +148,7 @@ class _Route:
 
 def _compile(pattern: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[a-zA-Z_][a-zA-Z0-9_]*\})", pattern)
-    regex = "".join(
-        f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts
-    )
+    regex = "".join(f"(?P<{p[1:-1]}>[^/]+)" if p.startswith("{") else re.escape(p) for p in parts)
     return re.compile(f"^{regex}$")
 
 
@@ -222,7 +224,7 @@ class LoopbackServer:
         if self._httpd is None:
             raise RuntimeError("the server is not started")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> LoopbackServer:
         if self._httpd is not None:
@@ -237,7 +239,9 @@ class LoopbackServer:
         httpd.daemon_threads = True
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name="batchcore-loopback",
         )
         self._thread.start()
@@ -329,16 +333,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
         fault = owner._take_fault(self.command, route)
         pattern = route.pattern if route else None
         if fault is not None and fault.kind != "truncate":
-            owner._record(RecordedCall(method=self.command, path=split.path, route=pattern,
-                                       status=fault.http_status if fault.kind == "status" else None,
-                                       fault=fault.kind))
+            owner._record(
+                RecordedCall(
+                    method=self.command,
+                    path=split.path,
+                    route=pattern,
+                    status=fault.http_status if fault.kind == "status" else None,
+                    fault=fault.kind,
+                )
+            )
             self._serve_fault(fault)
             return
         if route is None:
             status = 405 if path_known else 404
             response = Response.json(
-                {"error": {"message": f"no route for {self.command} {split.path}",
-                           "type": "invalid_request_error", "code": "unknown_url"}},
+                {
+                    "error": {
+                        "message": f"no route for {self.command} {split.path}",
+                        "type": "invalid_request_error",
+                        "code": "unknown_url",
+                    }
+                },
                 status=status,
             )
         else:
@@ -354,13 +369,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 response = route.handler(request)
             except Exception as exc:  # an emulator bug must show, not hang the client
                 response = Response.json(
-                    {"error": {"message": f"emulator error: {type(exc).__name__}: {exc}",
-                               "type": "api_error", "code": None}},
+                    {
+                        "error": {
+                            "message": f"emulator error: {type(exc).__name__}: {exc}",
+                            "type": "api_error",
+                            "code": None,
+                        }
+                    },
                     status=500,
                 )
-        owner._record(RecordedCall(method=self.command, path=split.path, route=pattern,
-                                   status=response.status,
-                                   fault=fault.kind if fault is not None else None))
+        owner._record(
+            RecordedCall(
+                method=self.command,
+                path=split.path,
+                route=pattern,
+                status=response.status,
+                fault=fault.kind if fault is not None else None,
+            )
+        )
         if fault is not None:
             self._send_truncated(response, fault.keep_bytes)
         else:
@@ -388,8 +414,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
 
     def _send_truncated(self, response: Response, keep: int) -> None:
-        body = response.body if isinstance(response.body, (bytes, bytearray)) else b"".join(
+        body = (
             response.body
+            if isinstance(response.body, (bytes, bytearray))
+            else b"".join(response.body)
         )
         self.send_response(response.status)
         for name, value in response.headers.items():
@@ -404,8 +432,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _serve_fault(self, fault: Fault) -> None:
         if fault.kind == "status":
-            self._send(Response(status=fault.http_status, body=fault.body,
-                                headers={"content-type": "application/json", **fault.headers}))
+            self._send(
+                Response(
+                    status=fault.http_status,
+                    body=fault.body,
+                    headers={"content-type": "application/json", **fault.headers},
+                )
+            )
             return
         if fault.kind == "hang":
             self.owner._stopping.wait(timeout=30)
@@ -416,8 +449,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             if reset:
                 # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                           struct.pack("ii", 1, 0))
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
             else:
                 self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -425,10 +459,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.connection.close()
 
     def finish(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the client may have gone (resets, timeouts)
             super().finish()
-        except OSError:
-            pass
 
 
 def _coalesce(chunks: Iterable[bytes], size: int = 1 << 16) -> Iterator[bytes]:

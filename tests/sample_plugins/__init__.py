@@ -1,0 +1,1 @@
+"""Small plugin modules that registry tests point entry points at, broken ones included."""

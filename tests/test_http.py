@@ -1,0 +1,194 @@
+"""The shared requests transport against a real loopback server: retries, Retry-After,
+classification, redaction, streaming and cut-short bodies."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from batchcore import (
+    AuthenticationError,
+    OverloadedError,
+    ProviderConnectionError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    RateLimitError,
+)
+from batchcore.http import HttpTransport
+from batchcore.retry import RetryPolicy
+from batchcore.testing import Fault, LoopbackServer, Request, Response
+
+KEY = "sk-test-transport-0123456789"
+THING = "/v1/things/{thing_id}"
+
+
+@pytest.fixture
+def server() -> LoopbackServer:
+    server = LoopbackServer()
+
+    @server.route("GET", THING)
+    def get_thing(request: Request) -> Response:
+        return Response.json(
+            {"id": request.path_params["thing_id"], "auth": request.header("authorization")}
+        )
+
+    @server.route("POST", "/v1/echo")
+    def echo(request: Request) -> Response:
+        return Response(body=request.body, headers={"content-type": "application/octet-stream"})
+
+    @server.route("GET", "/v1/lines")
+    def lines(request: Request) -> Response:
+        return Response(body=(b'{"i": %d}\n' % i for i in range(20_000)))
+
+    with server:
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def transport(server: LoopbackServer, sleeps: list[float]) -> HttpTransport:
+    return HttpTransport(
+        provider="acme",
+        base_url=server.url,
+        headers={"authorization": f"Bearer {KEY}"},
+        timeout=0.3,
+        sleep=sleeps.append,
+        retry_policy=RetryPolicy(max_retries=2, jitter=lambda: 0.0),
+    )
+
+
+def test_success_and_auth_header(transport: HttpTransport) -> None:
+    assert transport.request_json("GET", "/v1/things/7") == {"id": "7", "auth": f"Bearer {KEY}"}
+
+
+def test_429_with_retry_after_is_waited_out(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("GET", THING, Fault.status(429, headers={"retry-after": "3"}))
+    assert transport.request_json("GET", "/v1/things/1")["id"] == "1"
+    assert sleeps == [3.0]
+    assert server.count("GET", THING) == 2
+
+
+def test_transient_failures_back_off_then_give_up(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("GET", THING, Fault.status(500), times=3)
+    with pytest.raises(ProviderServerError) as info:
+        transport.request("GET", "/v1/things/1", action="get thing")
+    assert sleeps == [0.5, 1.0]
+    assert server.count("GET", THING) == 3
+    assert str(info.value).startswith("[acme] get thing:")
+
+
+def test_overload_reset_and_truncation_are_retried(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("GET", THING, Fault.status(529), calls=[1])
+    server.inject("GET", THING, Fault.reset(), calls=[2])
+    server.inject("GET", THING, Fault.truncate(5), calls=[3])
+    with pytest.raises(ProviderConnectionError, match="connection failed"):
+        transport.request_json("GET", "/v1/things/1")
+    assert len(sleeps) == 2
+    assert transport.request_json("GET", "/v1/things/1")["id"] == "1"
+
+
+def test_overloaded_is_its_own_class(server: LoopbackServer, transport: HttpTransport) -> None:
+    server.inject("GET", THING, Fault.status(529))
+    with pytest.raises(OverloadedError):
+        transport.request("GET", "/v1/things/1", retry=False)
+
+
+def test_retry_after_beyond_the_cap_is_not_waited(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("GET", THING, Fault.status(429, headers={"retry-after": "3600"}))
+    with pytest.raises(RateLimitError) as info:
+        transport.request("GET", "/v1/things/1")
+    assert info.value.retry_after == 3600.0
+    assert sleeps == []
+
+
+def test_permanent_errors_are_not_retried_and_never_show_the_key(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject(
+        "GET",
+        THING,
+        Fault.status(
+            401,
+            body={
+                "error": {
+                    "message": f"Incorrect API key provided: {KEY}",
+                    "type": "authentication_error",
+                }
+            },
+        ),
+    )
+    with pytest.raises(AuthenticationError) as info:
+        transport.request("GET", "/v1/things/1")
+    assert KEY not in str(info.value) and KEY not in repr(info.value)
+    assert sleeps == [] and server.count("GET", THING) == 1
+
+
+def test_timeout_is_transient(server: LoopbackServer, transport: HttpTransport) -> None:
+    server.inject("GET", THING, Fault.hang(), times=3)
+    with pytest.raises(ProviderTimeoutError, match="timed out"):
+        transport.request("GET", "/v1/things/1")
+
+
+def test_file_bodies_are_rewound_for_retries(
+    server: LoopbackServer, transport: HttpTransport
+) -> None:
+    server.inject("POST", "/v1/echo", Fault.status(503))
+    body = io.BytesIO(b"payload-bytes")
+    assert transport.request("POST", "/v1/echo", data=body).content == b"payload-bytes"
+
+
+def test_unrewindable_bodies_are_not_retried(
+    server: LoopbackServer, transport: HttpTransport
+) -> None:
+    server.inject("POST", "/v1/echo", Fault.status(503))
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b"once"
+
+    with pytest.raises(OverloadedError):
+        transport.request("POST", "/v1/echo", data=chunks())  # type: ignore[arg-type]
+
+
+def test_streamed_lines_and_cut_short_bodies(
+    server: LoopbackServer, transport: HttpTransport
+) -> None:
+    response = transport.request("GET", "/v1/lines", stream=True)
+    assert sum(1 for _ in transport.iter_jsonl(response)) == 20_000
+    server.inject("GET", "/v1/lines", Fault.truncate(50_000))
+    response = transport.request("GET", "/v1/lines", stream=True)
+    with pytest.raises(ProviderConnectionError, match="cut short"):
+        for _ in transport.iter_jsonl(response):
+            pass
+
+
+def test_unknown_route_is_a_clear_error(transport: HttpTransport) -> None:
+    from batchcore import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no route"):
+        transport.request("GET", "/v1/nothing-here")
+
+
+def test_absolute_urls_to_other_hosts_are_refused(
+    server: LoopbackServer, transport: HttpTransport
+) -> None:
+    assert transport.url(server.url + "/v1/x") == server.url + "/v1/x"
+    with pytest.raises(ProviderConnectionError, match="not the configured base URL"):
+        transport.request("GET", "https://results.elsewhere.invalid/v1/x")
+
+
+def test_base_url_must_be_http() -> None:
+    with pytest.raises(ValueError, match="http"):
+        HttpTransport(provider="p", base_url="ftp://x")
