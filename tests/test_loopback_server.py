@@ -89,3 +89,32 @@ def test_chunked_request_bodies_are_read(loopback_server: LoopbackServer) -> Non
     loopback_server.add_route("POST", "/echo", lambda r: Response(body=r.body))
     sent = requests.post(loopback_server.url + "/echo", data=iter([b"ab", b"cd"]), timeout=5)
     assert sent.content == b"abcd"
+
+
+def test_lose_response_runs_the_route_but_never_answers(loopback_server: LoopbackServer) -> None:
+    import requests
+
+    created: list[bytes] = []
+
+    def create(request: Request) -> Response:
+        created.append(request.body)
+        return Response.json({"id": "b1"})
+
+    loopback_server.add_route("POST", "/create", create)
+    loopback_server.inject("POST", "/create", Fault.lose_response())
+    with pytest.raises(requests.RequestException):
+        requests.post(loopback_server.url + "/create", data=b"x", timeout=0.2)
+    assert created == [b"x"]
+
+
+def test_stall_sends_part_of_the_body_then_nothing(loopback_server: LoopbackServer) -> None:
+    import requests
+
+    loopback_server.add_route("GET", "/big", lambda r: Response(body=b"0123456789" * 100))
+    loopback_server.inject("GET", "/big", Fault.stall(keep_bytes=25))
+    response = requests.get(loopback_server.url + "/big", stream=True, timeout=0.2)
+    got = b""
+    with pytest.raises(requests.RequestException):
+        for chunk in response.iter_content(1):
+            got += chunk
+    assert got == (b"0123456789" * 3)[:25]

@@ -16,7 +16,8 @@ Plugin emulators are built on it; users and tests drive real HTTP clients (the `
 Faults are matched by route and by call number counted from the moment they are injected:
 ``Fault.status`` (any status, headers and body), ``Fault.reset`` (connection reset, no
 response), ``Fault.hang`` (no response until the client gives up), ``Fault.truncate`` (the body
-stops short of its Content-Length).
+stops short of its Content-Length), ``Fault.lose_response`` (the route runs, the answer never
+comes), ``Fault.stall`` (part of the body, then nothing).
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ import orjson
 __all__ = ["Fault", "LoopbackServer", "RecordedCall", "Request", "Response"]
 
 Handler = Callable[["Request"], "Response"]
+
+# Faults served after the route has run (its side effects happen).
+_AFTER_ROUTE = frozenset({"truncate", "lose_response", "stall"})
+# Upper bound of a hang, so a forgotten fault cannot keep a thread forever.
+_HANG_SECONDS = 60.0
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +124,18 @@ class Fault:
     def truncate(cls, keep_bytes: int = 10) -> Fault:
         """Run the route, announce its full Content-Length, send *keep_bytes* and close."""
         return cls(kind="truncate", keep_bytes=keep_bytes)
+
+    @classmethod
+    def lose_response(cls) -> Fault:
+        """Run the route (its effects happen: a batch is created) but never answer, as when a
+        response is lost in transit. The client times out not knowing it succeeded."""
+        return cls(kind="lose_response")
+
+    @classmethod
+    def stall(cls, keep_bytes: int) -> Fault:
+        """Run the route, send *keep_bytes* of its body, then stall until the server stops
+        (a download interrupted midway)."""
+        return cls(kind="stall", keep_bytes=keep_bytes)
 
 
 @attrs.frozen(kw_only=True)
@@ -332,7 +350,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         route, params, path_known = owner._match(self.command, split.path)
         fault = owner._take_fault(self.command, route)
         pattern = route.pattern if route else None
-        if fault is not None and fault.kind != "truncate":
+        if fault is not None and fault.kind not in _AFTER_ROUTE:
             owner._record(
                 RecordedCall(
                     method=self.command,
@@ -387,10 +405,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 fault=fault.kind if fault is not None else None,
             )
         )
-        if fault is not None:
-            self._send_truncated(response, fault.keep_bytes)
-        else:
+        if fault is None:
             self._send(response)
+        elif fault.kind == "lose_response":
+            self.owner._stopping.wait(timeout=_HANG_SECONDS)
+            self.close_connection = True
+            self._hard_close(reset=True)
+        else:
+            self._send_truncated(response, fault.keep_bytes, stall=fault.kind == "stall")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -413,7 +435,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         self.wfile.write(b"0\r\n\r\n")
 
-    def _send_truncated(self, response: Response, keep: int) -> None:
+    def _send_truncated(self, response: Response, keep: int, *, stall: bool = False) -> None:
         body = (
             response.body
             if isinstance(response.body, (bytes, bytearray))
@@ -427,6 +449,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body[: min(keep, max(len(body) - 1, 0))])
         self.wfile.flush()
+        if stall:
+            self.owner._stopping.wait(timeout=_HANG_SECONDS)
         self.close_connection = True
         self._hard_close()
 
@@ -441,7 +465,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             )
             return
         if fault.kind == "hang":
-            self.owner._stopping.wait(timeout=30)
+            self.owner._stopping.wait(timeout=_HANG_SECONDS)
         self.close_connection = True
         self._hard_close(reset=True)
 
