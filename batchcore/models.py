@@ -113,6 +113,10 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return {} if value is None else dict(value)
 
 
+def _messages(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    return tuple(value)
+
+
 def _json_problem(value: Any, path: str) -> str | None:
     """Where *value* stops being strict JSON, or None. Cheaper and more precise than a failed
     dumps: it names the path and refuses NaN/Infinity, which encoders write as invalid JSON."""
@@ -151,7 +155,7 @@ class BatchRequest:
 
     custom_id: str
     model: str
-    messages: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    messages: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_messages)
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     endpoint: str = CHAT_COMPLETIONS
     provider_params: Mapping[str, Mapping[str, Any]] = attrs.field(

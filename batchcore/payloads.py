@@ -151,8 +151,8 @@ class PayloadWriter:
         current = self._open.get(group)
         if current is None or (
             current.count >= self.limits.max_requests
-            or current.size + len(framing.separator) + cost + len(framing.footer)
-            > self.limits.max_bytes
+            # size already counts the header and footer
+            or current.size + len(framing.separator) + cost > self.limits.max_bytes
         ):
             if self._overhead + cost > self.limits.max_bytes:
                 raise InvalidRequestError(

@@ -113,8 +113,11 @@ def test_stall_sends_part_of_the_body_then_nothing(loopback_server: LoopbackServ
     loopback_server.add_route("GET", "/big", lambda r: Response(body=b"0123456789" * 100))
     loopback_server.inject("GET", "/big", Fault.stall(keep_bytes=25))
     response = requests.get(loopback_server.url + "/big", stream=True, timeout=0.2)
-    got = b""
+    got: list[bytes] = []
+
+    def read_all() -> None:
+        got.extend(response.iter_content(1))
+
     with pytest.raises(requests.RequestException):
-        for chunk in response.iter_content(1):
-            got += chunk
-    assert got == (b"0123456789" * 3)[:25]
+        read_all()
+    assert b"".join(got) == (b"0123456789" * 3)[:25]

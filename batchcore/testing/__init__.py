@@ -3,8 +3,10 @@
 * :class:`LoopbackServer`, :class:`Fault` - an HTTP server on 127.0.0.1 with fault injection,
   the base of every bundled vendor emulator.
 * :class:`ManualClock` - a clock tests advance by hand.
-* ``ProviderContractTests`` - the conformance kit (imports pytest, so it loads on first use).
-* ``FakeBatchProvider`` - an in-memory provider with a controllable clock and scripted outcomes.
+* ``ProviderContractTests`` - the conformance kit (imports pytest, so it loads on first use),
+  and :class:`ContractBackend`, what an emulator implements so the kit can drive it.
+* :class:`FakeBatchProvider`, :class:`FakeBackend`, :class:`Outcome` - an in-memory provider
+  with a controllable clock and scripted outcomes, for testing code that drives batches.
 
 Importing this package does not import pytest; the pytest plugin (``-p no:batchcore`` turns it
 off) provides the ``loopback_server`` and ``manual_clock`` fixtures.
@@ -12,32 +14,36 @@ off) provides the ``loopback_server`` and ``manual_clock`` fixtures.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchcore.testing.clock import ManualClock
+from batchcore.testing.contract_backend import ContractBackend
+from batchcore.testing.fake import FakeBackend, FakeBatchProvider, Outcome
 from batchcore.testing.server import Fault, LoopbackServer, RecordedCall, Request, Response
 
+if TYPE_CHECKING:  # type checkers see the lazily loaded name as what it is
+    from batchcore.testing.contract import ProviderContractTests
+
 __all__ = [
+    "ContractBackend",
+    "FakeBackend",
     "FakeBatchProvider",
     "Fault",
     "LoopbackServer",
     "ManualClock",
+    "Outcome",
     "ProviderContractTests",
     "RecordedCall",
     "Request",
     "Response",
 ]
 
-_LAZY = {
-    "ProviderContractTests": "batchcore.testing.contract",
-    "FakeBatchProvider": "batchcore.testing.fake",
-}
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'batchcore.testing' has no attribute {name!r}")
-    import importlib
+    # The kit imports pytest: load it only when asked for.
+    if name == "ProviderContractTests":
+        from batchcore.testing.contract import ProviderContractTests
 
-    return getattr(importlib.import_module(module_name), name)
+        return ProviderContractTests
+    raise AttributeError(f"module 'batchcore.testing' has no attribute {name!r}")

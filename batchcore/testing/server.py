@@ -324,6 +324,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     owner: LoopbackServer
     protocol_version = "HTTP/1.1"
     server_version = "batchcore-loopback"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each keep-alive
+    # call then waits ~40 ms for the client's delayed ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # silence stderr
         pass

@@ -1,0 +1,319 @@
+"""The emulator's model of the Message Batches API, without the HTTP server: what a create body
+must look like, how a batch's requests end on the clock, and the objects and result lines the
+API returns. Used by :mod:`batchcore_anthropic.testing`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+
+from batchcore.models import SAFE_CUSTOM_ID
+from batchcore_anthropic._mapping import MESSAGES_PARAMS
+
+__all__ = [
+    "ERROR_TRIGGER",
+    "STATUS_OF",
+    "EmulatedBatch",
+    "Item",
+    "Reject",
+    "batch_object",
+    "error_body",
+    "result_line",
+    "rfc3339",
+    "validate_create",
+]
+
+#: ``metadata.user_id`` prefix that makes a request end ``errored`` with the type that follows.
+ERROR_TRIGGER = "emulator-error:"
+_REQUIRED_PARAMS = ("model", "messages", "max_tokens")
+#: The HTTP status the API answers with for each error type.
+STATUS_OF = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def error_body(error_type: str, message: str, request_id: str | None = None) -> dict[str, Any]:
+    """The API's error object: ``{"type": "error", "error": {type, message}, "request_id"}``."""
+    return {
+        "type": "error",
+        "error": {"type": error_type, "message": message},
+        "request_id": request_id,
+    }
+
+
+class Reject(Exception):
+    """Answer the call with the API's error body: *status*, *error_type*, *message*."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+@attrs.define(kw_only=True)
+class Item:
+    """What the emulator keeps of one request (its full params stay on disk)."""
+
+    custom_id: str
+    model: str
+    max_tokens: int
+    input_tokens: int
+    error: tuple[str, str] | None
+
+
+@attrs.define(kw_only=True)
+class EmulatedBatch:
+    id: str
+    created: float
+    processing_seconds: float
+    cancel_seconds: float
+    expires: float
+    archived: float
+    body_path: Path
+    items: list[Item] = attrs.field(repr=False)
+    shuffle_seed: int
+    cancel_at: float | None = None
+    _final: list[str] | None = attrs.field(default=None, repr=False)
+
+    def end(self) -> float:
+        end = min(self.created + self.processing_seconds, self.expires)
+        if self.cancel_at is not None:
+            end = min(end, self.cancel_at + self.cancel_seconds)
+        return end
+
+    def finish_time(self, index: int) -> float:
+        return self.created + self.processing_seconds * (index + 1) / len(self.items)
+
+    def outcomes(self) -> list[str]:
+        """How each request ended; only meaningful once the batch has ended (then fixed, since
+        an ended batch cannot be cancelled)."""
+        if self._final is None:
+            cutoff = self.end() if self.cancel_at is None else min(self.end(), self.cancel_at)
+            unfinished = (
+                "canceled"
+                if self.cancel_at is not None and self.cancel_at < self.expires
+                else "expired"
+            )
+            outcomes = []
+            for index, item in enumerate(self.items):
+                if self.finish_time(index) <= cutoff:
+                    outcomes.append("succeeded" if item.error is None else "errored")
+                else:
+                    outcomes.append(unfinished)
+            self._final = outcomes
+        return self._final
+
+
+def rfc3339(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def validate_create(body: Any, max_requests: int) -> list[Item]:
+    """The requests of a create body, validated as the API validates them synchronously."""
+    if not isinstance(body, dict):
+        raise Reject(400, "invalid_request_error", "The request body must be a JSON object.")
+    _no_extra(body, {"requests"}, "")
+    requests = body.get("requests")
+    if requests is None:
+        raise Reject(400, "invalid_request_error", "requests: Field required")
+    if not isinstance(requests, list):
+        raise Reject(400, "invalid_request_error", "requests: Input should be a valid list")
+    if not requests:
+        raise Reject(
+            400,
+            "invalid_request_error",
+            "requests: List should have at least 1 item after validation, not 0",
+        )
+    if len(requests) > max_requests:
+        raise Reject(
+            400,
+            "invalid_request_error",
+            f"requests: List should have at most {max_requests} items after "
+            f"validation, not {len(requests)}",
+        )
+    seen: set[str] = set()
+    items = []
+    for index, entry in enumerate(requests):
+        where = f"requests.{index}"
+        if not isinstance(entry, dict):
+            raise Reject(400, "invalid_request_error", f"{where}: Input should be an object")
+        _no_extra(entry, {"custom_id", "params"}, where)
+        custom_id = entry.get("custom_id")
+        if custom_id is None:
+            raise Reject(400, "invalid_request_error", f"{where}.custom_id: Field required")
+        if not isinstance(custom_id, str) or not SAFE_CUSTOM_ID.match(custom_id):
+            raise Reject(
+                400,
+                "invalid_request_error",
+                f"{where}.custom_id: String should match pattern '{SAFE_CUSTOM_ID.pattern}'",
+            )
+        if custom_id in seen:
+            raise Reject(
+                400,
+                "invalid_request_error",
+                f"{where}.custom_id: custom_id {custom_id!r} is used more than once; "
+                "custom_ids must be unique within a batch",
+            )
+        seen.add(custom_id)
+        items.append(_item(custom_id, entry.get("params"), f"{where}.params"))
+    return items
+
+
+def batch_object(batch: EmulatedBatch, now: float, results_base: str) -> dict[str, Any]:
+    """The ``message_batch`` object of *batch* at time *now*."""
+    end = batch.end()
+    ended = now >= end
+    counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+    if ended:
+        for outcome in batch.outcomes():
+            counts[outcome] += 1
+        status = "ended"
+    else:
+        counts["processing"] = len(batch.items)
+        status = "canceling" if batch.cancel_at is not None else "in_progress"
+    results_url = f"{results_base}/v1/messages/batches/{batch.id}/results" if ended else None
+    return {
+        "id": batch.id,
+        "type": "message_batch",
+        "processing_status": status,
+        "request_counts": counts,
+        "ended_at": rfc3339(end) if ended else None,
+        "created_at": rfc3339(batch.created),
+        "expires_at": rfc3339(batch.expires),
+        "archived_at": rfc3339(batch.archived) if now >= batch.archived else None,
+        "cancel_initiated_at": rfc3339(batch.cancel_at),
+        "results_url": results_url,
+    }
+
+
+def _no_extra(obj: Mapping[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else key
+            raise Reject(400, "invalid_request_error", f"{path}: Extra inputs are not permitted")
+
+
+def _item(custom_id: str, params: Any, where: str) -> Item:
+    """Validate one request's params the way the API does at create time (shape only) and keep
+    what its result needs; content problems become an ``errored`` result."""
+    if params is None:
+        raise Reject(400, "invalid_request_error", f"{where}: Field required")
+    if not isinstance(params, dict):
+        raise Reject(400, "invalid_request_error", f"{where}: Input should be an object")
+    _no_extra(params, MESSAGES_PARAMS, where)
+    for name in _REQUIRED_PARAMS:
+        if name not in params:
+            raise Reject(400, "invalid_request_error", f"{where}.{name}: Field required")
+    model, messages, max_tokens = params["model"], params["messages"], params["max_tokens"]
+    if not isinstance(model, str):
+        raise Reject(400, "invalid_request_error", f"{where}.model: Input should be a string")
+    if not isinstance(messages, list):
+        raise Reject(400, "invalid_request_error", f"{where}.messages: Input should be a list")
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise Reject(
+            400,
+            "invalid_request_error",
+            f"{where}.max_tokens: Input should be an integer greater than or equal to 1",
+        )
+    if params.get("stream"):
+        raise Reject(
+            400, "invalid_request_error", f"{where}.stream: streaming is not supported in batches"
+        )
+    return Item(
+        custom_id=custom_id,
+        model=model,
+        max_tokens=max_tokens,
+        input_tokens=max(1, len(orjson.dumps(messages)) // 4),
+        error=_content_error(params),
+    )
+
+
+def _content_error(params: Mapping[str, Any]) -> tuple[str, str] | None:
+    """What the API would report for this request when it runs, or None if it succeeds."""
+    metadata = params.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, Mapping) else None
+    if isinstance(user_id, str) and user_id.startswith(ERROR_TRIGGER):
+        kind = user_id[len(ERROR_TRIGGER) :] or "api_error"
+        return kind, f"emulated {kind} (requested by metadata.user_id)"
+    model = params["model"]
+    if not model.startswith("claude-"):
+        return "not_found_error", f"model: {model}"
+    messages = params["messages"]
+    if not messages:
+        return "invalid_request_error", "messages: at least one message is required"
+    for index, message in enumerate(messages):
+        if (
+            not isinstance(message, Mapping)
+            or message.get("role") not in ("user", "assistant")
+            or "content" not in message
+        ):
+            return "invalid_request_error", f"messages.{index}: Input should be a valid message"
+        content = message["content"]
+        if content == "" or content == []:
+            return "invalid_request_error", f"messages.{index}.content: must be non-empty"
+    for name in ("temperature", "top_p"):
+        value = params.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            return "invalid_request_error", f"{name}: must be between 0 and 1"
+    return None
+
+
+_REPLY = "This is an emulated reply to request {custom_id}."
+
+
+def result_line(batch: EmulatedBatch, index: int, outcome: str) -> bytes:
+    item = batch.items[index]
+    result: dict[str, Any]
+    if outcome == "succeeded":
+        words = _REPLY.format(custom_id=item.custom_id).split(" ")
+        stop_reason = "end_turn" if len(words) <= item.max_tokens else "max_tokens"
+        words = words[: item.max_tokens]
+        result = {
+            "type": "succeeded",
+            "message": {
+                "id": f"msg_emu_{batch.id[-12:]}_{index}",
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "text", "text": " ".join(words), "citations": None}],
+                "model": item.model,
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "stop_details": None,
+                "usage": {
+                    "input_tokens": item.input_tokens,
+                    "output_tokens": len(words),
+                    "cache_creation": None,
+                    "cache_creation_input_tokens": None,
+                    "cache_read_input_tokens": None,
+                    "inference_geo": None,
+                    "output_tokens_details": None,
+                    "server_tool_use": None,
+                    "service_tier": "batch",
+                },
+                "container": None,
+            },
+        }
+    elif outcome == "errored":
+        assert item.error is not None
+        kind, message = item.error
+        result = {"type": "errored", "error": error_body(kind, message, f"req_emu_{index}")}
+    else:
+        result = {"type": outcome}
+    return orjson.dumps({"custom_id": item.custom_id, "result": result}) + b"\n"

@@ -1,0 +1,731 @@
+"""Pure conversions between batchcore's unified requests and Anthropic's Message Batches API.
+
+Unified request (OpenAI chat-completions shape) -> Messages API ``params``:
+
+* ``system``/``developer`` messages before the conversation -> ``system``;
+* ``user``/``assistant`` turns, consecutive turns of one role merged into one (``tool`` messages
+  become user turns of ``tool_result`` blocks, so one assistant turn's results travel together);
+* content parts: ``text``, ``image_url`` (data URL -> base64 source, http(s) -> url source),
+  ``file`` with PDF ``file_data`` -> ``document``; parts already in Anthropic's form pass as-is;
+* assistant ``tool_calls`` -> ``tool_use`` blocks; ``tools``, ``tool_choice`` and
+  ``parallel_tool_calls``;
+* ``stop`` -> ``stop_sequences``, ``user`` -> ``metadata.user_id``, ``max_completion_tokens`` as
+  ``max_tokens``, ``response_format`` json_schema -> ``output_config.format``;
+* ``provider_params["anthropic"]`` merged last, unchanged.
+
+Anything that has no faithful Anthropic spelling raises :class:`InvalidRequestError` naming the
+custom_id and the field: a silently dropped parameter would change results.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from batchcore.errors import InvalidRequestError
+from batchcore.models import CHAT_COMPLETIONS, BatchRequest
+from batchcore_anthropic._responses import PROVIDER
+
+__all__ = ["MESSAGES_PARAMS", "NATIVE_BLOCK_TYPES", "encode_item", "message_params"]
+
+#: Top-level fields of the Messages API create body (``CreateMessageParams`` in the spec).
+MESSAGES_PARAMS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "cache_control",
+        "container",
+        "inference_geo",
+        "metadata",
+        "output_config",
+        "service_tier",
+        "stop_sequences",
+        "stream",
+        "system",
+        "temperature",
+        "thinking",
+        "tool_choice",
+        "tools",
+        "top_k",
+        "top_p",
+    }
+)
+
+#: Content block types of Anthropic's request format (``InputContentBlock`` in the spec); a part
+#: of one of these types (other than ``text``, which both formats share) passes unchanged.
+NATIVE_BLOCK_TYPES = frozenset(
+    {
+        "text",
+        "image",
+        "document",
+        "search_result",
+        "thinking",
+        "redacted_thinking",
+        "tool_use",
+        "tool_result",
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "container_upload",
+        "mid_conv_system",
+    }
+)
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_DATA_URL = re.compile(r"^data:([^;,]+)(;[^,]*)?,(.*)$", re.DOTALL)
+_BLOCK_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_NATIVE_HINT = "pass Anthropic-only parameters in provider_params['anthropic']"
+
+#: OpenAI parameters that are accepted only at the value that changes nothing.
+_NEUTRAL = {
+    "n": 1,
+    "stream": False,
+    "presence_penalty": 0,
+    "frequency_penalty": 0,
+    "logprobs": False,
+}
+
+
+class _Bad(Exception):
+    """A conversion problem at *field*; turned into InvalidRequestError with the custom_id."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _invalid(custom_id: str, field: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"request {custom_id!r}: {field}: {message}",
+        custom_id=custom_id,
+        field=field,
+        provider=PROVIDER,
+    )
+
+
+# -- unified request -> Messages API params ----------------------------------------------------
+
+
+def message_params(
+    request: BatchRequest, *, default_max_tokens: int | None = None
+) -> dict[str, Any]:
+    """The Messages API body for *request* (``model``, ``messages``, ``max_tokens``, ...).
+
+    ``max_tokens`` is required by Anthropic: it comes from the request (``max_tokens`` or
+    ``max_completion_tokens``, or ``provider_params``), else *default_max_tokens*, else this
+    raises. Raises :class:`InvalidRequestError` naming the custom_id and field for anything that
+    cannot be converted.
+    """
+    try:
+        return _message_params(request, default_max_tokens)
+    except _Bad as bad:
+        raise _invalid(request.custom_id, bad.field, bad.message) from None
+
+
+def encode_item(custom_id: str, params: Mapping[str, Any]) -> bytes:
+    """One element of the create body's ``requests`` array."""
+    return orjson.dumps({"custom_id": custom_id, "params": params})
+
+
+def _message_params(request: BatchRequest, default_max_tokens: int | None) -> dict[str, Any]:
+    if request.endpoint != CHAT_COMPLETIONS:
+        raise _Bad(
+            "endpoint",
+            f"Anthropic's Message Batches only run chat requests ({CHAT_COMPLETIONS}), "
+            f"not {request.endpoint}",
+        )
+    out: dict[str, Any] = {"model": request.model}
+    if _plain_turns(request.messages):
+        out["messages"] = request.messages  # serialised as it is: no copy
+    else:
+        system, messages = _convert_messages(request.messages)
+        if system is not None:
+            out["system"] = system
+        out["messages"] = messages
+    params = request.params
+    if params:
+        max_tokens = params.get("max_tokens")
+        if len(params) == 1 and max_tokens.__class__ is int and max_tokens >= 1:
+            out["max_tokens"] = max_tokens  # the common case, without the general loop
+        else:
+            _convert_params(params, out)
+    if request.provider_params:
+        native = request.provider_params.get(PROVIDER)
+        if native is not None:
+            _merge_native(native, out)
+    max_tokens = out.get("max_tokens")
+    if max_tokens is None:
+        if default_max_tokens is None:
+            raise _Bad(
+                "params.max_tokens",
+                "Anthropic requires max_tokens: set it (or max_completion_tokens) on the "
+                "request, or configure the provider's default_max_tokens",
+            )
+        out["max_tokens"] = max_tokens = default_max_tokens
+    if max_tokens.__class__ is not int or max_tokens < 1:
+        raise _Bad("params.max_tokens", f"must be an integer >= 1, got {max_tokens!r}")
+    if out.get("stream"):
+        raise _Bad("params.stream", "streaming is not available inside a batch")
+    return out
+
+
+def _plain_turns(messages: tuple[Mapping[str, Any], ...]) -> bool:
+    """Whether the messages are already valid Anthropic turns as they are (the common case:
+    alternating user/assistant turns of non-empty text), so the hot path copies nothing."""
+    previous = None
+    for message in messages:
+        if message.__class__ is not dict or len(message) != 2:
+            return False
+        role = message.get("role")
+        content = message.get("content")
+        if (
+            role == previous
+            or (role != "user" and role != "assistant")
+            or content.__class__ is not str
+            or not content
+        ):
+            return False
+        previous = role
+    return True
+
+
+# -- messages
+
+
+def _convert_messages(
+    messages: tuple[Mapping[str, Any], ...],
+) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        field = f"messages[{index}]"
+        role = message.get("role")
+        if role == "system" or role == "developer":
+            _check_keys(message, field, {"role", "content"}, role)
+            if turns:
+                raise _Bad(
+                    f"{field}.role",
+                    f"a {role} message after the conversation started has no Anthropic "
+                    "equivalent (Anthropic takes one system prompt, before all turns)",
+                )
+            content = message.get("content")
+            if isinstance(content, str):
+                if content:
+                    system.append({"type": "text", "text": content})
+            else:
+                system.extend(_text_parts(content, f"{field}.content"))
+        elif role == "user":
+            _check_keys(message, field, {"role", "content"}, role)
+            _append_turn(turns, "user", _user_content(message.get("content"), f"{field}.content"))
+        elif role == "assistant":
+            _check_keys(message, field, {"role", "content", "tool_calls", "refusal", "audio"}, role)
+            _append_turn(turns, "assistant", _assistant_content(message, field))
+        elif role == "tool":
+            _check_keys(message, field, {"role", "content", "tool_call_id"}, role)
+            _append_turn(turns, "user", [_tool_result(message, field)])
+        else:
+            raise _Bad(
+                f"{field}.role",
+                f"role {role!r} has no Anthropic equivalent (use 'tool' messages for tool results)",
+            )
+    if not turns:
+        raise _Bad("messages", "Anthropic needs at least one user or assistant message")
+    if not system:
+        return None, turns
+    if len(system) == 1 and len(system[0]) == 2:  # one plain text block: the string form
+        return str(system[0]["text"]), turns
+    return system, turns
+
+
+def _check_keys(message: Mapping[str, Any], field: str, allowed: set[str], role: str) -> None:
+    for key, value in message.items():
+        if key in allowed:
+            continue
+        if value is None:
+            continue
+        if key == "name":
+            raise _Bad(f"{field}.name", "Anthropic messages have no participant names")
+        raise _Bad(f"{field}.{key}", f"{key!r} is not supported on a {role} message")
+
+
+def _append_turn(
+    turns: list[dict[str, Any]], role: str, content: str | list[dict[str, Any]]
+) -> None:
+    if turns and turns[-1]["role"] == role:
+        # The API merges consecutive same-role turns itself; merging here keeps tool results
+        # of one assistant turn in one user turn, where the API requires them.
+        previous = turns[-1]
+        blocks = previous["content"]
+        if isinstance(blocks, str):
+            blocks = previous["content"] = [{"type": "text", "text": blocks}] if blocks else []
+        if isinstance(content, str):
+            if content:
+                blocks.append({"type": "text", "text": content})
+        else:
+            blocks.extend(content)
+        return
+    turns.append({"role": role, "content": content})
+
+
+def _user_content(content: Any, field: str) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        if not content:
+            raise _Bad(field, "is empty; Anthropic rejects empty text")
+        return content
+    if not isinstance(content, list) or not content:
+        raise _Bad(field, "must be a non-empty string or a non-empty list of content parts")
+    return [_part(part, f"{field}[{i}]", media=True) for i, part in enumerate(content)]
+
+
+def _text_parts(content: Any, field: str) -> list[dict[str, Any]]:
+    if not isinstance(content, list):
+        raise _Bad(field, "must be a string or a list of text parts")
+    return [
+        _part(part, f"{field}[{i}]", media=False, native=False) for i, part in enumerate(content)
+    ]
+
+
+def _part(part: Any, field: str, *, media: bool, native: bool = True) -> dict[str, Any]:
+    """One content part. *media*: images and files are allowed (user turns, tool results);
+    *native*: parts already in Anthropic's form pass unchanged (not in the system prompt)."""
+    if not isinstance(part, Mapping):
+        raise _Bad(field, "a content part must be an object")
+    kind = part.get("type")
+    if kind == "text":
+        text = part.get("text")
+        if not isinstance(text, str) or not text:
+            raise _Bad(f"{field}.text", "must be a non-empty string")
+        block: dict[str, Any] = {"type": "text", "text": text}
+        for key, value in part.items():
+            if key in ("cache_control", "citations"):
+                block[key] = value
+            elif key not in ("type", "text"):
+                raise _Bad(f"{field}.{key}", f"{key!r} is not supported on a text part")
+        return block
+    if kind == "image_url" and media:
+        return _image(part, field)
+    if kind == "file" and media:
+        return _file(part, field)
+    if native and isinstance(kind, str) and kind in NATIVE_BLOCK_TYPES:
+        return dict(part)
+    raise _Bad(f"{field}.type", f"content part type {kind!r} has no Anthropic equivalent here")
+
+
+def _image(part: Mapping[str, Any], field: str) -> dict[str, Any]:
+    spec = part.get("image_url")
+    url: Any
+    detail: Any
+    if isinstance(spec, str):
+        url, detail = spec, None
+    elif isinstance(spec, Mapping):
+        url, detail = spec.get("url"), spec.get("detail")
+        extra = set(spec) - {"url", "detail"}
+        if extra:
+            raise _Bad(f"{field}.image_url.{sorted(extra)[0]}", "is not supported")
+    else:
+        raise _Bad(f"{field}.image_url", "must be an object with a url")
+    if detail not in (None, "auto"):
+        raise _Bad(
+            f"{field}.image_url.detail",
+            f"Anthropic has no image detail setting; remove detail={detail!r} (or use 'auto')",
+        )
+    extra = set(part) - {"type", "image_url", "cache_control"}
+    if extra:
+        raise _Bad(f"{field}.{sorted(extra)[0]}", "is not supported on an image part")
+    if not isinstance(url, str) or not url:
+        raise _Bad(f"{field}.image_url.url", "must be a non-empty string")
+    if url.startswith("data:"):
+        media_type, data = _data_url(url, f"{field}.image_url.url")
+        if media_type == "image/jpg":
+            media_type = "image/jpeg"
+        if media_type not in _IMAGE_TYPES:
+            raise _Bad(
+                f"{field}.image_url.url",
+                f"image type {media_type!r} is not one Anthropic accepts "
+                f"({', '.join(sorted(_IMAGE_TYPES))})",
+            )
+        source: dict[str, Any] = {"type": "base64", "media_type": media_type, "data": data}
+    elif url.startswith(("https://", "http://")):
+        source = {"type": "url", "url": url}
+    else:
+        raise _Bad(f"{field}.image_url.url", "must be a data: URL or an http(s) URL")
+    block = {"type": "image", "source": source}
+    if "cache_control" in part:
+        block["cache_control"] = part["cache_control"]
+    return block
+
+
+def _file(part: Mapping[str, Any], field: str) -> dict[str, Any]:
+    spec = part.get("file")
+    if not isinstance(spec, Mapping):
+        raise _Bad(f"{field}.file", "must be an object")
+    if spec.get("file_id") is not None:
+        raise _Bad(
+            f"{field}.file.file_id",
+            "OpenAI file ids do not exist at Anthropic; inline the file as file_data",
+        )
+    data_url = spec.get("file_data")
+    if not isinstance(data_url, str):
+        raise _Bad(f"{field}.file.file_data", "must be a data: URL")
+    media_type, data = _data_url(data_url, f"{field}.file.file_data")
+    if media_type != "application/pdf":
+        raise _Bad(
+            f"{field}.file.file_data", f"Anthropic documents must be PDF, got {media_type!r}"
+        )
+    block: dict[str, Any] = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": media_type, "data": data},
+    }
+    filename = spec.get("filename")
+    if isinstance(filename, str) and filename:
+        block["title"] = filename[:500]
+    if "cache_control" in part:
+        block["cache_control"] = part["cache_control"]
+    return block
+
+
+def _data_url(url: str, field: str) -> tuple[str, str]:
+    found = _DATA_URL.match(url)
+    if found is None or ";base64" not in (found.group(2) or ""):
+        raise _Bad(field, "a data: URL must be base64-encoded (data:<type>;base64,<data>)")
+    data = found.group(3)
+    if not data:
+        raise _Bad(field, "the data: URL holds no data")
+    return found.group(1).strip().lower(), data
+
+
+def _assistant_content(message: Mapping[str, Any], field: str) -> str | list[dict[str, Any]]:
+    content = message.get("content")
+    tool_calls = message.get("tool_calls")
+    refusal = message.get("refusal")
+    if refusal is not None:
+        raise _Bad(f"{field}.refusal", "an assistant refusal has no Anthropic equivalent")
+    if message.get("audio") is not None:
+        raise _Bad(f"{field}.audio", "audio has no Anthropic equivalent")
+    blocks: list[dict[str, Any]]
+    if content is None or content == "":
+        blocks = []
+    elif isinstance(content, str):
+        if not tool_calls:
+            return content
+        blocks = [{"type": "text", "text": content}]
+    elif isinstance(content, list):
+        blocks = [
+            _part(part, f"{field}.content[{i}]", media=False) for i, part in enumerate(content)
+        ]
+    else:
+        raise _Bad(f"{field}.content", "must be a string, a list of content parts or null")
+    if tool_calls:
+        if not isinstance(tool_calls, list):
+            raise _Bad(f"{field}.tool_calls", "must be a list")
+        blocks.extend(
+            _tool_use(call, f"{field}.tool_calls[{i}]") for i, call in enumerate(tool_calls)
+        )
+    if not blocks:
+        raise _Bad(f"{field}.content", "an assistant message needs content or tool_calls")
+    return blocks
+
+
+def _tool_use(call: Any, field: str) -> dict[str, Any]:
+    if not isinstance(call, Mapping):
+        raise _Bad(field, "must be an object")
+    if call.get("type", "function") != "function":
+        raise _Bad(f"{field}.type", f"tool call type {call.get('type')!r} is not 'function'")
+    call_id = call.get("id")
+    if not isinstance(call_id, str) or not _BLOCK_ID.match(call_id):
+        raise _Bad(f"{field}.id", "must be a string of letters, digits, '_' and '-'")
+    function = call.get("function")
+    if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+        raise _Bad(f"{field}.function", "must be an object with a name")
+    arguments = function.get("arguments")
+    if arguments is None or arguments == "":
+        tool_input: Any = {}
+    elif isinstance(arguments, str):
+        try:
+            tool_input = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            raise _Bad(f"{field}.function.arguments", "is not valid JSON") from None
+    else:
+        tool_input = arguments
+    if not isinstance(tool_input, dict):
+        raise _Bad(f"{field}.function.arguments", "must encode a JSON object")
+    return {"type": "tool_use", "id": call_id, "name": function["name"], "input": tool_input}
+
+
+def _tool_result(message: Mapping[str, Any], field: str) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not _BLOCK_ID.match(call_id):
+        raise _Bad(f"{field}.tool_call_id", "must be a string of letters, digits, '_' and '-'")
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    content = message.get("content")
+    if isinstance(content, str):
+        if content:
+            block["content"] = content
+    elif isinstance(content, list):
+        block["content"] = [
+            _part(part, f"{field}.content[{i}]", media=True) for i, part in enumerate(content)
+        ]
+    elif content is not None:
+        raise _Bad(f"{field}.content", "must be a string or a list of content parts")
+    return block
+
+
+# -- generation parameters
+
+
+def _convert_params(params: Mapping[str, Any], out: dict[str, Any]) -> None:
+    tool_choice: Any = None
+    parallel = True
+    max_completion_tokens = None
+    for key, value in params.items():
+        if value is None:
+            continue  # OpenAI's null means "the default"
+        handler = _PARAMS.get(key)
+        if handler is not None:
+            handler(value, out)
+        elif key == "tool_choice":
+            tool_choice = value
+        elif key == "max_completion_tokens":
+            max_completion_tokens = _positive_int("params.max_completion_tokens", value)
+        elif key == "parallel_tool_calls":
+            if not isinstance(value, bool):
+                raise _Bad("params.parallel_tool_calls", "must be a boolean")
+            parallel = value
+        elif key in _NEUTRAL:
+            if not _is_neutral(value, _NEUTRAL[key]):
+                raise _Bad(
+                    f"params.{key}",
+                    f"Anthropic has no equivalent of {key}={value!r} (only {_NEUTRAL[key]!r} "
+                    "is accepted)",
+                )
+        elif key == "stream_options" or key == "top_logprobs":
+            raise _Bad(f"params.{key}", f"Anthropic has no equivalent of {key}")
+        elif key in MESSAGES_PARAMS:
+            raise _Bad(f"params.{key}", f"{key!r} is an Anthropic field; {_NATIVE_HINT}")
+        else:
+            raise _Bad(
+                f"params.{key}",
+                f"Anthropic has no equivalent of the parameter {key!r}; remove it or "
+                f"{_NATIVE_HINT}",
+            )
+    if (
+        max_completion_tokens is not None
+        and out.setdefault("max_tokens", max_completion_tokens) != max_completion_tokens
+    ):
+        raise _Bad("params.max_completion_tokens", "differs from max_tokens; set only one of them")
+    choice = _tool_choice(tool_choice, has_tools="tools" in out)
+    if not parallel and "tools" in out:
+        if choice is None:
+            choice = {"type": "auto"}
+        if choice["type"] != "none":
+            choice["disable_parallel_tool_use"] = True
+    if choice is not None:
+        out["tool_choice"] = choice
+
+
+def _set_max_tokens(value: Any, out: dict[str, Any]) -> None:
+    out["max_tokens"] = _positive_int("params.max_tokens", value)
+
+
+def _is_neutral(value: Any, neutral: Any) -> bool:
+    if isinstance(neutral, bool) or isinstance(value, bool):
+        return value is neutral
+    return bool(isinstance(value, (int, float)) and value == neutral)
+
+
+def _positive_int(field: str, value: Any) -> int:
+    if value.__class__ is not int or value < 1:
+        raise _Bad(field, f"must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _unit_number(name: str) -> Callable[[Any, dict[str, Any]], None]:
+    def convert(value: Any, out: dict[str, Any]) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Bad(f"params.{name}", "must be a number")
+        if not 0 <= value <= 1:
+            raise _Bad(
+                f"params.{name}",
+                f"Anthropic accepts {name} between 0 and 1, got {value!r} (rescaling would "
+                "change results)",
+            )
+        out[name] = value
+
+    return convert
+
+
+def _set_top_k(value: Any, out: dict[str, Any]) -> None:
+    if value.__class__ is not int or value < 0:
+        raise _Bad("params.top_k", f"must be an integer >= 0, got {value!r}")
+    out["top_k"] = value
+
+
+def _set_stop(value: Any, out: dict[str, Any]) -> None:
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise _Bad("params.stop", "must be a non-empty string or a list of them")
+    if stops:
+        out["stop_sequences"] = list(stops)
+
+
+def _set_user(value: Any, out: dict[str, Any]) -> None:
+    if not isinstance(value, str) or len(value) > 512:
+        raise _Bad("params.user", "must be a string of at most 512 characters")
+    metadata = out.setdefault("metadata", {})
+    if metadata.get("user_id", value) != value:
+        raise _Bad("params.user", "differs from metadata.user_id")
+    metadata["user_id"] = value
+
+
+def _set_metadata(value: Any, out: dict[str, Any]) -> None:
+    if not isinstance(value, Mapping):
+        raise _Bad("params.metadata", "must be an object")
+    for key, item in value.items():
+        if key != "user_id":
+            raise _Bad(
+                f"params.metadata.{key}",
+                "Anthropic metadata holds only user_id (OpenAI's free-form metadata has no "
+                "equivalent)",
+            )
+        _set_user(item, out)
+
+
+def _set_tools(value: Any, out: dict[str, Any]) -> None:
+    if not isinstance(value, list):
+        raise _Bad("params.tools", "must be a list")
+    if value:
+        out["tools"] = [_tool(tool, f"params.tools[{i}]") for i, tool in enumerate(value)]
+
+
+def _tool(tool: Any, field: str) -> dict[str, Any]:
+    if not isinstance(tool, Mapping):
+        raise _Bad(field, "must be an object")
+    if tool.get("type") != "function" and "function" not in tool:
+        if "custom" in tool or not isinstance(tool.get("name"), str):
+            raise _Bad(
+                field,
+                "neither an OpenAI function tool nor an Anthropic tool definition (which has "
+                "a name)",
+            )
+        return dict(tool)  # an Anthropic tool (custom or server tool), as the API spells it
+    function = tool.get("function")
+    if not isinstance(function, Mapping):
+        raise _Bad(f"{field}.function", "must be an object")
+    extra = set(tool) - {"type", "function"}
+    if extra:
+        raise _Bad(f"{field}.{sorted(extra)[0]}", "is not supported on a function tool")
+    name = function.get("name")
+    if not isinstance(name, str) or not _TOOL_NAME.match(name):
+        raise _Bad(
+            f"{field}.function.name",
+            "must be 1-128 letters, digits, '_' or '-' (Anthropic's rule)",
+        )
+    converted: dict[str, Any] = {"name": name}
+    for key, item in function.items():
+        if key == "name" or item is None:
+            continue
+        if key == "description":
+            if not isinstance(item, str):
+                raise _Bad(f"{field}.function.description", "must be a string")
+            converted["description"] = item
+        elif key == "parameters":
+            if not isinstance(item, Mapping) or item.get("type", "object") != "object":
+                raise _Bad(
+                    f"{field}.function.parameters",
+                    "must be a JSON Schema of type 'object' (Anthropic's input_schema)",
+                )
+            converted["input_schema"] = item if "type" in item else {"type": "object", **item}
+        elif key == "strict":
+            if not isinstance(item, bool):
+                raise _Bad(f"{field}.function.strict", "must be a boolean")
+            converted["strict"] = item
+        else:
+            raise _Bad(f"{field}.function.{key}", "is not supported on a function tool")
+    converted.setdefault("input_schema", {"type": "object", "properties": {}})
+    return converted
+
+
+def _tool_choice(value: Any, *, has_tools: bool) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value in ("auto", "none") and not has_tools:
+            return None  # OpenAI's meaning without tools is the plain default
+        mapped = {"auto": "auto", "required": "any", "none": "none"}.get(value)
+        if mapped is None:
+            raise _Bad(
+                "params.tool_choice",
+                f"must be 'auto', 'required', 'none' or an object, got {value!r}",
+            )
+        return {"type": mapped}
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind == "function":
+            function = value.get("function")
+            if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
+                raise _Bad("params.tool_choice.function", "must be an object with a name")
+            return {"type": "tool", "name": function["name"]}
+        if kind in ("auto", "any", "tool", "none"):
+            return dict(value)  # already Anthropic's spelling
+    raise _Bad("params.tool_choice", f"cannot be expressed for Anthropic: {value!r}")
+
+
+def _set_response_format(value: Any, out: dict[str, Any]) -> None:
+    if not isinstance(value, Mapping):
+        raise _Bad("params.response_format", "must be an object")
+    kind = value.get("type")
+    if kind == "text":
+        return
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise _Bad("params.response_format.json_schema.schema", "must be a JSON Schema object")
+        out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
+        return
+    if kind == "json_object":
+        raise _Bad(
+            "params.response_format",
+            "Anthropic has no schema-free JSON mode; use {'type': 'json_schema', ...} with a "
+            "schema",
+        )
+    raise _Bad("params.response_format", f"type {kind!r} cannot be expressed for Anthropic")
+
+
+_PARAMS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
+    "max_tokens": _set_max_tokens,
+    "temperature": _unit_number("temperature"),
+    "top_p": _unit_number("top_p"),
+    "top_k": _set_top_k,
+    "stop": _set_stop,
+    "user": _set_user,
+    "metadata": _set_metadata,
+    "tools": _set_tools,
+    "response_format": _set_response_format,
+}
+
+
+def _merge_native(native: Any, out: dict[str, Any]) -> None:
+    """``provider_params["anthropic"]`` over the converted body: its fields replace ours,
+    except ``output_config``, whose entries merge (a converted ``format`` and a native
+    ``effort`` are both kept)."""
+    field = f"provider_params.{PROVIDER}"
+    if not isinstance(native, Mapping):
+        raise _Bad(field, "must be an object of Messages API fields")
+    for key, value in native.items():
+        if key == "model":
+            raise _Bad(f"{field}.model", "set the model on the request itself")
+        if key == "output_config" and isinstance(value, Mapping) and "output_config" in out:
+            out["output_config"] = {**out["output_config"], **value}
+        else:
+            out[key] = value

@@ -1,0 +1,467 @@
+"""An emulator of Anthropic's Message Batches API on 127.0.0.1, for tests and demos.
+
+::
+
+    from batchcore_anthropic.testing import AnthropicEmulator
+
+    with AnthropicEmulator(clock=manual_clock) as emulator:
+        provider = AnthropicBatchProvider(config={"base_url": emulator.url,
+                                                  "api_key": emulator.api_key})
+        ...
+        emulator.advance(120)              # batches progress with the clock
+
+What it does, like the API:
+
+* ``POST /v1/messages/batches`` (create), ``GET /v1/messages/batches`` (list, newest first,
+  ``limit``/``after_id``/``before_id``), ``GET .../{id}`` (retrieve), ``POST .../{id}/cancel``,
+  ``DELETE .../{id}`` (only once ended), ``GET .../{id}/results`` (JSONL, streamed, in shuffled
+  order, only once ended; 404 once archived after 29 days).
+* Every call needs ``x-api-key`` (401 ``authentication_error`` without it or with another key)
+  and ``anthropic-version`` (400 without it).
+* Create is validated synchronously like the API validates the body's shape: 400
+  ``invalid_request_error`` for a body that is not JSON, extra fields at any level (top, request,
+  params), no or empty ``requests``, more than 100,000 requests, a bad or duplicate
+  ``custom_id``, params missing ``model``/``messages``/``max_tokens``, ``max_tokens`` < 1 and
+  ``stream: true``; 413 ``request_too_large`` for a body over 256 MB.
+* As in the API, the content of params is validated asynchronously: such requests end as
+  ``errored`` results (``invalid_request_error``) rather than failing the create. The emulator
+  errors: empty ``messages``, a message that is not ``{role: user|assistant, content}``, empty
+  text, ``temperature`` or ``top_p`` outside 0..1, and models not named ``claude-*``
+  (``not_found_error``).
+* A request whose ``metadata.user_id`` is ``"emulator-error:<error_type>"`` ends ``errored``
+  with that error type (``invalid_request_error``, ``overloaded_error``, ``api_error``, ...):
+  the way to script per-request failures.
+
+Lifecycle, on the injected clock: a batch's requests finish one after another, evenly over
+``processing_seconds``; ``request_counts`` stay ``processing`` until the batch ends (as the API
+reports them). The batch ends when all requests are done, at ``expires_at`` (created + 24 h;
+unfinished requests are ``expired``), or ``cancel_seconds`` after a cancel (``canceling`` in
+between; requests unfinished when the cancel arrived are ``canceled``). With
+``not_found_seconds`` > 0 a new batch answers 404 for that long, like the API's propagation
+delay. Faults: :meth:`AnthropicEmulator.inject` (any :class:`~batchcore.testing.Fault`) and
+:func:`error_fault` for the API's error bodies.
+
+Memory: each batch keeps its create body on disk and a few fields per request, so a
+100,000-request batch is fine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from batchcore.models import BatchRequest
+from batchcore.testing import Fault, LoopbackServer, ManualClock, Request, Response
+from batchcore_anthropic._emulation import (
+    ERROR_TRIGGER,
+    STATUS_OF,
+    EmulatedBatch,
+    Reject,
+    batch_object,
+    error_body,
+    result_line,
+    validate_create,
+)
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "ERROR_TRIGGER",
+    "AnthropicEmulator",
+    "error_body",
+    "error_fault",
+    "sandbox",
+]
+
+#: The key an emulator accepts unless given another.
+DEFAULT_API_KEY = "sk-ant-emulator-0123456789abcdef"
+#: ``anthropic-version`` values the API knows.
+KNOWN_VERSIONS = frozenset({"2023-06-01", "2023-01-01"})
+
+_BATCHES = "/v1/messages/batches"
+_ONE = "/v1/messages/batches/{batch_id}"
+_CANCEL = "/v1/messages/batches/{batch_id}/cancel"
+_RESULTS = "/v1/messages/batches/{batch_id}/results"
+_DAY = 86_400.0
+
+
+def error_fault(
+    status: int,
+    error_type: str | None = None,
+    message: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Fault:
+    """A :class:`Fault` answering *status* with Anthropic's error body (``error_type`` defaults
+    to the API's type for that status)."""
+    kind = error_type or next((t for t, s in STATUS_OF.items() if s == status), "api_error")
+    return Fault.status(
+        status,
+        headers={"request-id": "req_emulated_fault", **(headers or {})},
+        body=error_body(kind, message or f"emulated {kind}", "req_emulated_fault"),
+    )
+
+
+class AnthropicEmulator:
+    """The Message Batches API on 127.0.0.1 (see the module docstring for its behaviour).
+
+    *clock* is a :class:`~batchcore.testing.ManualClock` (then :meth:`advance` moves it) or any
+    ``() -> unix seconds`` callable (then :meth:`advance` adds an offset); default: real time.
+    It implements the conformance kit's ``ContractBackend``.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: ManualClock | Callable[[], float] | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        processing_seconds: float = 60.0,
+        cancel_seconds: float = 5.0,
+        expiry_seconds: float = _DAY,
+        retention_seconds: float = 29 * _DAY,
+        not_found_seconds: float = 0.0,
+        max_requests: int = 100_000,
+        max_body_bytes: int = 256_000_000,
+        seed: int | None = 0,
+        results_url_base: str | None = None,
+        workdir: str | Path | None = None,
+    ) -> None:
+        self._manual = clock if isinstance(clock, ManualClock) else None
+        self._clock: Callable[[], float] = (
+            clock.now if isinstance(clock, ManualClock) else (clock or time.time)
+        )
+        self._offset = 0.0
+        self.api_key = api_key
+        self.processing_seconds = processing_seconds
+        self.cancel_seconds = cancel_seconds
+        self.expiry_seconds = expiry_seconds
+        self.retention_seconds = retention_seconds
+        self.not_found_seconds = not_found_seconds
+        self.max_requests = max_requests
+        self.max_body_bytes = max_body_bytes
+        #: Where ``results_url`` points (the emulator's own URL by default); set it to another
+        #: host to check that a client does not follow it.
+        self.results_url_base = results_url_base
+        self._random = random.Random(seed)
+        self._given_workdir = None if workdir is None else Path(workdir)
+        self._workdir: Path | None = None
+        self._batches: dict[str, EmulatedBatch] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.server = LoopbackServer()
+        self._register_routes()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The API root (what ``ANTHROPIC_BASE_URL`` holds), ``http://127.0.0.1:PORT``."""
+        return self.server.url
+
+    def start(self) -> AnthropicEmulator:
+        if self._workdir is None:
+            if self._given_workdir is not None:
+                self._given_workdir.mkdir(parents=True, exist_ok=True)
+                self._workdir = Path(tempfile.mkdtemp(prefix="emulator-", dir=self._given_workdir))
+            else:
+                self._workdir = Path(tempfile.mkdtemp(prefix="batchcore-anthropic-emulator-"))
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __enter__(self) -> AnthropicEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- time, faults, inspection ----------------------------------------------------------
+
+    def now(self) -> float:
+        """The emulator's time (unix seconds)."""
+        return self._clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward; batches progress with it."""
+        if seconds < 0:
+            raise ValueError("time cannot go backwards")
+        if self._manual is not None:
+            self._manual.advance(seconds)
+        else:
+            self._offset += seconds
+
+    def inject(
+        self,
+        method: str,
+        pattern: str,
+        fault: Fault,
+        *,
+        times: int = 1,
+        calls: list[int] | None = None,
+    ) -> None:
+        """Serve *fault* on the next *times* calls (or the call numbers *calls*) of a route:
+        ``"POST", "/v1/messages/batches"``, ``"GET", "/v1/messages/batches/{batch_id}"``,
+        ``".../{batch_id}/cancel"``, ``".../{batch_id}/results"``; ``"*"`` matches any."""
+        self.server.inject(method, pattern, fault, times=times, calls=calls)
+
+    def inject_fault(self, kind: str) -> bool:
+        """Make the next call fail (the conformance kit's ``ContractBackend``)."""
+        faults = {
+            "rate_limit": error_fault(429, headers={"retry-after": "0"}),
+            "server_error": error_fault(500),
+            "overloaded": error_fault(529),
+            "unauthorized": error_fault(401),
+            "reset": Fault.reset(),
+        }
+        fault = faults.get(kind)
+        if fault is None:
+            return False
+        self.server.inject("*", "*", fault)
+        return True
+
+    def call_count(self) -> int:
+        """HTTP calls received so far."""
+        return len(self.server.calls)
+
+    def failing_request(self, custom_id: str, model: str) -> BatchRequest:
+        """A request this emulator ends as ``errored`` (``invalid_request_error``)."""
+        return BatchRequest.from_dict(
+            {
+                "custom_id": custom_id,
+                "model": model,
+                "messages": [{"role": "user", "content": "This request fails, as asked."}],
+                "params": {"max_tokens": 16, "user": f"{ERROR_TRIGGER}invalid_request_error"},
+            }
+        )
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """The ``message_batch`` object of *batch_id* as the API would show it now."""
+        with self._lock:
+            found = self._batches.get(batch_id)
+            if found is None:
+                raise KeyError(batch_id)
+            return self._batch_object(found, self.now())
+
+    def batch_ids(self) -> list[str]:
+        """Ids of the batches that exist (not deleted), oldest first."""
+        with self._lock:
+            return list(self._batches)
+
+    def submitted_params(self, batch_id: str) -> dict[str, dict[str, Any]]:
+        """The params of every request of *batch_id*, by custom_id, as received."""
+        with self._lock:
+            found = self._batches[batch_id]
+        body = orjson.loads(found.body_path.read_bytes())
+        return {item["custom_id"]: item["params"] for item in body["requests"]}
+
+    # -- routes ----------------------------------------------------------------------------
+
+    def _register_routes(self) -> None:
+        routes: list[tuple[str, str, Callable[[Request], Response]]] = [
+            ("POST", _BATCHES, self._create),
+            ("GET", _BATCHES, self._list),
+            ("GET", _ONE, self._retrieve),
+            ("DELETE", _ONE, self._delete),
+            ("POST", _CANCEL, self._cancel),
+            ("GET", _RESULTS, self._results),
+        ]
+        for method, pattern, handler in routes:
+            self.server.add_route(method, pattern, self._guarded(handler))
+
+    def _guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def serve(request: Request) -> Response:
+            request_id = f"req_emu_{secrets.token_hex(8)}"
+            try:
+                self._check_headers(request)
+                response = handler(request)
+            except Reject as reject:
+                response = Response.json(
+                    error_body(reject.error_type, reject.message, request_id),
+                    status=reject.status,
+                )
+            response.headers["request-id"] = request_id
+            return response
+
+        return serve
+
+    def _check_headers(self, request: Request) -> None:
+        key = request.header("x-api-key")
+        if not key:
+            raise Reject(401, "authentication_error", "x-api-key header is required")
+        if not secrets.compare_digest(key.encode(), self.api_key.encode()):
+            raise Reject(401, "authentication_error", "invalid x-api-key")
+        version = request.header("anthropic-version")
+        if not version:
+            raise Reject(400, "invalid_request_error", "anthropic-version: header is required")
+        if version not in KNOWN_VERSIONS:
+            raise Reject(
+                400,
+                "invalid_request_error",
+                f"anthropic-version: {version!r} is not a valid version",
+            )
+
+    def _create(self, request: Request) -> Response:
+        if len(request.body) > self.max_body_bytes:
+            raise Reject(
+                413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
+            )
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise Reject(
+                400, "invalid_request_error", "The request body is not valid JSON."
+            ) from None
+        items = validate_create(body, self.max_requests)
+        assert self._workdir is not None
+        now = self.now()
+        with self._lock:
+            batch_id = f"msgbatch_emu{next(self._ids):06d}{secrets.token_hex(6)}"
+            path = self._workdir / f"{batch_id}.json"
+            path.write_bytes(request.body)
+            batch = EmulatedBatch(
+                id=batch_id,
+                created=now,
+                processing_seconds=self.processing_seconds,
+                cancel_seconds=self.cancel_seconds,
+                expires=now + self.expiry_seconds,
+                archived=now + self.retention_seconds,
+                body_path=path,
+                items=items,
+                shuffle_seed=self._random.randrange(2**32),
+            )
+            self._batches[batch_id] = batch
+            return Response.json(self._batch_object(batch, now))
+
+    def _list(self, request: Request) -> Response:
+        raw_limit = request.arg("limit", "20") or "20"
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+            raise Reject(400, "invalid_request_error", "limit: must be an integer from 1 to 1000")
+        limit = int(raw_limit)
+        after, before = request.arg("after_id"), request.arg("before_id")
+        now = self.now()
+        with self._lock:
+            newest_first = list(reversed(self._batches.values()))
+            ids = [b.id for b in newest_first]
+            if after is not None:
+                if after not in ids:
+                    raise Reject(400, "invalid_request_error", f"after_id: unknown id {after!r}")
+                window = newest_first[ids.index(after) + 1 :]
+                page, has_more = window[:limit], len(window) > limit
+            elif before is not None:
+                if before not in ids:
+                    raise Reject(400, "invalid_request_error", f"before_id: unknown id {before!r}")
+                window = newest_first[: ids.index(before)]
+                page, has_more = window[-limit:], len(window) > limit
+            else:
+                page, has_more = newest_first[:limit], len(newest_first) > limit
+            data = [self._batch_object(b, now) for b in page]
+        return Response.json(
+            {
+                "data": data,
+                "has_more": has_more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        )
+
+    def _retrieve(self, request: Request) -> Response:
+        now = self.now()
+        with self._lock:
+            batch = self._visible(request.path_params["batch_id"], now)
+            return Response.json(self._batch_object(batch, now))
+
+    def _cancel(self, request: Request) -> Response:
+        now = self.now()
+        with self._lock:
+            batch = self._visible(request.path_params["batch_id"], now)
+            if now >= batch.end():
+                raise Reject(
+                    400,
+                    "invalid_request_error",
+                    f"Message Batch {batch.id} has already ended and cannot be canceled.",
+                )
+            if batch.cancel_at is None:
+                batch.cancel_at = now
+            return Response.json(self._batch_object(batch, now))
+
+    def _delete(self, request: Request) -> Response:
+        now = self.now()
+        with self._lock:
+            batch = self._visible(request.path_params["batch_id"], now)
+            if now < batch.end():
+                raise Reject(
+                    400,
+                    "invalid_request_error",
+                    f"Message Batch {batch.id} is still processing; cancel it and wait for it "
+                    "to end before deleting it.",
+                )
+            del self._batches[batch.id]
+            batch.body_path.unlink(missing_ok=True)
+        return Response.json({"id": batch.id, "type": "message_batch_deleted"})
+
+    def _results(self, request: Request) -> Response:
+        now = self.now()
+        with self._lock:
+            batch = self._visible(request.path_params["batch_id"], now)
+            if now < batch.end():
+                raise Reject(
+                    400,
+                    "invalid_request_error",
+                    f"Message Batch {batch.id} has not yet ended processing; results are "
+                    "available once it has ended.",
+                )
+            if now >= batch.archived:
+                raise Reject(
+                    404,
+                    "not_found_error",
+                    f"The results of Message Batch {batch.id} have been archived.",
+                )
+        outcomes = batch.outcomes()
+        order = list(range(len(batch.items)))
+        random.Random(batch.shuffle_seed).shuffle(order)
+        return Response(
+            status=200,
+            body=(result_line(batch, index, outcomes[index]) for index in order),
+            headers={"content-type": "application/x-jsonl"},
+        )
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _batch_object(self, batch: EmulatedBatch, now: float) -> dict[str, Any]:
+        return batch_object(batch, now, self.results_url_base or self.url)
+
+    def _visible(self, batch_id: str, now: float) -> EmulatedBatch:
+        batch = self._batches.get(batch_id)
+        if batch is None or now < batch.created + self.not_found_seconds:
+            raise Reject(404, "not_found_error", f"Message Batch {batch_id!r} not found.")
+        return batch
+
+
+@contextmanager
+def sandbox() -> Iterator[dict[str, str]]:
+    """Run an emulator with the real clock and short durations (a batch takes about two
+    seconds); yields the provider config overrides pointing at it: ``base_url``, ``api_key``."""
+    key = "sk-ant-sandbox-" + secrets.token_hex(16)
+    with AnthropicEmulator(api_key=key, processing_seconds=2.0, cancel_seconds=0.5) as emulator:
+        yield {"base_url": emulator.url, "api_key": key}

@@ -1,0 +1,108 @@
+"""Fixtures: the emulator on a manual clock, providers pointed at it, and spec validators."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from batchcore.testing import ManualClock
+from batchcore_anthropic.provider import AnthropicBatchProvider
+from batchcore_anthropic.testing import AnthropicEmulator
+
+SCHEMAS = Path(__file__).parent / "anthropic_schemas.json"
+
+
+@cache
+def _definitions() -> dict[str, Any]:
+    defs: dict[str, Any] = json.loads(SCHEMAS.read_text(encoding="utf-8"))["$defs"]
+    return defs
+
+
+@cache
+def spec_validator(name: str) -> jsonschema.protocols.Validator:
+    """A validator for one schema of Anthropic's spec (``MessageBatch``, ...)."""
+    schema = {"$ref": f"#/$defs/{name}", "$defs": _definitions()}
+    validator: jsonschema.protocols.Validator = jsonschema.Draft202012Validator(schema)
+    return validator
+
+
+def assert_valid(name: str, instance: Any) -> None:
+    """Fail with every schema violation of *instance* against spec schema *name*."""
+    errors = sorted(spec_validator(name).iter_errors(instance), key=lambda e: list(e.path))
+    assert not errors, f"{name}: " + "; ".join(
+        f"{'/'.join(map(str, e.path)) or '<root>'}: {e.message[:300]}" for e in errors
+    )
+
+
+@pytest.fixture
+def spec() -> Callable[[str, Any], None]:
+    """``spec("MessageBatch", obj)`` asserts *obj* matches the named schema of the spec."""
+    return assert_valid
+
+
+@pytest.fixture
+def spec_defs() -> dict[str, Any]:
+    return _definitions()
+
+
+@pytest.fixture(autouse=True)
+def _no_vendor_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's real key or base URL must never reach these tests.
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=1_767_225_600.0)  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture
+def emulator(clock: ManualClock) -> Iterator[AnthropicEmulator]:
+    with AnthropicEmulator(clock=clock) as running:
+        yield running
+
+
+class Sleeps(list[float]):
+    """The waits a provider asked for, in order (nothing really waits)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def make_provider(
+    emulator: AnthropicEmulator, clock: ManualClock, sleeps: Sleeps
+) -> Iterator[Callable[..., AnthropicBatchProvider]]:
+    """Build providers pointed at the emulator, on the manual clock, recording their sleeps."""
+    made: list[AnthropicBatchProvider] = []
+
+    def make(**config: Any) -> AnthropicBatchProvider:
+        settings = {"base_url": emulator.url, "api_key": emulator.api_key, **config}
+        provider = AnthropicBatchProvider(
+            config={k: v for k, v in settings.items() if v is not None}
+        )
+        provider.clock = clock.now
+        provider.sleep = sleeps
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., AnthropicBatchProvider]) -> AnthropicBatchProvider:
+    return make_provider()
