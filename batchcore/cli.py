@@ -71,22 +71,28 @@ def read_requests(
         try:
             request = BatchRequest.from_json(obj) if isinstance(obj, dict) else None
             if request is None:
-                raise InvalidRequestError(f"a request line must be a JSON object, got "
-                                          f"{type(obj).__name__}")
+                raise InvalidRequestError(
+                    f"a request line must be a JSON object, got {type(obj).__name__}"
+                )
             if model is not None:
                 request = attrs.evolve(request, model=model)
             provider.check_request(request)
         except InvalidRequestError as error:
             raise InvalidRequestError(
-                f"{path}, line {number}: {error.message}", custom_id=error.custom_id,
-                field=error.field, provider=error.provider,
+                f"{path}, line {number}: {error.message}",
+                custom_id=error.custom_id,
+                field=error.field,
+                provider=error.provider,
             ) from None
         yield request
 
 
 def _duplicate_lines(path: Path, custom_id: str) -> list[int]:
-    return [number for number, obj in iter_file_objects(path)
-            if isinstance(obj, dict) and obj.get("custom_id") == custom_id]
+    return [
+        number
+        for number, obj in iter_file_objects(path)
+        if isinstance(obj, dict) and obj.get("custom_id") == custom_id
+    ]
 
 
 def parse_config(pairs: Sequence[str]) -> dict[str, Any]:
@@ -108,8 +114,9 @@ def parse_poll(text: str | None) -> PollSchedule | None:
         maximum = float(high) if high else max(minimum, 60.0)
         return PollSchedule(min_interval=minimum, max_interval=maximum)
     except ValueError as error:
-        raise UsageError(f"--poll-interval takes MIN or MIN:MAX seconds, got {text!r} "
-                         f"({error})") from None
+        raise UsageError(
+            f"--poll-interval takes MIN or MIN:MAX seconds, got {text!r} ({error})"
+        ) from None
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -134,8 +141,10 @@ def write_results(results: Iterator[BatchResult], out: Path | None, stdout: IO[s
 
 
 def summary_line(info: JobInfo) -> str:
-    return (f"job {info.id}: {info.state}, {info.request_count} requests "
-            f"({format_counts(dict(info.counts))})")
+    return (
+        f"job {info.id}: {info.state}, {info.request_count} requests "
+        f"({format_counts(dict(info.counts))})"
+    )
 
 
 def job_exit_code(info: JobInfo) -> int:
@@ -163,8 +172,9 @@ class Session(contextlib.ExitStack):
         self.stderr.write(text + "\n")
         self.stderr.flush()
 
-    def provider(self, name: str, config: Mapping[str, Any], *,
-                 allow_sandbox: bool) -> BaseBatchProvider:
+    def provider(
+        self, name: str, config: Mapping[str, Any], *, allow_sandbox: bool
+    ) -> BaseBatchProvider:
         cls = batch_provider_registry.get(name)
         instance = cls(config=config)
         wants = getattr(self.args, "sandbox", None)
@@ -199,8 +209,9 @@ class Session(contextlib.ExitStack):
         if poll is None and self.sandboxed:
             poll = SANDBOX_POLL
         max_attempts = getattr(self.args, "max_attempts", None) or 3
-        return BatchRunner(self.args.store, poll=poll, observers=observers,
-                           max_attempts=max_attempts)
+        return BatchRunner(
+            self.args.store, poll=poll, observers=observers, max_attempts=max_attempts
+        )
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -210,10 +221,16 @@ def cmd_providers(session: Session) -> int:
     infos = batch_provider_registry.providers()
     failures = batch_provider_registry.failures
     if session.args.json:
-        session.stdout.write(orjson.dumps({
-            "providers": [attrs.asdict(i) for i in infos],
-            "failures": [attrs.asdict(f) for f in failures],
-        }, option=orjson.OPT_INDENT_2).decode() + "\n")
+        session.stdout.write(
+            orjson.dumps(
+                {
+                    "providers": [attrs.asdict(i) for i in infos],
+                    "failures": [attrs.asdict(f) for f in failures],
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+            + "\n"
+        )
         return EXIT_OK
     if not infos:
         session.stdout.write("No batch providers installed. Try: pip install batchcore-openai\n")
@@ -225,8 +242,9 @@ def cmd_providers(session: Session) -> int:
     return EXIT_OK
 
 
-def _create_job(session: Session, *, allow_sandbox: bool) -> tuple[BatchRunner, str,
-                                                                   BaseBatchProvider]:
+def _create_job(
+    session: Session, *, allow_sandbox: bool
+) -> tuple[BatchRunner, str, BaseBatchProvider]:
     args = session.args
     path = Path(args.input)
     if not path.is_file():
@@ -236,7 +254,8 @@ def _create_job(session: Session, *, allow_sandbox: bool) -> tuple[BatchRunner, 
     runner = session.runner(observe=True)
     try:
         job_id = runner.create(
-            provider, read_requests(path, provider, model=args.model),
+            provider,
+            read_requests(path, provider, model=args.model),
             options={"sandbox": session.sandboxed, "input": str(path)},
         )
     except InvalidRequestError as error:
@@ -305,8 +324,9 @@ def cmd_status(session: Session) -> int:
     runner = session.runner()
     info = runner.info(session.args.job)
     if session.args.json:
-        session.stdout.write(orjson.dumps(info.to_dict(), option=orjson.OPT_INDENT_2).decode()
-                             + "\n")
+        session.stdout.write(
+            orjson.dumps(info.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
         return EXIT_OK
     out = session.stdout
     out.write(summary_line(info) + "\n")
@@ -315,10 +335,17 @@ def cmd_status(session: Session) -> int:
         out.write(f"  last error: {info.error}\n")
     for batch in info.batches:
         status = batch.status
-        counts = "" if status is None else (
-            f" completed {status.completed}/{status.total}" if status.total is not None else "")
-        out.write(f"  round {batch.round}: {batch.batch_id or '(not submitted)'} {batch.state}, "
-                  f"{batch.request_count} requests{counts}\n")
+        counts = (
+            ""
+            if status is None
+            else (
+                f" completed {status.completed}/{status.total}" if status.total is not None else ""
+            )
+        )
+        out.write(
+            f"  round {batch.round}: {batch.batch_id or '(not submitted)'} {batch.state}, "
+            f"{batch.request_count} requests{counts}\n"
+        )
     return EXIT_OK
 
 
@@ -342,8 +369,10 @@ def cmd_cancel(session: Session) -> int:
         session.say(f"job {job_id} is already {info.state}")
         return EXIT_OK
     info = runner.cancel(job_id, provider=_job_provider(session, runner, job_id))
-    session.say(f"cancel requested for job {job_id}; finished results are kept. Collect them "
-                f"with `batchcore wait {job_id}`")
+    session.say(
+        f"cancel requested for job {job_id}; finished results are kept. Collect them "
+        f"with `batchcore wait {job_id}`"
+    )
     if session.args.json:
         session.stdout.write(orjson.dumps(info.to_dict()).decode() + "\n")
     return EXIT_OK
@@ -353,8 +382,9 @@ def cmd_jobs(session: Session) -> int:
     runner = session.runner()
     infos = runner.jobs()
     if session.args.json:
-        session.stdout.write(orjson.dumps([i.to_dict() for i in infos],
-                                          option=orjson.OPT_INDENT_2).decode() + "\n")
+        session.stdout.write(
+            orjson.dumps([i.to_dict() for i in infos], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
         return EXIT_OK
     for info in infos:
         session.stdout.write(
@@ -374,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="batchcore",
         description="Run LLM batch jobs on any provider, durably.",
         epilog="Exit codes: 0 done, 1 some requests failed, 2 bad usage or input, 3 provider "
-               "error (job kept, resume it), 4 unknown job or provider, 5 job busy, "
-               "130 interrupted (job kept).",
+        "error (job kept, resume it), 4 unknown job or provider, 5 job busy, "
+        "130 interrupted (job kept).",
     )
     parser.add_argument("--version", action="version", version=f"batchcore {__version__}")
     parser.add_argument("--store", help="job store file (default: $BATCHCORE_HOME/jobs.sqlite3)")
@@ -387,8 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     def job_options(sub: argparse.ArgumentParser, *, config: bool = False) -> None:
         sub.add_argument("job", help="job id (see `batchcore jobs`)")
         if config:
-            sub.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                             help="provider config for this run (e.g. api_key=...)")
+            sub.add_argument(
+                "--config",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="provider config for this run (e.g. api_key=...)",
+            )
 
     sub = add("providers", "List installed providers and plugins that failed to load.")
     sub.add_argument("--json", action="store_true")
@@ -401,21 +436,46 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("input", help="JSONL: unified requests or OpenAI batch lines")
         sub.add_argument("--provider", required=True, help="provider name (`batchcore providers`)")
         sub.add_argument("--model", help="use this model for every request")
-        sub.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
-                         help="provider config, repeatable (timeout=30, base_url=...)")
-        sub.add_argument("--max-attempts", type=int, default=3,
-                         help="tries per request for expired/retryable failures (default 3)")
-        sub.add_argument("--poll-interval", metavar="MIN[:MAX]",
-                         help="seconds between status polls (default 5:60, growing)")
+        sub.add_argument(
+            "--config",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="provider config, repeatable (timeout=30, base_url=...)",
+        )
+        sub.add_argument(
+            "--max-attempts",
+            type=int,
+            default=3,
+            help="tries per request for expired/retryable failures (default 3)",
+        )
+        sub.add_argument(
+            "--poll-interval",
+            metavar="MIN[:MAX]",
+            help="seconds between status polls (default 5:60, growing)",
+        )
         sub.add_argument("--json", action="store_true", help="print the job as JSON at the end")
         if name == "run":
-            sub.add_argument("-o", "--output", metavar="OUT.jsonl",
-                             help="results file (default: JOB.results.jsonl)")
+            sub.add_argument(
+                "-o",
+                "--output",
+                metavar="OUT.jsonl",
+                help="results file (default: JOB.results.jsonl)",
+            )
             box = sub.add_mutually_exclusive_group()
-            box.add_argument("--sandbox", dest="sandbox", action="store_true", default=None,
-                             help="use the provider's offline emulator even with an API key")
-            box.add_argument("--no-sandbox", dest="sandbox", action="store_false",
-                             help="never fall back to the offline emulator")
+            box.add_argument(
+                "--sandbox",
+                dest="sandbox",
+                action="store_true",
+                default=None,
+                help="use the provider's offline emulator even with an API key",
+            )
+            box.add_argument(
+                "--no-sandbox",
+                dest="sandbox",
+                action="store_false",
+                help="never fall back to the offline emulator",
+            )
 
     sub = add("status", "Show a job's state and batches.")
     job_options(sub)
@@ -457,8 +517,12 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
-         stderr: IO[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     args = build_parser().parse_args(argv)
@@ -476,8 +540,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: IO[str] | None = None,
             raise
         stderr.write(f"batchcore: error: {error}\n")
         if code == EXIT_PROVIDER and session.job_id:
-            stderr.write(f"batchcore: the job is kept; continue it with "
-                         f"`batchcore resume {session.job_id}`\n")
+            stderr.write(
+                f"batchcore: the job is kept; continue it with "
+                f"`batchcore resume {session.job_id}`\n"
+            )
         return code
 
 

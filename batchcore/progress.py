@@ -65,8 +65,11 @@ class ProgressDisplay:
             self._drawn = event.kind is not JobEventKind.FINISHED
         else:
             now = self._clock()
-            important = event.kind in (JobEventKind.SUBMITTED, JobEventKind.FINISHED,
-                                       JobEventKind.RETRIED)
+            important = event.kind in (
+                JobEventKind.SUBMITTED,
+                JobEventKind.FINISHED,
+                JobEventKind.RETRIED,
+            )
             if not important and now - self._last_line < self.interval:
                 return
             self._last_line = now

@@ -37,8 +37,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def backend(clock: ManualClock) -> FakeBackend:
-    return FakeBackend(clock=clock, validating_seconds=10, in_progress_seconds=100,
-                       finalizing_seconds=10)
+    return FakeBackend(
+        clock=clock, validating_seconds=10, in_progress_seconds=100, finalizing_seconds=10
+    )
 
 
 @pytest.fixture
@@ -54,21 +55,33 @@ def events() -> list[JobEvent]:
 
 
 @pytest.fixture
-def make_runner(tmp_path: Path, clock: ManualClock, registry: BatchProviderRegistry,
-                events: list[JobEvent]) -> Callable[..., BatchRunner]:
+def make_runner(
+    tmp_path: Path, clock: ManualClock, registry: BatchProviderRegistry, events: list[JobEvent]
+) -> Callable[..., BatchRunner]:
     def make(**kwargs: Any) -> BatchRunner:
         kwargs.setdefault("observers", [events.append])
         kwargs.setdefault("poll", PollSchedule(min_interval=5, max_interval=600, jitter=0))
-        return BatchRunner(tmp_path / "jobs.sqlite3", registry=registry, clock=clock.now,
-                           sleep=clock.sleep, **kwargs)
+        return BatchRunner(
+            tmp_path / "jobs.sqlite3",
+            registry=registry,
+            clock=clock.now,
+            sleep=clock.sleep,
+            **kwargs,
+        )
 
     return make
 
 
 def requests(n: int, prefix: str = "q") -> list[BatchRequest]:
-    return [BatchRequest(custom_id=f"{prefix}{i}", model="fake-model",
-                         messages=[{"role": "user", "content": f"question {i}"}],
-                         params={"max_tokens": 8}) for i in range(n)]
+    return [
+        BatchRequest(
+            custom_id=f"{prefix}{i}",
+            model="fake-model",
+            messages=[{"role": "user", "content": f"question {i}"}],
+            params={"max_tokens": 8},
+        )
+        for i in range(n)
+    ]
 
 
 def cfg(backend: FakeBackend, **extra: Any) -> dict[str, Any]:
@@ -101,14 +114,16 @@ def test_run_splits_submits_polls_and_returns_one_result_per_request_in_order(
     assert all(e.job_id == info.id for e in events)
 
 
-def test_payload_files_are_cleaned_up(make_runner: Callable[..., BatchRunner],
-                                      backend: FakeBackend, tmp_path: Path) -> None:
+def test_payload_files_are_cleaned_up(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, tmp_path: Path
+) -> None:
     make_runner().run("fake", requests(4), config=cfg(backend, max_requests_per_batch=2))
     assert list((tmp_path / "payloads").glob("batchcore-*")) == []
 
 
-def test_runner_accepts_a_provider_instance(make_runner: Callable[..., BatchRunner],
-                                            backend: FakeBackend) -> None:
+def test_runner_accepts_a_provider_instance(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
     provider = FakeBatchProvider(config=cfg(backend))
     info = make_runner().run(provider, requests(2))
     assert info.all_succeeded
@@ -121,12 +136,20 @@ def test_runner_accepts_a_provider_instance(make_runner: Callable[..., BatchRunn
     ("bad", "error"),
     [
         ([*requests(2), *requests(1)], InvalidRequestError),
-        ([BatchRequest(custom_id="x", model="gpt-4o",
-                       messages=[{"role": "user", "content": "hi"}])], UnsupportedModelError),
+        (
+            [
+                BatchRequest(
+                    custom_id="x", model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+                )
+            ],
+            UnsupportedModelError,
+        ),
     ],
 )
 def test_bad_input_leaves_no_job_and_sends_nothing(
-    make_runner: Callable[..., BatchRunner], backend: FakeBackend, bad: list[BatchRequest],
+    make_runner: Callable[..., BatchRunner],
+    backend: FakeBackend,
+    bad: list[BatchRequest],
     error: type[Exception],
 ) -> None:
     runner = make_runner()
@@ -165,8 +188,9 @@ def test_retryable_failures_are_resubmitted_and_successes_never_are(
     assert [b.round for b in info.batches] == [1, 2]
 
 
-def test_permanent_failures_are_final(make_runner: Callable[..., BatchRunner],
-                                      backend: FakeBackend) -> None:
+def test_permanent_failures_are_final(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
     backend.script("q2", Outcome.error("invalid_request", retryable=False))
     runner = make_runner()
     info = runner.run("fake", requests(3), config=cfg(backend))
@@ -175,8 +199,9 @@ def test_permanent_failures_are_final(make_runner: Callable[..., BatchRunner],
     assert outcomes(runner, info.id) == {"q0": "succeeded", "q1": "succeeded", "q2": "errored"}
 
 
-def test_retries_stop_after_max_attempts(make_runner: Callable[..., BatchRunner],
-                                         backend: FakeBackend) -> None:
+def test_retries_stop_after_max_attempts(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
     backend.script("q0", Outcome.error("server_error", retryable=True))
     runner = make_runner(max_attempts=3)
     info = runner.run("fake", requests(2), config=cfg(backend))
@@ -218,8 +243,10 @@ def test_a_rejected_batch_fails_its_requests_with_the_reason(
     info = runner.run("fake", requests(2), config=cfg(backend))
     results = list(runner.results(info.id))
     assert {r.status for r in results} == {ResultStatus.ERRORED}
-    assert all(r.error is not None and "line 1 is broken" in r.error.message
-               and not r.error.retryable for r in results)
+    assert all(
+        r.error is not None and "line 1 is broken" in r.error.message and not r.error.retryable
+        for r in results
+    )
     assert backend.submitted_count == 1
 
 
@@ -364,20 +391,23 @@ def test_cancel_before_submission_settles_everything_as_cancelled(
     assert set(outcomes(runner, job_id).values()) == {"cancelled"}
 
 
-def test_a_job_run_by_a_live_process_is_refused(make_runner: Callable[..., BatchRunner],
-                                                backend: FakeBackend) -> None:
+def test_a_job_run_by_a_live_process_is_refused(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
     runner = make_runner()
     job_id = runner.create("fake", requests(1), config=cfg(backend))
     other = JobStore(runner.store.path)
     with other.transaction() as db:
-        db.execute("UPDATE jobs SET owner='elsewhere.invalid:1', lease_until=1e12 WHERE id=?",
-                   (job_id,))
+        db.execute(
+            "UPDATE jobs SET owner='elsewhere.invalid:1', lease_until=1e12 WHERE id=?", (job_id,)
+        )
     with pytest.raises(JobBusyError):
         runner.drive(job_id, config=cfg(backend))
 
 
-def test_finished_jobs_are_not_driven_again(make_runner: Callable[..., BatchRunner],
-                                            backend: FakeBackend) -> None:
+def test_finished_jobs_are_not_driven_again(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
     runner = make_runner()
     info = runner.run("fake", requests(2), config=cfg(backend))
     calls = backend.call_count()
@@ -385,8 +415,9 @@ def test_finished_jobs_are_not_driven_again(make_runner: Callable[..., BatchRunn
     assert backend.call_count() == calls
 
 
-def test_observer_errors_never_break_a_job(make_runner: Callable[..., BatchRunner],
-                                           backend: FakeBackend) -> None:
+def test_observer_errors_never_break_a_job(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
     def broken(event: JobEvent) -> None:
         raise RuntimeError("observer bug")
 
@@ -394,8 +425,7 @@ def test_observer_errors_never_break_a_job(make_runner: Callable[..., BatchRunne
     assert info.all_succeeded
 
 
-def test_job_info_serialises(make_runner: Callable[..., BatchRunner],
-                             backend: FakeBackend) -> None:
+def test_job_info_serialises(make_runner: Callable[..., BatchRunner], backend: FakeBackend) -> None:
     import json
 
     info = make_runner().run("fake", requests(2), config=cfg(backend))
@@ -419,8 +449,12 @@ class ReturnsNothing(FakeBatchProvider):
     ],
 )
 def test_requests_without_a_returned_result_still_get_one(
-    make_runner: Callable[..., BatchRunner], backend: FakeBackend,
-    setup: Callable[[FakeBackend], None], status: str, code: str, retryable: bool,
+    make_runner: Callable[..., BatchRunner],
+    backend: FakeBackend,
+    setup: Callable[[FakeBackend], None],
+    status: str,
+    code: str,
+    retryable: bool,
 ) -> None:
     setup(backend)
     runner = make_runner(max_attempts=1)
@@ -428,7 +462,12 @@ def test_requests_without_a_returned_result_still_get_one(
     info = runner.run(provider, requests(2))
     results = list(runner.results(info.id))
     assert [r.custom_id for r in results] == ["q0", "q1"]
-    assert all(r.status.value == status and r.error is not None and r.error.code == code
-               and r.error.retryable is retryable for r in results)
+    assert all(
+        r.status.value == status
+        and r.error is not None
+        and r.error.code == code
+        and r.error.retryable is retryable
+        for r in results
+    )
     if code == "batch_failed":
         assert "bad line 3" in results[0].error.message  # type: ignore[union-attr]

@@ -25,8 +25,11 @@ def ok(cid: str) -> BatchResult:
 
 
 def failed(cid: str, *, retryable: bool) -> BatchResult:
-    return BatchResult(custom_id=cid, status="errored",
-                       error=ResultError(code="e", message="m", retryable=retryable))
+    return BatchResult(
+        custom_id=cid,
+        status="errored",
+        error=ResultError(code="e", message="m", retryable=retryable),
+    )
 
 
 @pytest.fixture
@@ -35,18 +38,23 @@ def store(tmp_path: Path) -> JobStore:
 
 
 def make_job(store: JobStore, ids: list[str], job_id: str = "job-1") -> str:
-    store.create_job(job_id, provider="fake", config={}, options={},
-                     requests=[req(c) for c in ids])
+    store.create_job(job_id, provider="fake", config={}, options={}, requests=[req(c) for c in ids])
     return job_id
 
 
 def assign(store: JobStore, job_id: str, ids: list[str]) -> int:
-    return store.add_batch(job_id, round_number=1, idempotency_key=f"k-{ids[0]}",
-                           payload={"request_count": len(ids)}, custom_ids=ids)
+    return store.add_batch(
+        job_id,
+        round_number=1,
+        idempotency_key=f"k-{ids[0]}",
+        payload={"request_count": len(ids)},
+        custom_ids=ids,
+    )
 
 
-def test_default_location_follows_batchcore_home(monkeypatch: pytest.MonkeyPatch,
-                                                  tmp_path: Path) -> None:
+def test_default_location_follows_batchcore_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("BATCHCORE_HOME", str(tmp_path / "home"))
     assert default_store_path() == tmp_path / "home" / "jobs.sqlite3"
 
@@ -81,11 +89,19 @@ def test_a_failing_request_iterator_rolls_back(store: JobStore) -> None:
 
 
 def test_secrets_never_reach_the_file(store: JobStore) -> None:
-    config = {"api_key": "sk-secret-abcdef-0123456789", "azure_ad_token": "tok-9876543210",
-              "base_url": "http://127.0.0.1:9/v1", "timeout": 3, "models": ["a", "b"],
-              "backend": object()}
-    assert public_config(config) == {"base_url": "http://127.0.0.1:9/v1", "timeout": 3,
-                                     "models": ["a", "b"]}
+    config = {
+        "api_key": "sk-secret-abcdef-0123456789",
+        "azure_ad_token": "tok-9876543210",
+        "base_url": "http://127.0.0.1:9/v1",
+        "timeout": 3,
+        "models": ["a", "b"],
+        "backend": object(),
+    }
+    assert public_config(config) == {
+        "base_url": "http://127.0.0.1:9/v1",
+        "timeout": 3,
+        "models": ["a", "b"],
+    }
     store.create_job("job-s", provider="fake", config=config, options={}, requests=[req("a")])
     store.close()
     for file in store.path.parent.glob("jobs.sqlite3*"):
@@ -105,13 +121,19 @@ def test_results_are_stored_once_and_only_for_assigned_requests(store: JobStore)
 def test_settle_sends_retryable_failures_back_until_attempts_run_out(store: JobStore) -> None:
     make_job(store, ["a", "b", "c"])
     row = assign(store, "job-1", ["a", "b", "c"])
-    store.save_results("job-1", row, [ok("a"), failed("b", retryable=True),
-                                      failed("c", retryable=False)])
+    store.save_results(
+        "job-1", row, [ok("a"), failed("b", retryable=True), failed("c", retryable=False)]
+    )
     assert store.settle_batch("job-1", row, max_attempts=2, retry=True) == 1
     assert store.count_requests("job-1") == {"done": 2, "pending": 1}
     assert [r.custom_id for r in store.iter_requests("job-1", state="pending")] == ["b"]
-    row2 = store.add_batch("job-1", round_number=2, idempotency_key="k2",
-                           payload={"request_count": 1}, custom_ids=["b"])
+    row2 = store.add_batch(
+        "job-1",
+        round_number=2,
+        idempotency_key="k2",
+        payload={"request_count": 1},
+        custom_ids=["b"],
+    )
     store.save_results("job-1", row2, [failed("b", retryable=True)])
     assert store.settle_batch("job-1", row2, max_attempts=2, retry=True) == 0
     assert store.count_requests("job-1") == {"done": 3}
@@ -131,8 +153,13 @@ def test_a_new_result_replaces_the_superseded_attempt(store: JobStore) -> None:
     row = assign(store, "job-1", ["a"])
     store.save_results("job-1", row, [failed("a", retryable=True)])
     store.settle_batch("job-1", row, max_attempts=3, retry=True)
-    row2 = store.add_batch("job-1", round_number=2, idempotency_key="k2",
-                           payload={"request_count": 1}, custom_ids=["a"])
+    row2 = store.add_batch(
+        "job-1",
+        round_number=2,
+        idempotency_key="k2",
+        payload={"request_count": 1},
+        custom_ids=["a"],
+    )
     assert store.save_results("job-1", row, [failed("a", retryable=True)]) == 0  # stale batch
     store.save_results("job-1", row2, [ok("a")])
     assert [r.status.value for r in store.iter_results("job-1")] == ["succeeded"]
@@ -149,8 +176,9 @@ def test_batch_lifecycle_records(store: JobStore) -> None:
     store.batch_submitted(row, handle, next_poll_at=5.0)
     (submitted,) = store.batches("job-1", state="submitted")
     assert submitted.handle == handle and submitted.payload is None
-    status = BatchStatus(provider="fake", batch_id="b1", state="completed",
-                         raw_status="completed", total=1)
+    status = BatchStatus(
+        provider="fake", batch_id="b1", state="completed", raw_status="completed", total=1
+    )
     store.batch_polled(row, status, None)
     (ended,) = store.batches("job-1", state="ended")
     assert ended.status == status and ended.polls == 1
@@ -162,8 +190,7 @@ def test_lease_refuses_a_live_owner_and_takes_over_a_dead_one(store: JobStore) -
     try:
         other = f"{os.uname().nodename}:{sleeper.pid}"
         with store.transaction() as db:
-            db.execute("UPDATE jobs SET owner=?, lease_until=? WHERE id='job-1'",
-                       (other, 1e12))
+            db.execute("UPDATE jobs SET owner=?, lease_until=? WHERE id='job-1'", (other, 1e12))
         with pytest.raises(JobBusyError, match="another process"):
             store.acquire("job-1")
     finally:
@@ -198,8 +225,12 @@ def test_many_processes_write_one_store_without_corruption(tmp_path: Path) -> No
             store.settle_batch(job, row, max_attempts=1, retry=False)
         """
     )
-    workers = [subprocess.Popen([sys.executable, "-c", script, str(path), f"w{n}"],
-                                stderr=subprocess.PIPE, text=True) for n in range(4)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path), f"w{n}"], stderr=subprocess.PIPE, text=True
+        )
+        for n in range(4)
+    ]
     for worker in workers:
         _, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err

@@ -67,8 +67,9 @@ class PollSchedule:
         if not 0 < self.min_interval <= self.max_interval:
             raise ValueError("poll intervals need 0 < min_interval <= max_interval")
 
-    def delay(self, polls: int, retry_after: float | None = None,
-              rng: Callable[[], float] = random.random) -> float:
+    def delay(
+        self, polls: int, retry_after: float | None = None, rng: Callable[[], float] = random.random
+    ) -> float:
         base = min(self.min_interval * self.factor ** max(polls, 0), self.max_interval)
         base *= 1 + self.jitter * (2 * rng() - 1)
         return max(base, retry_after or 0.0)
@@ -223,8 +224,12 @@ class BatchRunner:
     ) -> str:
         """Create a job and submit all its batches, without waiting for them. Returns the id."""
         job_id = self.create(provider, requests, config=config, job_id=job_id)
-        self.drive(job_id, provider=provider if isinstance(provider, BaseBatchProvider) else None,
-                   config=config, wait=False)
+        self.drive(
+            job_id,
+            provider=provider if isinstance(provider, BaseBatchProvider) else None,
+            config=config,
+            wait=False,
+        )
         return job_id
 
     def run(
@@ -238,7 +243,8 @@ class BatchRunner:
         """Create a job and drive it to the end. Then read :meth:`results`."""
         job_id = self.create(provider, requests, config=config, job_id=job_id)
         return self.drive(
-            job_id, provider=provider if isinstance(provider, BaseBatchProvider) else None,
+            job_id,
+            provider=provider if isinstance(provider, BaseBatchProvider) else None,
             config=config,
         )
 
@@ -333,8 +339,10 @@ class BatchRunner:
                 info = self.info(job_id)
                 self._emit(JobEventKind.FINISHED, info, detail=final)
                 return info
-            if not wait and not counts.get("pending") and not self.store.batches(
-                job_id, state="prepared"
+            if (
+                not wait
+                and not counts.get("pending")
+                and not self.store.batches(job_id, state="prepared")
             ):
                 return self.info(job_id)
             if not self._poll_due(job, provider):
@@ -345,13 +353,21 @@ class BatchRunner:
         if not counts.get("pending"):
             return
         if job.cancel_requested:
-            self.store.settle_pending_as(job.id, (
-                BatchResult(custom_id=cid, status=ResultStatus.CANCELLED,
-                            error=ResultError(code="job_cancelled", retryable=True,
-                                              message="The job was cancelled before this "
-                                                      "request was submitted."))
-                for cid in list(self.store.iter_pending_ids(job.id))
-            ))
+            self.store.settle_pending_as(
+                job.id,
+                (
+                    BatchResult(
+                        custom_id=cid,
+                        status=ResultStatus.CANCELLED,
+                        error=ResultError(
+                            code="job_cancelled",
+                            retryable=True,
+                            message="The job was cancelled before this request was submitted.",
+                        ),
+                    )
+                    for cid in list(self.store.iter_pending_ids(job.id))
+                ),
+            )
             return
         rounds = [b.round for b in self.store.batches(job.id)]
         round_number = max(rounds, default=0) + 1
@@ -359,14 +375,20 @@ class BatchRunner:
         for payload in payloads:
             key = f"batchcore-{job.id}-{uuid.uuid4().hex[:12]}"
             row = self.store.add_batch(
-                job.id, round_number=round_number, idempotency_key=key,
-                payload=_payload_record(payload), custom_ids=payload.iter_custom_ids(),
+                job.id,
+                round_number=round_number,
+                idempotency_key=key,
+                payload=_payload_record(payload),
+                custom_ids=payload.iter_custom_ids(),
             )
             self._live_payloads[row] = payload
         if round_number > 1:
-            self._emit(JobEventKind.RETRIED, self.info(job.id),
-                       detail=f"round {round_number}: {sum(p.request_count for p in payloads)} "
-                              "requests resubmitted")
+            self._emit(
+                JobEventKind.RETRIED,
+                self.info(job.id),
+                detail=f"round {round_number}: {sum(p.request_count for p in payloads)} "
+                "requests resubmitted",
+            )
 
     def _submit_prepared(self, job: JobRow, provider: BaseBatchProvider) -> None:
         for batch in self.store.batches(job.id, state="prepared"):
@@ -376,21 +398,29 @@ class BatchRunner:
                 self.store.abandon_batch(job.id, batch.row)
                 self._discard_live(batch.row)
                 continue
-            payload = attrs.evolve(self._payload_for(batch, provider),
-                                   idempotency_key=batch.idempotency_key)
+            payload = attrs.evolve(
+                self._payload_for(batch, provider), idempotency_key=batch.idempotency_key
+            )
             handle = self._patiently(functools.partial(provider.submit, payload), "submit")
             now = self.clock()
             self.store.batch_submitted(batch.row, handle, now + self.poll.delay(0, rng=self._rng))
             payload.discard()
             self._live_payloads.pop(batch.row, None)
-            self._emit(JobEventKind.SUBMITTED, self.info(job.id), batch_id=handle.batch_id,
-                       detail=f"{batch.request_count} requests")
+            self._emit(
+                JobEventKind.SUBMITTED,
+                self.info(job.id),
+                batch_id=handle.batch_id,
+                detail=f"{batch.request_count} requests",
+            )
 
     def _poll_due(self, job: JobRow, provider: BaseBatchProvider) -> bool:
         """Poll every batch whose time has come. Returns whether anything was due."""
         now = self.clock()
-        due = [b for b in self.store.batches(job.id, state="submitted")
-               if b.next_poll_at is None or b.next_poll_at <= now]
+        due = [
+            b
+            for b in self.store.batches(job.id, state="submitted")
+            if b.next_poll_at is None or b.next_poll_at <= now
+        ]
         for batch in due:
             assert batch.handle is not None
             try:
@@ -398,15 +428,22 @@ class BatchRunner:
             except ProviderTransientError as error:
                 self._postpone(batch, error)
                 continue
-            next_at = None if status.is_terminal else self.clock() + self.poll.delay(
-                batch.polls + 1, rng=self._rng)
+            next_at = (
+                None
+                if status.is_terminal
+                else self.clock() + self.poll.delay(batch.polls + 1, rng=self._rng)
+            )
             self.store.batch_polled(batch.row, status, next_at)
             previous = batch.status.state if batch.status else None
             if status.state != previous or (status.completed, status.failed) != (
                 (batch.status.completed, batch.status.failed) if batch.status else (None, None)
             ):
-                self._emit(JobEventKind.STATUS_CHANGED, self.info(job.id),
-                           batch_id=batch.handle.batch_id, status=status)
+                self._emit(
+                    JobEventKind.STATUS_CHANGED,
+                    self.info(job.id),
+                    batch_id=batch.handle.batch_id,
+                    status=status,
+                )
         return bool(due)
 
     def _fetch_ended(self, job: JobRow, provider: BaseBatchProvider) -> None:
@@ -435,11 +472,17 @@ class BatchRunner:
                 self.store.save_results(
                     job.id, batch.row, (_missing_result(cid, batch.status) for cid in missing)
                 )
-            back = self.store.settle_batch(job.id, batch.row, max_attempts=self.max_attempts,
-                                           retry=not job.cancel_requested)
+            back = self.store.settle_batch(
+                job.id, batch.row, max_attempts=self.max_attempts, retry=not job.cancel_requested
+            )
             info = self.info(job.id)
-            self._emit(JobEventKind.RESULTS_FETCHED, info, batch_id=batch.handle.batch_id,
-                       status=batch.status, detail=f"{stored} results stored")
+            self._emit(
+                JobEventKind.RESULTS_FETCHED,
+                info,
+                batch_id=batch.handle.batch_id,
+                status=batch.status,
+                detail=f"{stored} results stored",
+            )
             if back:
                 log.info("job %s: %d requests will be resubmitted", job.id, back)
 
@@ -463,8 +506,11 @@ class BatchRunner:
 
     def _sleep_until_due(self, job_id: str) -> None:
         now = self.clock()
-        times = [b.next_poll_at for b in self.store.batches(job_id)
-                 if b.state in ("submitted", "ended") and b.next_poll_at is not None]
+        times = [
+            b.next_poll_at
+            for b in self.store.batches(job_id)
+            if b.state in ("submitted", "ended") and b.next_poll_at is not None
+        ]
         wait = min(times, default=now + self.poll.min_interval) - now
         self.sleep(min(max(wait, 0.0), self.poll.max_interval))
 
@@ -484,8 +530,9 @@ class BatchRunner:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _build(self, provider: str | BaseBatchProvider,
-               config: Mapping[str, Any] | None) -> BaseBatchProvider:
+    def _build(
+        self, provider: str | BaseBatchProvider, config: Mapping[str, Any] | None
+    ) -> BaseBatchProvider:
         if isinstance(provider, BaseBatchProvider):
             return provider
         cls = self.registry.get(provider)
@@ -493,8 +540,9 @@ class BatchRunner:
         settings.setdefault("workdir", str(self.store.path.parent / "payloads"))
         return cls(config=settings)
 
-    def _provider_for(self, job: JobRow, provider: BaseBatchProvider | None,
-                      config: Mapping[str, Any] | None) -> BaseBatchProvider:
+    def _provider_for(
+        self, job: JobRow, provider: BaseBatchProvider | None, config: Mapping[str, Any] | None
+    ) -> BaseBatchProvider:
         if provider is not None:
             if job.provider != provider.PROVIDER_NAME:
                 raise BatchcoreError(
@@ -512,14 +560,19 @@ class BatchRunner:
         path, ids_path = record.get("path"), record.get("ids_path")
         if path and ids_path and Path(path).exists() and Path(ids_path).exists():
             return BatchPayload(
-                provider=provider.PROVIDER_NAME, model=record.get("model"),
-                endpoint=record["endpoint"], request_count=record["request_count"],
-                size_bytes=record["size_bytes"], path=Path(path), ids_path=Path(ids_path),
+                provider=provider.PROVIDER_NAME,
+                model=record.get("model"),
+                endpoint=record["endpoint"],
+                request_count=record["request_count"],
+                size_bytes=record["size_bytes"],
+                path=Path(path),
+                ids_path=Path(ids_path),
             )
         # The payload's files are gone (a reboot cleaned them, or the provider keeps payloads
         # in memory): rebuild it from the requests the store assigned to this batch.
         payloads = provider.prepare_payloads(
-            self.store.iter_requests(batch.job_id, batch_row=batch.row))
+            self.store.iter_requests(batch.job_id, batch_row=batch.row)
+        )
         if len(payloads) != 1:
             for extra in payloads:
                 extra.discard()
@@ -567,17 +620,38 @@ class BatchRunner:
             for b in self.store.batches(job.id)
         )
         return JobInfo(
-            id=job.id, provider=job.provider, state=job.state, request_count=job.request_count,
-            counts=counts, batches=batches, created_at=_utc(job.created_at),
+            id=job.id,
+            provider=job.provider,
+            state=job.state,
+            request_count=job.request_count,
+            counts=counts,
+            batches=batches,
+            created_at=_utc(job.created_at),
             updated_at=_utc(job.updated_at),
             finished_at=None if job.finished_at is None else _utc(job.finished_at),
-            cancel_requested=job.cancel_requested, error=job.error,
+            cancel_requested=job.cancel_requested,
+            error=job.error,
         )
 
-    def _emit(self, kind: JobEventKind, info: JobInfo, *, batch_id: str | None = None,
-              status: BatchStatus | None = None, detail: str | None = None) -> None:
-        event = JobEvent(kind=kind, job_id=info.id, provider=info.provider, at=self.clock(),
-                         batch_id=batch_id, status=status, counts=info.counts, detail=detail)
+    def _emit(
+        self,
+        kind: JobEventKind,
+        info: JobInfo,
+        *,
+        batch_id: str | None = None,
+        status: BatchStatus | None = None,
+        detail: str | None = None,
+    ) -> None:
+        event = JobEvent(
+            kind=kind,
+            job_id=info.id,
+            provider=info.provider,
+            at=self.clock(),
+            batch_id=batch_id,
+            status=status,
+            counts=info.counts,
+            detail=detail,
+        )
         try:
             self.registry.plugin_manager.hook.batchcore_job_event(event=event)
         except Exception:
@@ -609,15 +683,26 @@ def _missing_result(custom_id: str, status: BatchStatus) -> BatchResult:
     if status.state is BatchState.FAILED:
         reasons = "; ".join(
             f"{e.code + ': ' if e.code else ''}{e.message}"
-            + (f" (line {e.line})" if e.line else "") for e in status.errors
+            + (f" (line {e.line})" if e.line else "")
+            for e in status.errors
         )
         return BatchResult(
-            custom_id=custom_id, status=ResultStatus.ERRORED, batch_id=status.batch_id,
-            error=ResultError(code="batch_failed", retryable=False,
-                              message=f"The batch failed: {reasons or 'no reason given'}"),
+            custom_id=custom_id,
+            status=ResultStatus.ERRORED,
+            batch_id=status.batch_id,
+            error=ResultError(
+                code="batch_failed",
+                retryable=False,
+                message=f"The batch failed: {reasons or 'no reason given'}",
+            ),
         )
     return BatchResult(
-        custom_id=custom_id, status=ResultStatus.ERRORED, batch_id=status.batch_id,
-        error=ResultError(code="missing_result", retryable=True,
-                          message="The provider returned no result for this request."),
+        custom_id=custom_id,
+        status=ResultStatus.ERRORED,
+        batch_id=status.batch_id,
+        error=ResultError(
+            code="missing_result",
+            retryable=True,
+            message="The provider returned no result for this request.",
+        ),
     )

@@ -291,8 +291,14 @@ class JobStore:
             db.execute(
                 "INSERT INTO jobs (id, provider, config, options, state, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                (job_id, provider, orjson.dumps(public_config(config)), orjson.dumps(dict(options)),
-                 now, now),
+                (
+                    job_id,
+                    provider,
+                    orjson.dumps(public_config(config)),
+                    orjson.dumps(dict(options)),
+                    now,
+                    now,
+                ),
             )
             count = 0
             chunk: list[tuple[Any, ...]] = []
@@ -320,9 +326,12 @@ class JobStore:
         except sqlite3.IntegrityError:
             seen: set[str] = set()
             for row in rows:
-                if row[1] in seen or db.execute(
-                    "SELECT 1 FROM requests WHERE job_id=? AND custom_id=?", (row[0], row[1])
-                ).fetchone():
+                if (
+                    row[1] in seen
+                    or db.execute(
+                        "SELECT 1 FROM requests WHERE job_id=? AND custom_id=?", (row[0], row[1])
+                    ).fetchone()
+                ):
                     raise InvalidRequestError(
                         f"custom_id {row[1]!r} appears more than once (again as request "
                         f"#{row[2]}); custom_ids must be unique within a job",
@@ -354,8 +363,10 @@ class JobStore:
     def request_cancel(self, job_id: str) -> None:
         self.job(job_id)
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET cancel_requested=1, updated_at=? WHERE id=?",
-                       (self._clock(), job_id))
+            db.execute(
+                "UPDATE jobs SET cancel_requested=1, updated_at=? WHERE id=?",
+                (self._clock(), job_id),
+            )
 
     def acquire(self, job_id: str, *, lease_seconds: float = 120.0) -> str:
         """Claim the right to drive *job_id*. Raises :class:`JobBusyError` when a live process
@@ -363,8 +374,7 @@ class JobStore:
         me = _owner_token()
         now = time.time()  # wall time: leases are compared across processes
         with self.transaction() as db:
-            row = db.execute("SELECT owner, lease_until FROM jobs WHERE id=?",
-                             (job_id,)).fetchone()
+            row = db.execute("SELECT owner, lease_until FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None:
                 raise JobNotFoundError(f"no job {job_id!r} in {self.path}")
             owner, until = row["owner"], row["lease_until"]
@@ -373,24 +383,31 @@ class JobStore:
                     f"job {job_id} is being run by another process ({owner}); wait for it, or "
                     f"stop it and run `batchcore resume {job_id}`"
                 )
-            db.execute("UPDATE jobs SET owner=?, lease_until=? WHERE id=?",
-                       (me, now + lease_seconds, job_id))
+            db.execute(
+                "UPDATE jobs SET owner=?, lease_until=? WHERE id=?",
+                (me, now + lease_seconds, job_id),
+            )
         return me
 
     def renew(self, job_id: str, owner: str, *, lease_seconds: float = 120.0) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET lease_until=? WHERE id=? AND owner=?",
-                       (time.time() + lease_seconds, job_id, owner))
+            db.execute(
+                "UPDATE jobs SET lease_until=? WHERE id=? AND owner=?",
+                (time.time() + lease_seconds, job_id, owner),
+            )
 
     def release(self, job_id: str, owner: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET owner=NULL, lease_until=NULL WHERE id=? AND owner=?",
-                       (job_id, owner))
+            db.execute(
+                "UPDATE jobs SET owner=NULL, lease_until=NULL WHERE id=? AND owner=?",
+                (job_id, owner),
+            )
 
     # -- requests --------------------------------------------------------------------------
 
-    def iter_requests(self, job_id: str, *, state: str | None = None,
-                      batch_row: int | None = None) -> Iterator[BatchRequest]:
+    def iter_requests(
+        self, job_id: str, *, state: str | None = None, batch_row: int | None = None
+    ) -> Iterator[BatchRequest]:
         """Requests in input order, streamed from the database."""
         sql = "SELECT data FROM requests WHERE job_id=?"
         args: list[Any] = [job_id]
@@ -446,8 +463,15 @@ class JobStore:
             cursor = db.execute(
                 "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
                 " payload, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
-                (job_id, round_number, idempotency_key, payload["request_count"],
-                 orjson.dumps(dict(payload)), now, now),
+                (
+                    job_id,
+                    round_number,
+                    idempotency_key,
+                    payload["request_count"],
+                    orjson.dumps(dict(payload)),
+                    now,
+                    now,
+                ),
             )
             row = cursor.lastrowid
             assert row is not None
@@ -480,8 +504,14 @@ class JobStore:
             db.execute(
                 "UPDATE batches SET state=?, status=?, batch_state=?, next_poll_at=?,"
                 " polls=polls+1, poll_failures=0, error=NULL, updated_at=? WHERE row=?",
-                (state, orjson.dumps(status.to_dict()), status.state.value, next_poll_at,
-                 self._clock(), row),
+                (
+                    state,
+                    orjson.dumps(status.to_dict()),
+                    status.state.value,
+                    next_poll_at,
+                    self._clock(),
+                    row,
+                ),
             )
 
     def batch_poll_failed(self, row: int, error: str, next_poll_at: float) -> None:
@@ -494,8 +524,10 @@ class JobStore:
 
     def batch_cancel_sent(self, row: int) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE batches SET cancel_sent=1, next_poll_at=?, updated_at=?"
-                       " WHERE row=?", (self._clock(), self._clock(), row))
+            db.execute(
+                "UPDATE batches SET cancel_sent=1, next_poll_at=?, updated_at=? WHERE row=?",
+                (self._clock(), self._clock(), row),
+            )
 
     # -- results ---------------------------------------------------------------------------
 
@@ -503,8 +535,17 @@ class JobStore:
         """Store results of batch *row* (one transaction). A result only counts for a request
         still assigned to that batch; storing the same result twice changes nothing."""
         items = [
-            (job_id, r.custom_id, row, r.status.value, int(r.retryable),
-             orjson.dumps(r.to_dict()), job_id, r.custom_id, row)
+            (
+                job_id,
+                r.custom_id,
+                row,
+                r.status.value,
+                int(r.retryable),
+                orjson.dumps(r.to_dict()),
+                job_id,
+                r.custom_id,
+                row,
+            )
             for r in results
         ]
         with self.transaction() as db:
@@ -549,8 +590,9 @@ class JobStore:
                 " AND batch_row=? AND state='assigned'",
                 (job_id, row),
             ).rowcount
-            db.execute("UPDATE batches SET state='fetched', updated_at=? WHERE row=?",
-                       (self._clock(), row))
+            db.execute(
+                "UPDATE batches SET state='fetched', updated_at=? WHERE row=?", (self._clock(), row)
+            )
         return back
 
     def abandon_batch(self, job_id: str, row: int) -> None:
@@ -562,8 +604,10 @@ class JobStore:
                 " WHERE job_id=? AND batch_row=? AND state='assigned'",
                 (job_id, row),
             )
-            db.execute("UPDATE batches SET state='abandoned', updated_at=? WHERE row=?",
-                       (self._clock(), row))
+            db.execute(
+                "UPDATE batches SET state='abandoned', updated_at=? WHERE row=?",
+                (self._clock(), row),
+            )
 
     def settle_pending_as(self, job_id: str, results: Iterable[BatchResult]) -> None:
         """Give never-submitted requests a final result (a cancelled job's leftovers)."""
@@ -573,8 +617,16 @@ class JobStore:
                 "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
                 " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (job_id, custom_id) DO UPDATE SET"
                 " status=excluded.status, retryable=excluded.retryable, data=excluded.data",
-                [(job_id, r.custom_id, r.status.value, int(r.retryable),
-                  orjson.dumps(r.to_dict())) for r in items],
+                [
+                    (
+                        job_id,
+                        r.custom_id,
+                        r.status.value,
+                        int(r.retryable),
+                        orjson.dumps(r.to_dict()),
+                    )
+                    for r in items
+                ],
             )
             db.executemany(
                 "UPDATE requests SET state='done' WHERE job_id=? AND custom_id=?",
