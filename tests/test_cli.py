@@ -103,7 +103,7 @@ def test_run_prints_the_job_id_first_and_writes_one_result_per_request(tmp_path:
 def test_some_failed_requests_exit_1(tmp_path: Path) -> None:
     BACKEND.script("bad", Outcome.error("invalid_request", retryable=False))
     source = write_input(tmp_path / "in.jsonl", [unified("ok"), unified("bad")])
-    code, out, err = cli(
+    code, _, err = cli(
         "run",
         str(source),
         "--provider",
