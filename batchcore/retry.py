@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import attrs
 
 from batchcore.errors import ProviderError
 
-__all__ = ["RetryPolicy", "retry_call"]
+__all__ = ["RetryPolicy", "retry_call", "retry_iter"]
 
 T = TypeVar("T")
 log = logging.getLogger("batchcore.retry")
@@ -68,4 +68,33 @@ def retry_call(
             if delay is None:
                 raise
             log.info("%s failed (%s); retry %d in %.2fs", describe, error, retry_number, delay)
+            sleep(delay)
+
+
+def retry_iter(
+    open_stream: Callable[[], Iterator[T]],
+    *,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    describe: str = "stream",
+) -> Iterator[T]:
+    """Yield from ``open_stream()``; on a retryable :class:`ProviderError` (while opening or
+    midway) wait under *policy* and start over from the beginning.
+
+    The streaming sibling of :func:`retry_call`: a download cut short is simply read again,
+    so callers skip what they have already seen (results are joined on custom_id anyway).
+    """
+    retry_number = 0
+    while True:
+        try:
+            yield from open_stream()
+            return
+        except ProviderError as error:
+            if not error.retryable:
+                raise
+            retry_number += 1
+            delay = policy.delay(retry_number, error.retry_after)
+            if delay is None:
+                raise
+            log.info("%s failed (%s); starting over in %.2fs", describe, error, delay)
             sleep(delay)

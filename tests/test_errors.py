@@ -11,7 +11,7 @@ import pytest
 import batchcore
 from batchcore import errors
 from batchcore.classify import error_from_response, parse_retry_after, should_retry_header
-from batchcore.retry import RetryPolicy, retry_call
+from batchcore.retry import RetryPolicy, retry_call, retry_iter
 
 TRANSIENT = [
     errors.RateLimitError,
@@ -246,3 +246,29 @@ def test_retry_call_gives_up_after_max_retries() -> None:
     with pytest.raises(errors.ProviderConnectionError):
         retry_call(call, policy=RetryPolicy(max_retries=2), sleep=lambda _: None)
     assert len(calls) == 3
+
+
+def test_retry_iter_starts_a_broken_stream_over() -> None:
+    attempts: list[int] = []
+
+    def open_stream():  # type: ignore[no-untyped-def]
+        attempts.append(1)
+        yield "a"
+        if len(attempts) < 3:
+            raise errors.ProviderConnectionError("cut short")
+        yield "b"
+
+    sleeps: list[float] = []
+    got = list(retry_iter(open_stream, policy=RetryPolicy(max_retries=2, jitter=lambda: 0.0),
+                          sleep=sleeps.append))
+    assert got == ["a", "a", "a", "b"]
+    assert sleeps == [0.5, 1.0]
+
+
+def test_retry_iter_does_not_retry_permanent_errors() -> None:
+    def open_stream():  # type: ignore[no-untyped-def]
+        yield 1
+        raise errors.NotFoundError("gone")
+
+    with pytest.raises(errors.NotFoundError):
+        list(retry_iter(open_stream, policy=RetryPolicy(), sleep=lambda _: None))

@@ -1,0 +1,717 @@
+"""An emulator of the OpenAI Files and Batches API, for tests and demos.
+
+It serves real HTTP on 127.0.0.1, so the official ``openai`` SDK (and this package's providers)
+talk to it exactly as to the real API::
+
+    from batchcore_openai.testing import OpenAIEmulator
+    from batchcore.testing import ManualClock
+
+    clock = ManualClock()
+    with OpenAIEmulator(clock=clock) as emulator:
+        client = openai.OpenAI(base_url=emulator.url + "/v1", api_key="sk-test")
+        ...                       # upload a JSONL file, create a batch
+        emulator.advance(3600)    # the batch moves through its lifecycle with the clock
+        ...                       # retrieve it, download the output and error files
+
+What it does, the way the API does it:
+
+* ``POST /v1/files`` (multipart, ``purpose=batch``, ``.jsonl`` only), ``GET /v1/files``,
+  ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content`` (streamed from disk),
+  ``DELETE /v1/files/{id}``;
+* ``POST /v1/batches`` with 400s for a bad ``completion_window``, endpoint, metadata, unknown
+  or non-batch input file and mixed models; ``GET /v1/batches`` (newest first, ``after`` /
+  ``limit``), ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``;
+* a lifecycle on the clock: ``validating`` -> ``in_progress`` (requests finish one by one, in a
+  shuffled order) -> ``finalizing`` -> ``completed``; malformed input lines make the batch
+  ``failed`` with ``errors.data[].line``; a batch still running at ``expires_at`` (24 h) is
+  ``expired`` with partial output and ``batch_expired`` error lines; a cancel goes through
+  ``cancelling`` to ``cancelled`` with partial output;
+* a deterministic answer per request ("Echo: <last user message>", cut to ``max_tokens`` words;
+  embeddings from a hash of the input);
+* per-request failures on demand: ``[emulator-fail:500]`` (any status) in a request's text gives
+  an error-file line with that ``response.status_code``; ``[emulator-fail:some_code]`` an
+  ``error`` line with that code; ``[emulator-fail:drop]`` loses the request;
+* HTTP faults: :meth:`OpenAIEmulator.inject_fault` or ``emulator.server.inject(...)``
+  (429 with ``retry-after``, 5xx, resets, hangs, truncated bodies);
+* ``azure=True``: Azure OpenAI's routes (``/openai/v1/...`` and ``/openai/...?api-version=``)
+  and quirks: capitalised statuses, ISO-8601 timestamps, null ``request_counts`` while
+  validating, an empty error file on success, no expiry.
+
+Every route is also served under ``/openai/v1`` and ``/openai`` (the Azure spellings).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+import orjson
+
+from batchcore.models import BatchRequest
+from batchcore.testing import Fault, LoopbackServer, ManualClock, Request, Response
+from batchcore.testing.multipart import MultipartError, parse_multipart
+from batchcore_openai._emulation import (
+    EMULATED_ENDPOINTS,
+    FAIL_MARKER,
+    EmulatedBatch,
+    Phase,
+    StoredFile,
+    Timing,
+    phase_of,
+    scan_input,
+    write_results,
+)
+
+__all__ = [
+    "FAIL_MARKER",
+    "OpenAIEmulator",
+    "Timing",
+    "UploadRecord",
+    "azure_sandbox",
+    "sandbox",
+]
+
+#: The ``endpoint`` values ``CreateBatchRequest`` allows.
+BATCH_ENDPOINT_ENUM = frozenset({
+    "/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions",
+    "/v1/moderations", "/v1/images/generations", "/v1/images/edits", "/v1/videos",
+})
+FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
+_CREATE_FIELDS = frozenset(
+    {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
+)
+_PREFIXES = ("/v1", "/openai/v1", "/openai")
+_LEGACY_PREFIX = "/openai"
+_AZURE_STATUS = {
+    "validating": "Validating", "in_progress": "InProgress", "finalizing": "Finalizing",
+    "completed": "Completed", "failed": "Failed", "expired": "Expired",
+    "cancelling": "Cancelling", "cancelled": "Cancelled",
+}
+_TIMESTAMPS = ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at",
+               "failed_at", "expired_at", "cancelling_at", "cancelled_at")
+_FILE_TTL = 30 * 24 * 3600  # batch files expire after 30 days by default
+_CHUNK = 1 << 16
+
+
+def _error(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+#: Named HTTP faults: (status, body, headers), or a transport fault.
+_FAULTS: dict[str, tuple[int, dict[str, Any], dict[str, str]] | Fault] = {
+    "rate_limit": (429, _error("Rate limit reached for requests. Please try again shortly.",
+                               "requests", "rate_limit_exceeded"), {"retry-after": "0"}),
+    "insufficient_quota": (429, _error(
+        "You exceeded your current quota, please check your plan and billing details.",
+        "insufficient_quota", "insufficient_quota"), {}),
+    "server_error": (500, _error("The server had an error while processing your request.",
+                                 "server_error", None), {}),
+    "overloaded": (503, _error("Slow Down: the engine is currently overloaded.", "server_error",
+                               None), {}),
+    "unauthorized": (401, _error("Incorrect API key provided.", "invalid_request_error",
+                                 "invalid_api_key"), {}),
+    "permission_denied": (403, _error("Country, region, or territory not supported.",
+                                      "request_forbidden", "unsupported_country_region_territory"),
+                          {}),
+    "not_found": (404, _error("No such object.", "invalid_request_error", None), {}),
+    "bad_request": (400, _error("Invalid request.", "invalid_request_error", None), {}),
+    "unprocessable": (422, _error("Unprocessable request.", "invalid_request_error", None), {}),
+    "reset": Fault.reset(),
+    "hang": Fault.hang(),
+    "truncate": Fault.truncate(10),
+}
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = _error(message, kind, code, param)
+
+
+@attrs.frozen(kw_only=True)
+class UploadRecord:
+    """What one ``POST /files`` carried: its text fields and, per file field,
+    ``(filename, content_type, size)``."""
+
+    fields: dict[str, str]
+    files: dict[str, tuple[str | None, str | None, int]]
+
+
+class OpenAIEmulator:
+    """The OpenAI Files and Batches API on 127.0.0.1 (see the module docs).
+
+    *clock*: a :class:`~batchcore.testing.ManualClock` (the default: time moves only with
+    :meth:`advance`) or any ``() -> unix seconds`` callable such as ``time.time``.
+    *api_key*: the only key accepted (default: any non-empty key). *max_requests* /
+    *max_bytes*: the per-batch limits enforced at validation. *seed* fixes ids and the shuffled
+    completion order.
+
+    Also a ``ContractBackend`` for batchcore's conformance kit (:meth:`advance`,
+    :meth:`inject_fault`, :meth:`call_count`, :meth:`failing_request`).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: ManualClock | Callable[[], float] | None = None,
+        validating_seconds: float = 60.0,
+        processing_seconds: float = 600.0,
+        finalizing_seconds: float = 60.0,
+        cancelling_seconds: float = 60.0,
+        api_key: str | None = None,
+        azure: bool = False,
+        deployments: Collection[str] | None = None,
+        max_requests: int | None = None,
+        max_bytes: int = 200_000_000,
+        seed: int = 0,
+    ) -> None:
+        self._clock = clock if clock is not None else ManualClock()
+        self._offset = 0.0
+        self.timing = Timing(validating=validating_seconds, processing=processing_seconds,
+                             finalizing=finalizing_seconds, cancelling=cancelling_seconds)
+        self._api_key = api_key
+        self.azure = azure
+        self.deployments = frozenset(deployments) if deployments is not None else None
+        self.max_requests = max_requests or (100_000 if azure else 50_000)
+        self.max_bytes = max_bytes
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._files: dict[str, StoredFile] = {}
+        self._batches: dict[str, EmulatedBatch] = {}
+        self._root: Path | None = None
+        self.created_batch_requests: list[dict[str, Any]] = []
+        self.uploads: list[UploadRecord] = []
+        self.server = LoopbackServer()
+        for prefix in _PREFIXES:
+            legacy = prefix == _LEGACY_PREFIX
+            for method, path, handler in (
+                ("POST", "/files", self._upload),
+                ("GET", "/files", self._list_files),
+                ("GET", "/files/{file_id}", self._retrieve_file),
+                ("DELETE", "/files/{file_id}", self._delete_file),
+                ("GET", "/files/{file_id}/content", self._file_content),
+                ("POST", "/batches", self._create_batch),
+                ("GET", "/batches", self._list_batches),
+                ("GET", "/batches/{batch_id}", self._retrieve_batch),
+                ("POST", "/batches/{batch_id}/cancel", self._cancel_batch),
+            ):
+                self.server.add_route(method, prefix + path, self._endpoint(handler, legacy))
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``; OpenAI clients use ``url + "/v1"``, Azure ones
+        ``azure_endpoint=url``."""
+        return self.server.url
+
+    def start(self) -> OpenAIEmulator:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="batchcore-openai-emulator-"))
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delete every stored file."""
+        self.server.stop()
+        with self._lock:
+            if self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+                self._root = None
+            self._files.clear()
+
+    def __enter__(self) -> OpenAIEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def now(self) -> float:
+        """The emulator's clock."""
+        reading = self._clock.now() if isinstance(self._clock, ManualClock) else self._clock()
+        return reading + self._offset
+
+    # -- ContractBackend -------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward; batches progress with it."""
+        if isinstance(self._clock, ManualClock):
+            self._clock.advance(seconds)
+        else:
+            if seconds < 0:
+                raise ValueError("a clock cannot go backwards")
+            self._offset += seconds
+
+    def fault(self, kind: str) -> Fault | None:
+        """The :class:`~batchcore.testing.Fault` named *kind* (``rate_limit``,
+        ``insufficient_quota``, ``server_error``, ``overloaded``, ``unauthorized``,
+        ``permission_denied``, ``not_found``, ``bad_request``, ``unprocessable``, ``reset``,
+        ``hang``, ``truncate``), with the API's error body; None for an unknown kind."""
+        known = _FAULTS.get(kind)
+        if known is None or isinstance(known, Fault):
+            return known
+        status, body, headers = known
+        return Fault.status(status, headers=headers, body=body)
+
+    def inject_fault(self, kind: str, *, method: str = "*", route: str = "*",
+                     times: int = 1) -> bool:
+        """Make the next *times* calls (to *route*, a pattern such as ``"/v1/batches"``; default
+        any) fail with the fault named *kind* (see :meth:`fault`). False for an unknown kind."""
+        fault = self.fault(kind)
+        if fault is None:
+            return False
+        self.server.inject(method, route, fault, times=times)
+        return True
+
+    def call_count(self) -> int:
+        """HTTP calls received so far."""
+        return len(self.server.calls)
+
+    def failing_request(self, custom_id: str, model: str) -> BatchRequest:
+        """A request this emulator answers with an error line (HTTP 400) inside the batch."""
+        return BatchRequest.from_dict({
+            "custom_id": custom_id,
+            "model": model,
+            "messages": [{"role": "user", "content": f"{FAIL_MARKER.format(400)} please fail"}],
+            "params": {"max_tokens": 16},
+        })
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch created so far (oldest first), as the API would show it now."""
+        with self._lock:
+            return [self._batch_json(batch) for batch in self._batches.values()]
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        with self._lock:
+            return self._batch_json(self._batches[batch_id])
+
+    def files(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [stored.to_json() for stored in self._files.values()]
+
+    def file_content(self, file_id: str) -> bytes:
+        with self._lock:
+            return self._files[file_id].path.read_bytes()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _endpoint(
+        self, handler: Callable[[Request], Response], legacy: bool
+    ) -> Callable[[Request], Response]:
+        def serve(request: Request) -> Response:
+            try:
+                if legacy and not request.arg("api-version"):
+                    raise _ApiError(404, "Resource not found", kind="invalid_request_error",
+                                    code="404")
+                self._authorise(request)
+                return handler(request)
+            except _ApiError as error:
+                return Response.json(error.body, status=error.status)
+
+        return serve
+
+    def _authorise(self, request: Request) -> None:
+        offered = [request.header("api-key")]
+        authorization = request.header("authorization") or ""
+        if authorization.lower().startswith("bearer "):
+            offered.append(authorization[7:].strip())
+        keys = [key for key in offered if key]
+        if not keys:
+            raise _ApiError(401, "You didn't provide an API key. You need to provide your API "
+                            "key in an Authorization header using Bearer auth.")
+        if self._api_key is not None and self._api_key not in keys:
+            shown = keys[0]
+            masked = shown[:3] + "*" * (len(shown) - 7) + shown[-4:] if len(shown) > 8 else "***"
+            raise _ApiError(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{self._rng.getrandbits(96):024x}"
+
+    def _stamp(self, value: float | None) -> int | str | None:
+        if value is None:
+            return None
+        if self.azure:
+            moment = datetime.fromtimestamp(int(value), tz=timezone.utc)
+            return moment.isoformat().replace("+00:00", "Z")
+        return int(value)
+
+    def _store(self) -> Path:
+        if self._root is None:
+            raise _ApiError(503, "The emulator is not running.", kind="server_error")
+        return self._root
+
+    # -- files -----------------------------------------------------------------------------
+
+    def _upload(self, request: Request) -> Response:
+        try:
+            parts = parse_multipart(request.body, request.header("content-type") or "")
+        except MultipartError as exc:
+            raise _ApiError(400, f"Invalid multipart/form-data body: {exc}.") from None
+        fields = {part.name: part.text() for part in parts if part.filename is None}
+        uploaded = {part.name: part for part in parts if part.filename is not None}
+        self.uploads.append(UploadRecord(
+            fields=fields,
+            files={name: (p.filename, p.content_type, p.size) for name, p in uploaded.items()},
+        ))
+        file_part = uploaded.get("file")
+        if file_part is None:
+            raise _ApiError(400, "Missing required parameter: 'file'.", param="file")
+        purpose = fields.get("purpose")
+        if purpose is None:
+            raise _ApiError(400, "Missing required parameter: 'purpose'.", param="purpose")
+        if purpose not in FILE_PURPOSES:
+            raise _ApiError(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
+        filename = file_part.filename or "upload"
+        if purpose == "batch" and not filename.endswith(".jsonl"):
+            raise _ApiError(400, "Invalid file format for Batch API. Must be .jsonl",
+                            param="file")
+        expires_after = self._upload_expiry(fields)
+        with self._lock:
+            file_id = self._new_id("file-")
+            path = self._store() / file_id
+            path.write_bytes(file_part.data)
+            created = int(self.now())
+            ttl = expires_after if expires_after is not None else (
+                _FILE_TTL if purpose == "batch" else None)
+            stored = StoredFile(
+                id=file_id, filename=filename, purpose=purpose, size=file_part.size,
+                created_at=created, path=path,
+                expires_at=created + ttl if ttl is not None else None,
+            )
+            self._files[file_id] = stored
+        return Response.json(stored.to_json())
+
+    @staticmethod
+    def _upload_expiry(fields: dict[str, str]) -> int | None:
+        anchor = fields.get("expires_after[anchor]")
+        seconds = fields.get("expires_after[seconds]")
+        if anchor is None and seconds is None:
+            return None
+        if anchor != "created_at" or seconds is None or not seconds.isdigit() or not (
+            3600 <= int(seconds) <= 2_592_000
+        ):
+            raise _ApiError(400, "expires_after needs anchor 'created_at' and seconds between "
+                            "3600 and 2592000.", param="expires_after")
+        return int(seconds)
+
+    def _get_file(self, file_id: str) -> StoredFile:
+        stored = self._files.get(file_id)
+        if stored is None:
+            raise _ApiError(404, f"No such File object: {file_id}", param="id")
+        return stored
+
+    def _list_files(self, request: Request) -> Response:
+        purpose = request.arg("purpose")
+        limit = self._limit(request, default=10_000, maximum=10_000)
+        with self._lock:
+            items = [f for f in reversed(self._files.values())
+                     if purpose is None or f.purpose == purpose]
+            page, has_more = self._page(items, request.arg("after"), limit)
+            data = [f.to_json() for f in page]
+        return Response.json({
+            "object": "list", "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        })
+
+    def _retrieve_file(self, request: Request) -> Response:
+        with self._lock:
+            return Response.json(self._get_file(request.path_params["file_id"]).to_json())
+
+    def _delete_file(self, request: Request) -> Response:
+        with self._lock:
+            stored = self._get_file(request.path_params["file_id"])
+            del self._files[stored.id]
+            stored.path.unlink(missing_ok=True)
+        return Response.json({"id": stored.id, "object": "file", "deleted": True})
+
+    def _file_content(self, request: Request) -> Response:
+        with self._lock:
+            path = self._get_file(request.path_params["file_id"]).path
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the streaming generator
+        return Response(body=_stream(handle), headers={"content-type": "application/octet-stream"})
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def _create_batch(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except orjson.JSONDecodeError:
+            raise _ApiError(400, "We could not parse the JSON body of your request.") from None
+        if not isinstance(body, dict):
+            raise _ApiError(400, "The request body must be a JSON object.")
+        self.created_batch_requests.append(body)
+        unknown = sorted(set(body) - _CREATE_FIELDS)
+        if unknown:
+            raise _ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}",
+                            param=unknown[0])
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                raise _ApiError(400, f"Missing required parameter: '{name}'.", param=name)
+        endpoint = body["endpoint"]
+        if self.azure and not endpoint.startswith("/v1/"):
+            endpoint = "/v1/" + endpoint.lstrip("/")
+        if endpoint not in BATCH_ENDPOINT_ENUM:
+            raise _ApiError(400, f"Invalid value for 'endpoint': {body['endpoint']!r}. Supported "
+                            f"values are: {', '.join(sorted(BATCH_ENDPOINT_ENUM))}.",
+                            param="endpoint", code="invalid_value")
+        if endpoint not in EMULATED_ENDPOINTS:
+            raise _ApiError(400, f"The emulator does not answer {endpoint} batches.",
+                            param="endpoint", code="unsupported_value")
+        if body["completion_window"] != "24h":
+            raise _ApiError(400, f"Invalid value for 'completion_window': "
+                            f"{body['completion_window']!r}. Supported values are: '24h'.",
+                            param="completion_window", code="invalid_value")
+        metadata = _check_metadata(body.get("metadata"))
+        _check_output_expiry(body.get("output_expires_after"))
+        with self._lock:
+            stored = self._files.get(body["input_file_id"])
+            if stored is None:
+                raise _ApiError(400, f"Invalid 'input_file_id': {body['input_file_id']!r}. No "
+                                "such file.", param="input_file_id", code="invalid_file")
+            if stored.purpose != "batch":
+                raise _ApiError(400, f"The file {stored.id} has purpose {stored.purpose!r}; "
+                                "batches need purpose 'batch'.", param="input_file_id")
+        # Validation reads the whole file: outside the lock, so other calls are served meanwhile.
+        scan = scan_input(stored.path, endpoint, max_requests=self.max_requests)
+        if scan.model_clash is not None:
+            line, other = scan.model_clash
+            raise _ApiError(400, f"The input file mixes models: line {line} uses {other!r}, "
+                            f"earlier lines {scan.model!r}. A batch may use one model only.",
+                            param="input_file_id", code="model_mismatch")
+        if stored.size > self.max_bytes:
+            scan.errors.append({"code": "file_too_large", "message": f"The input file has "
+                                f"{stored.size} bytes; the limit is {self.max_bytes}.",
+                                "param": None, "line": None})
+        if (self.deployments is not None and scan.model is not None
+                and scan.model not in self.deployments):
+            scan.errors.append({"code": "model_not_found", "message": f"The deployment "
+                                f"{scan.model!r} does not exist.", "param": "model",
+                                "line": None})
+        with self._lock:
+            batch = EmulatedBatch.create(
+                batch_id=self._new_id("batch_"),
+                sequence=len(self._batches) + 1,
+                endpoint=endpoint,
+                input_file=stored,
+                completion_window=body["completion_window"],
+                metadata=metadata,
+                scan=scan,
+                created_at=self.now(),
+                seed=self.seed,
+            )
+            self._batches[batch.id] = batch
+            return Response.json(self._batch_json(batch))
+
+    def _get_batch(self, batch_id: str) -> EmulatedBatch:
+        batch = self._batches.get(batch_id)
+        if batch is None:
+            raise _ApiError(404, f"No batch found with id '{batch_id}'.", param="batch_id")
+        return batch
+
+    def _retrieve_batch(self, request: Request) -> Response:
+        with self._lock:
+            return Response.json(self._batch_json(self._get_batch(request.path_params["batch_id"])))
+
+    def _list_batches(self, request: Request) -> Response:
+        limit = self._limit(request, default=20, maximum=100)
+        with self._lock:
+            items = list(reversed(self._batches.values()))
+            page, has_more = self._page(items, request.arg("after"), limit)
+            data = [self._batch_json(batch) for batch in page]
+        return Response.json({
+            "object": "list", "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        })
+
+    def _cancel_batch(self, request: Request) -> Response:
+        with self._lock:
+            batch = self._get_batch(request.path_params["batch_id"])
+            phase = self._phase(batch)
+            if phase.terminal:
+                raise _ApiError(400, f"Cannot cancel a batch with status '{phase.status}'.",
+                                param="batch_id")
+            if batch.cancel_requested_at is None:
+                batch.cancel_requested_at = self.now()
+            return Response.json(self._batch_json(batch))
+
+    @staticmethod
+    def _limit(request: Request, *, default: int, maximum: int) -> int:
+        raw = request.arg("limit")
+        if raw is None:
+            return default
+        if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+            raise _ApiError(400, f"Invalid 'limit': {raw!r}; it must be between 1 and {maximum}.",
+                            param="limit")
+        return int(raw)
+
+    @staticmethod
+    def _page(items: list[Any], after: str | None, limit: int) -> tuple[list[Any], bool]:
+        start = 0
+        if after:
+            ids = [item.id for item in items]
+            if after not in ids:
+                raise _ApiError(400, f"Invalid 'after': no object with id {after!r}.",
+                                param="after")
+            start = ids.index(after) + 1
+        return items[start:start + limit], start + limit < len(items)
+
+    def _phase(self, batch: EmulatedBatch) -> Phase:
+        """The batch's phase now; an ended batch's result files are written on first sight."""
+        phase = phase_of(batch, self.now(), self.timing, expires=not self.azure)
+        if phase.terminal and phase.status != "failed" and not batch.finished:
+            self._finish(batch, phase)
+        return phase
+
+    def _finish(self, batch: EmulatedBatch, phase: Phase) -> None:
+        root = self._store()
+        created = int(phase.timestamps.get("finalizing_at") or self.now())
+        output_id, error_id = self._new_id("file-"), self._new_id("file-")
+        output_path, error_path = root / output_id, root / error_id
+        with open(output_path, "wb") as output, open(error_path, "wb") as errors, \
+                tempfile.TemporaryFile(dir=root) as scratch:
+            batch.usage = write_results(
+                batch, phase, output=output, errors=errors, scratch=scratch, created=created
+            )
+        for file_id, path, name in ((output_id, output_path, "output"),
+                                    (error_id, error_path, "error")):
+            size = path.stat().st_size
+            if size == 0 and not (name == "error" and self.azure):
+                path.unlink()
+                continue
+            self._files[file_id] = StoredFile(
+                id=file_id, filename=f"{batch.id}_{name}.jsonl", purpose="batch_output",
+                size=size, created_at=created, path=path, expires_at=created + _FILE_TTL,
+            )
+            if name == "output":
+                batch.output_file_id = file_id
+            else:
+                batch.error_file_id = file_id
+        batch.finished = True
+
+    def _batch_json(self, batch: EmulatedBatch) -> dict[str, Any]:
+        phase = self._phase(batch)
+        status = phase.status
+        counts: dict[str, int] | None
+        if status == "validating":
+            counts = None if self.azure else {"total": 0, "completed": 0, "failed": 0}
+        elif status == "failed":
+            counts = {"total": 0, "completed": 0, "failed": 0}
+        else:
+            failed = batch.failed_before[phase.done]
+            counts = {"total": batch.total, "completed": phase.done - failed, "failed": failed}
+            if phase.expired:
+                counts["failed"] += batch.total - phase.done
+        stamps = phase.timestamps
+        usage = batch.usage or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        return {
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": batch.endpoint,
+            "model": batch.model,
+            "errors": {"object": "list", "data": batch.errors} if status == "failed" else None,
+            "input_file_id": batch.input_file_id,
+            "completion_window": batch.completion_window,
+            "status": _AZURE_STATUS[status] if self.azure else status,
+            "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id,
+            **{name: self._stamp(stamps.get(name)) for name in _TIMESTAMPS},
+            "request_counts": counts,
+            "usage": {
+                "input_tokens": usage["input_tokens"],
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": usage["output_tokens"],
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": usage["total_tokens"],
+            },
+            "metadata": batch.metadata,
+        }
+
+
+def _stream(handle: Any) -> Iterator[bytes]:
+    with handle:
+        while True:
+            chunk = handle.read(_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _check_metadata(value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 16:
+        raise _ApiError(400, "'metadata' must be an object with at most 16 pairs.",
+                        param="metadata")
+    for key, item in value.items():
+        if not isinstance(item, str) or len(key) > 64 or len(item) > 512:
+            raise _ApiError(400, "'metadata' keys are at most 64 characters and values strings "
+                            "of at most 512 characters.", param="metadata")
+    return dict(value)
+
+
+def _check_output_expiry(value: Any) -> None:
+    if value is None:
+        return
+    seconds = value.get("seconds") if isinstance(value, dict) else None
+    if (not isinstance(value, dict) or value.get("anchor") != "created_at"
+            or not isinstance(seconds, int) or not 3600 <= seconds <= 2_592_000):
+        raise _ApiError(400, "'output_expires_after' needs anchor 'created_at' and seconds "
+                        "between 3600 and 2592000.", param="output_expires_after")
+
+
+# -- sandboxes (the CLI runs on these when no API key is configured) ----------------------------
+
+def _sandbox_emulator(key: str, *, azure: bool,
+                      clock: ManualClock | Callable[[], float] | None) -> OpenAIEmulator:
+    # Short phases: a demo batch ends within a few seconds of the (by default real) clock.
+    return OpenAIEmulator(
+        clock=clock or time.time, api_key=key, azure=azure, validating_seconds=0.5,
+        processing_seconds=2.0, finalizing_seconds=0.5, cancelling_seconds=0.5,
+    )
+
+
+@contextlib.contextmanager
+def sandbox(
+    *, clock: ManualClock | Callable[[], float] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Run an emulator on the real clock (or *clock*), where a batch ends within a few
+    seconds, and yield the ``openai`` provider config that points at it."""
+    key = "sk-sandbox-" + secrets.token_hex(16)
+    with _sandbox_emulator(key, azure=False, clock=clock) as emulator:
+        yield {"base_url": emulator.url + "/v1", "api_key": key}
+
+
+@contextlib.contextmanager
+def azure_sandbox(
+    *, clock: ManualClock | Callable[[], float] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Like :func:`sandbox`, for the ``azure-openai`` provider: an Azure-flavoured emulator
+    that accepts any deployment name."""
+    key = "sandbox-" + secrets.token_hex(16)
+    with _sandbox_emulator(key, azure=True, clock=clock) as emulator:
+        yield {"base_url": emulator.url + "/openai/v1/", "api_key": key, "models": ["*"]}

@@ -1,0 +1,79 @@
+"""Regenerate ``openai_schemas.json`` from OpenAI's published OpenAPI document.
+
+    python extract_openai_schemas.py path/to/openapi.yaml > openai_schemas.json
+
+Copies the component schemas the emulator's requests and responses are checked against, with
+every schema they reference (``$ref``s keep their ``#/components/schemas/...`` form, so they
+resolve inside the output document). Needs PyYAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from typing import Any
+
+import yaml
+
+ROOTS = (
+    "Batch",
+    "CreateBatchRequest",
+    "ListBatchesResponse",
+    "OpenAIFile",
+    "CreateFileRequest",
+    "ListFilesResponse",
+    "DeleteFileResponse",
+    "ErrorResponse",
+    "CreateChatCompletionResponse",
+    "CreateCompletionResponse",
+    "CreateEmbeddingResponse",
+)
+SOURCE = {
+    "repository": "openai/openai-openapi",
+    "path": "openapi.yaml",
+    "commit": "f85dbe223d40e1a31cba812ab2d755c7e98a92a3",
+    "license": "MIT",
+}
+
+
+def _refs(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[1])
+        for value in node.values():
+            _refs(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, found)
+
+
+def extract(raw: bytes) -> dict[str, Any]:
+    schemas = yaml.safe_load(raw)["components"]["schemas"]
+    wanted: set[str] = set()
+    pending = list(ROOTS)
+    while pending:
+        name = pending.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        found: set[str] = set()
+        _refs(schemas[name], found)
+        pending.extend(sorted(found - wanted))
+    return {
+        "_provenance": {
+            **SOURCE,
+            "sha256": hashlib.sha256(raw).hexdigest(),
+            "extracted": sorted(ROOTS),
+            "note": "component schemas copied unchanged, with the schemas they reference",
+        },
+        "components": {"schemas": {name: schemas[name] for name in sorted(wanted)}},
+    }
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], "rb") as handle:
+        document = extract(handle.read())
+    json.dump(document, sys.stdout, indent=1, sort_keys=False, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,155 @@
+"""submit: upload (streamed from disk), create with an idempotency key, never pay twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import openai
+import pytest
+from openai_support import API_KEY, chat, schema_errors
+
+from batchcore.errors import InvalidRequestError, ProviderConnectionError
+from batchcore.models import BatchPayload
+from batchcore.testing import Fault
+from batchcore_openai.provider import OpenAIBatchProvider
+from batchcore_openai.testing import OpenAIEmulator
+
+Factory = Callable[..., OpenAIBatchProvider]
+
+
+def _payload(provider: OpenAIBatchProvider, count: int = 3, key: str | None = None) -> BatchPayload:
+    [payload] = provider.prepare_payloads([chat(f"r{i}") for i in range(count)])
+    return attrs.evolve(payload, idempotency_key=key)
+
+
+def test_submit_uploads_the_file_and_creates_the_batch(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
+    payload = _payload(provider)
+    assert payload.path is not None
+    handle = provider.submit(payload)
+
+    [upload] = emulator.uploads
+    assert upload.fields == {"purpose": "batch"}
+    filename, content_type, size = upload.files["file"]
+    assert filename == payload.path.name and filename.endswith(".jsonl")
+    assert content_type == "application/jsonl"
+    assert size == payload.size_bytes
+    assert schema_errors("CreateFileRequest", {**upload.fields, "file": "<binary>"}) == []
+
+    [created] = emulator.created_batch_requests
+    assert schema_errors("CreateBatchRequest", created) == []
+    assert created["completion_window"] == "24h"
+    assert created["endpoint"] == "/v1/chat/completions"
+    key = created["metadata"]["batchcore_idempotency_key"]
+    assert len(key) == 32  # a fresh uuid4 when the payload has none
+
+    [batch] = emulator.batches()
+    assert handle.batch_id == batch["id"]
+    assert handle.provider == "openai"
+    assert int(handle.created_at.timestamp()) == batch["created_at"]
+    assert handle.metadata == {"input_file_id": batch["input_file_id"],
+                               "endpoint": "/v1/chat/completions", "idempotency_key": key}
+    assert emulator.file_content(batch["input_file_id"]) == payload.path.read_bytes()
+
+
+def test_resubmitting_a_keyed_payload_finds_the_existing_batch(
+    emulator: OpenAIEmulator, make_provider: Factory
+) -> None:
+    first = make_provider()
+    payload = _payload(first, key="job-7-payload-0")
+    handle = first.submit(payload)
+    # The process restarts before recording the handle; a new provider submits again.
+    again = make_provider().submit(payload)
+    assert again.batch_id == handle.batch_id
+    assert again.metadata["idempotency_key"] == "job-7-payload-0"
+    assert len(emulator.batches()) == 1
+    assert emulator.server.count("POST", "/v1/files") == 1
+    assert emulator.server.count("POST", "/v1/batches") == 1
+
+
+def test_a_different_key_creates_a_new_batch(emulator: OpenAIEmulator,
+                                             provider: OpenAIBatchProvider) -> None:
+    provider.submit(_payload(provider, key="one"))
+    provider.submit(_payload(provider, key="two"))
+    keys = [b["metadata"]["batchcore_idempotency_key"] for b in emulator.batches()]
+    assert keys == ["one", "two"]
+
+
+@pytest.mark.parametrize("key", ["caller-key-1", None])
+def test_create_whose_answer_was_lost_is_not_repeated(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, sleeps: list[float],
+    key: str | None,
+) -> None:
+    # The batch is created, then the connection breaks before the answer is complete.
+    emulator.server.inject("POST", "/v1/batches", Fault.truncate(20))
+    handle = provider.submit(_payload(provider, key=key))
+    [batch] = emulator.batches()
+    assert handle.batch_id == batch["id"]
+    assert emulator.server.count("POST", "/v1/batches") == 1
+    assert len(sleeps) == 1  # one retry, which found the batch instead of creating another
+
+
+def test_create_that_never_arrived_is_retried(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, sleeps: list[float]
+) -> None:
+    emulator.server.inject("POST", "/v1/batches", Fault.reset())
+    handle = provider.submit(_payload(provider, key="k"))
+    [batch] = emulator.batches()
+    assert handle.batch_id == batch["id"]
+    assert emulator.server.count("POST", "/v1/batches") == 2
+    assert len(sleeps) == 1
+
+
+def test_lost_create_without_retries_raises_and_a_keyed_resubmit_recovers(
+    emulator: OpenAIEmulator, make_provider: Factory
+) -> None:
+    impatient = make_provider(max_retries=0)
+    payload = _payload(impatient, key="recover-me")
+    emulator.server.inject("POST", "/v1/batches", Fault.truncate(20))
+    with pytest.raises(ProviderConnectionError):
+        impatient.submit(payload)
+    handle = make_provider().submit(payload)
+    [batch] = emulator.batches()
+    assert handle.batch_id == batch["id"]
+    assert emulator.server.count("POST", "/v1/files") == 1  # the re-submit uploaded nothing
+
+
+def test_the_key_is_found_beyond_the_first_page(
+    emulator: OpenAIEmulator, make_provider: Factory
+) -> None:
+    class SmallPages(OpenAIBatchProvider):
+        IDEMPOTENCY_SEARCH_PAGE_SIZE = 2
+
+    provider = make_provider()
+    handle = provider.submit(_payload(provider, key="old-key"))
+    client = openai.OpenAI(base_url=emulator.url + "/v1", api_key=API_KEY, max_retries=0)
+    for index in range(3):  # newer batches push the keyed one to the second page of two
+        client.batches.create(input_file_id=handle.metadata["input_file_id"],
+                              endpoint="/v1/chat/completions", completion_window="24h",
+                              metadata={"n": str(index)})
+    searcher = SmallPages(config={**provider.config, "api_key": API_KEY})
+    lists = emulator.server.count("GET", "/v1/batches")
+    assert searcher.submit(_payload(provider, key="old-key")).batch_id == handle.batch_id
+    assert emulator.server.count("GET", "/v1/batches") - lists == 2
+
+    class OnePage(SmallPages):
+        IDEMPOTENCY_SEARCH_PAGES = 1
+
+    shallow = OnePage(config={**provider.config, "api_key": API_KEY})
+    assert shallow.submit(_payload(provider, key="old-key")).batch_id != handle.batch_id
+    assert len(emulator.batches()) == 5
+
+
+def test_submit_refuses_payloads_it_cannot_send(provider: OpenAIBatchProvider,
+                                                emulator: OpenAIEmulator) -> None:
+    payload = _payload(provider)
+    with pytest.raises(InvalidRequestError, match="prepared for provider 'anthropic'"):
+        provider.submit(attrs.evolve(payload, provider="anthropic"))
+    payload.discard()
+    with pytest.raises(InvalidRequestError, match="was the payload discarded"):
+        provider.submit(payload)
+    with pytest.raises(InvalidRequestError, match="BatchPayload"):
+        provider.submit("file.jsonl")  # type: ignore[arg-type]
+    assert emulator.call_count() == 0
