@@ -1,6 +1,7 @@
 """Developer sessions. Plugins are discovered from ``plugins/*``: adding one edits no list here.
 
-    nox -s tests       core tests, then each plugin in its own environment beside the local core
+    nox -s tests       core tests, each plugin in its own environment beside the local core,
+                       then end-to-end tests of the CLI and runner against the emulators
     nox -s lint        ruff
     nox -s typecheck   mypy (strict) on the core and every plugin
     nox -s dist        build every wheel, install them non-editable in a fresh env, smoke-test
@@ -28,16 +29,21 @@ nox.options.reuse_venv = "yes"
 
 
 @nox.session(python=PYTHONS)
-@nox.parametrize("package", ["core", *PLUGINS])
+@nox.parametrize("package", ["core", *PLUGINS, "e2e"])
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's tests against installed (non-editable) builds.
 
     A plugin's environment holds only the local core and that plugin (one resolver call),
-    which proves each plugin installs and works on its own.
+    which proves each plugin installs and works on its own. ``e2e`` installs everything and
+    runs the CLI and runner against the bundled emulators (kill -9 and resume included).
     """
     if package == "core":
         session.install(".[test]")
         session.run("pytest", *session.posargs)
+        return
+    if package == "e2e":
+        session.install(".[test]", *(f"./plugins/{name}[test]" for name in PLUGINS))
+        session.run("pytest", "e2e", *session.posargs)
         return
     session.install(".", f"./plugins/{package}[test]")
     session.chdir(f"plugins/{package}")

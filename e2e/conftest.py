@@ -1,0 +1,127 @@
+"""End-to-end fixtures: the real CLI and runner against the bundled vendor emulators.
+
+These tests need the core and both first-party plugins installed (the ``e2e`` nox session).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from batchcore_anthropic.testing import AnthropicEmulator
+from batchcore_openai.testing import OpenAIEmulator
+
+OPENAI_KEY = "sk-e2e-openai-0123456789abcdef"
+REPO = Path(__file__).resolve().parents[1]
+
+
+class SteppingClock:
+    """Emulator time that stands still while ``frozen``, and otherwise moves ``step`` seconds
+    each time it is read: batches advance as fast as a client polls them, with no real waiting
+    and whatever process the client runs in."""
+
+    def __init__(self, start: float = 1_767_225_600.0, step: float = 30.0) -> None:
+        self._now = start
+        self.step = step
+        self.frozen = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            if not self.frozen:
+                self._now += self.step
+            return self._now
+
+
+@pytest.fixture
+def clock() -> SteppingClock:
+    return SteppingClock()
+
+
+@pytest.fixture
+def openai_emulator(clock: SteppingClock) -> Iterator[OpenAIEmulator]:
+    with OpenAIEmulator(clock=clock, api_key=OPENAI_KEY) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def anthropic_emulator(clock: SteppingClock) -> Iterator[AnthropicEmulator]:
+    with AnthropicEmulator(clock=clock) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def cli_env(home: Path, openai_emulator: OpenAIEmulator) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_"))}
+    env.update(
+        {
+            "BATCHCORE_HOME": str(home),
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": openai_emulator.url + "/v1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def batchcore(*args: str) -> list[str]:
+    """The command line of the installed CLI, run by this interpreter."""
+    return [sys.executable, "-m", "batchcore.cli", *args]
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        batchcore(*args), env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def write_requests(
+    path: Path, count: int, *, model: str = "gpt-4o-mini", prefix: str = "req"
+) -> Path:
+    with open(path, "wb") as handle:
+        for i in range(count):
+            handle.write(
+                orjson.dumps(
+                    {
+                        "custom_id": f"{prefix}-{i}",
+                        "model": model,
+                        "max_tokens": 16,
+                        "messages": [
+                            {"role": "user", "content": f"Question {i}: what is {i} + {i}?"}
+                        ],
+                    }
+                )
+                + b"\n"
+            )
+    return path
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def wait_for(
+    condition: Callable[[], bool], *, timeout: float = 60, what: str = "condition"
+) -> None:
+    """Wait for another process to reach a point (polls; the emulators never wait on time)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
