@@ -130,7 +130,7 @@ def test_anthropic_cancel(
     manual: ManualClock,
     anthropic: tuple[AnthropicEmulator, AnthropicBatchProvider],
 ) -> None:
-    emulator, provider = anthropic
+    _, provider = anthropic
     job_id = runner.submit(
         provider, [chat(f"k{i}", f"q {i}", model="claude-haiku-4-5") for i in range(6)]
     )
