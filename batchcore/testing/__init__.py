@@ -2,11 +2,15 @@
 
 * :class:`LoopbackServer`, :class:`Fault` - an HTTP server on 127.0.0.1 with fault injection,
   the base of every bundled vendor emulator.
-* :class:`ManualClock` - a clock tests advance by hand.
+* :class:`VendorEmulator` - the base of those emulators: server, clock, working directory.
+* :class:`ManualClock` - a clock tests advance by hand; :class:`SleepRecorder` - a sleep
+  function that records the waits asked for instead of waiting.
 * ``ProviderContractTests`` - the conformance kit (imports pytest, so it loads on first use),
   and :class:`ContractBackend`, what an emulator implements so the kit can drive it.
 * :class:`FakeBatchProvider`, :class:`FakeBackend`, :class:`Outcome` - an in-memory provider
   with a controllable clock and scripted outcomes, for testing code that drives batches.
+* :mod:`batchcore.testing.openapi` - reading OpenAPI documents, for copying a vendor's schemas
+  into tests.
 
 Importing this package does not import pytest; the pytest plugin (``-p no:batchcore`` turns it
 off) provides the ``loopback_server`` and ``manual_clock`` fixtures.
@@ -16,8 +20,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batchcore.testing.clock import ManualClock
+from batchcore.testing.clock import ManualClock, SleepRecorder
 from batchcore.testing.contract_backend import ContractBackend
+from batchcore.testing.emulator import VendorEmulator
 from batchcore.testing.fake import FakeBackend, FakeBatchProvider, Outcome
 from batchcore.testing.server import Fault, LoopbackServer, RecordedCall, Request, Response
 
@@ -36,8 +41,9 @@ __all__ = [
     "RecordedCall",
     "Request",
     "Response",
+    "SleepRecorder",
+    "VendorEmulator",
 ]
-
 
 
 def __getattr__(name: str) -> Any:

@@ -1,11 +1,11 @@
-"""A clock tests move by hand, so lifecycles run without sleeping."""
+"""A clock tests move by hand, and a sleep that only remembers, so nothing waits."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-__all__ = ["ManualClock"]
+__all__ = ["ManualClock", "SleepRecorder"]
 
 
 class ManualClock:
@@ -35,3 +35,14 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock(now={self.now():.3f})"
+
+
+class SleepRecorder(list[float]):
+    """A sleep function that waits for nothing: ``recorder(seconds)`` appends *seconds*.
+
+    Put it where a component takes a sleep (``provider.sleep = recorder``), then assert on
+    the waits it asked for (``recorder == [2.0]``).
+    """
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)

@@ -58,6 +58,7 @@ from batchcore.models import (
 )
 from batchcore.provider import BaseBatchProvider
 from batchcore.registry import ENTRY_POINT_GROUP, BatchProviderRegistry
+from batchcore.testing.clock import SleepRecorder
 from batchcore.testing.contract_backend import (
     EXPECTED_FAULT_ERRORS,
     FAULT_KINDS,
@@ -202,8 +203,8 @@ class ContractKit:
         self.make_request = make_request
         self.workdir = workdir
         self.max_polls = max_polls
-        self.sleeps: list[float] = []
-        self.provider.sleep = self.sleeps.append
+        self.sleeps = SleepRecorder()
+        self.provider.sleep = self.sleeps
         self._payloads: list[BatchPayload] = []
 
     @property
@@ -232,7 +233,7 @@ class ContractKit:
                 f"{exc}. The kit rebuilds providers from their config; keep everything needed "
                 "to reach the same backend in provider.config."
             )
-        rebuilt.sleep = self.sleeps.append
+        rebuilt.sleep = self.sleeps
         rebuilt.clock = self.provider.clock
         return rebuilt
 

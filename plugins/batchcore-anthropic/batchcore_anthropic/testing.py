@@ -50,20 +50,16 @@ from __future__ import annotations
 import itertools
 import random
 import secrets
-import shutil
-import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
 
 from batchcore.models import BatchRequest
-from batchcore.testing import Fault, LoopbackServer, ManualClock, Request, Response
+from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
 from batchcore_anthropic._emulation import (
     ERROR_TRIGGER,
     STATUS_OF,
@@ -113,13 +109,18 @@ def error_fault(
     )
 
 
-class AnthropicEmulator:
+class AnthropicEmulator(VendorEmulator):
     """The Message Batches API on 127.0.0.1 (see the module docstring for its behaviour).
 
+    :attr:`url` is the API root (what ``ANTHROPIC_BASE_URL`` holds).
     *clock* is a :class:`~batchcore.testing.ManualClock` (then :meth:`advance` moves it) or any
     ``() -> unix seconds`` callable (then :meth:`advance` adds an offset); default: real time.
-    It implements the conformance kit's ``ContractBackend``.
+    *workdir*: where to keep the emulator's files (in a temporary directory made inside it);
+    default: the system's temporary directory. It implements the conformance kit's
+    ``ContractBackend``.
     """
+
+    WORKDIR_PREFIX = "batchcore-anthropic-emulator-"
 
     def __init__(
         self,
@@ -137,11 +138,7 @@ class AnthropicEmulator:
         results_url_base: str | None = None,
         workdir: str | Path | None = None,
     ) -> None:
-        self._manual = clock if isinstance(clock, ManualClock) else None
-        self._clock: Callable[[], float] = (
-            clock.now if isinstance(clock, ManualClock) else (clock or time.time)
-        )
-        self._offset = 0.0
+        super().__init__(clock=clock, workdir_parent=workdir)
         self.api_key = api_key
         self.processing_seconds = processing_seconds
         self.cancel_seconds = cancel_seconds
@@ -154,79 +151,17 @@ class AnthropicEmulator:
         #: host to check that a client does not follow it.
         self.results_url_base = results_url_base
         self._random = random.Random(seed)
-        self._given_workdir = None if workdir is None else Path(workdir)
-        self._workdir: Path | None = None
         self._batches: dict[str, EmulatedBatch] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self.server = LoopbackServer()
         self._register_routes()
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- faults, inspection (time, lifecycle, fault injection: see the base) ---------------
 
-    @property
-    def url(self) -> str:
-        """The API root (what ``ANTHROPIC_BASE_URL`` holds), ``http://127.0.0.1:PORT``."""
-        return self.server.url
-
-    def start(self) -> AnthropicEmulator:
-        if self._workdir is None:
-            if self._given_workdir is not None:
-                self._given_workdir.mkdir(parents=True, exist_ok=True)
-                self._workdir = Path(tempfile.mkdtemp(prefix="emulator-", dir=self._given_workdir))
-            else:
-                self._workdir = Path(tempfile.mkdtemp(prefix="batchcore-anthropic-emulator-"))
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
-
-    def __enter__(self) -> AnthropicEmulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- time, faults, inspection ----------------------------------------------------------
-
-    def now(self) -> float:
-        """The emulator's time (unix seconds)."""
-        return self._clock() + self._offset
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward; batches progress with it."""
-        if seconds < 0:
-            raise ValueError("time cannot go backwards")
-        if self._manual is not None:
-            self._manual.advance(seconds)
-        else:
-            self._offset += seconds
-
-    def inject(
-        self,
-        method: str,
-        pattern: str,
-        fault: Fault,
-        *,
-        times: int = 1,
-        calls: list[int] | None = None,
-    ) -> None:
-        """Serve *fault* on the next *times* calls (or the call numbers *calls*) of a route:
-        ``"POST", "/v1/messages/batches"``, ``"GET", "/v1/messages/batches/{batch_id}"``,
-        ``".../{batch_id}/cancel"``, ``".../{batch_id}/results"``; ``"*"`` matches any."""
-        self.server.inject(method, pattern, fault, times=times, calls=calls)
-
-    def inject_fault(self, kind: str) -> bool:
-        """Make the next call fail (the conformance kit's ``ContractBackend``)."""
+    def fault(self, kind: str) -> Fault | None:
+        """The conformance kit's fault named *kind* with the API's error body (``rate_limit``,
+        ``server_error``, ``overloaded``, ``unauthorized``, ``reset``); None for another kind;
+        :func:`error_fault` makes any other error."""
         faults = {
             "rate_limit": error_fault(429, headers={"retry-after": "0"}),
             "server_error": error_fault(500),
@@ -234,15 +169,7 @@ class AnthropicEmulator:
             "unauthorized": error_fault(401),
             "reset": Fault.reset(),
         }
-        fault = faults.get(kind)
-        if fault is None:
-            return False
-        self.server.inject("*", "*", fault)
-        return True
-
-    def call_count(self) -> int:
-        """HTTP calls received so far."""
-        return len(self.server.calls)
+        return faults.get(kind)
 
     def failing_request(self, custom_id: str, model: str) -> BatchRequest:
         """A request this emulator ends as ``errored`` (``invalid_request_error``)."""
@@ -333,11 +260,12 @@ class AnthropicEmulator:
                 400, "invalid_request_error", "The request body is not valid JSON."
             ) from None
         items = validate_create(body, self.max_requests)
-        assert self._workdir is not None
+        workdir = self.workdir
+        assert workdir is not None
         now = self.now()
         with self._lock:
             batch_id = f"msgbatch_emu{next(self._ids):06d}{secrets.token_hex(6)}"
-            path = self._workdir / f"{batch_id}.json"
+            path = workdir / f"{batch_id}.json"
             path.write_bytes(request.body)
             batch = EmulatedBatch(
                 id=batch_id,

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from batchcore.testing import ManualClock
+from batchcore.testing import ManualClock, SleepRecorder
 from batchcore_anthropic.provider import AnthropicBatchProvider
 from batchcore_anthropic.testing import AnthropicEmulator
 
@@ -69,21 +69,14 @@ def emulator(clock: ManualClock) -> Iterator[AnthropicEmulator]:
         yield running
 
 
-class Sleeps(list[float]):
-    """The waits a provider asked for, in order (nothing really waits)."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> SleepRecorder:
+    return SleepRecorder()
 
 
 @pytest.fixture
 def make_provider(
-    emulator: AnthropicEmulator, clock: ManualClock, sleeps: Sleeps
+    emulator: AnthropicEmulator, clock: ManualClock, sleeps: SleepRecorder
 ) -> Iterator[Callable[..., AnthropicBatchProvider]]:
     """Build providers pointed at the emulator, on the manual clock, recording their sleeps."""
     made: list[AnthropicBatchProvider] = []

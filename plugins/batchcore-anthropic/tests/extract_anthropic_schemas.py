@@ -17,6 +17,8 @@ import json
 import sys
 from typing import Any
 
+from batchcore.testing.openapi import referenced_schemas
+
 ROOTS = (
     "CreateMessageBatchParams",
     "MessageBatchIndividualRequestParams",
@@ -60,30 +62,9 @@ def _clean(node: Any) -> Any:
     return node
 
 
-def _refs(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith(_PREFIX):
-            found.add(ref.removeprefix(_PREFIX))
-        for value in node.values():
-            _refs(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _refs(value, found)
-
-
 def extract(raw: bytes) -> dict[str, Any]:
     schemas = json.loads(raw)["components"]["schemas"]
-    wanted: set[str] = set()
-    pending = list(ROOTS)
-    while pending:
-        name = pending.pop()
-        if name in wanted:
-            continue
-        wanted.add(name)
-        found: set[str] = set()
-        _refs(schemas[name], found)
-        pending.extend(found - wanted)
+    wanted = referenced_schemas(schemas, ROOTS, _PREFIX)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": (
@@ -93,7 +74,7 @@ def extract(raw: bytes) -> dict[str, Any]:
         ),
         "x-source": {**SOURCE, "sha256": hashlib.sha256(raw).hexdigest()},
         "x-roots": list(ROOTS),
-        "$defs": {name: _clean(schemas[name]) for name in sorted(wanted)},
+        "$defs": {name: _clean(schemas[name]) for name in wanted},
     }
 
 

@@ -45,21 +45,19 @@ from __future__ import annotations
 import contextlib
 import random
 import secrets
-import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import attrs
 import orjson
 
 from batchcore.models import BatchRequest
-from batchcore.testing import Fault, LoopbackServer, ManualClock, Request, Response
+from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
 from batchcore.testing.multipart import MultipartError, parse_multipart
 from batchcore_openai._emulation import (
     EMULATED_ENDPOINTS,
@@ -150,11 +148,14 @@ class UploadRecord:
     files: dict[str, tuple[str | None, str | None, int]]
 
 
-class OpenAIEmulator:
+class OpenAIEmulator(VendorEmulator):
     """The OpenAI Files and Batches API on 127.0.0.1 (see the module docs).
 
+    OpenAI clients use ``url + "/v1"``, Azure ones ``azure_endpoint=url``.
+
     *clock*: a :class:`~batchcore.testing.ManualClock` (the default: time moves only with
-    :meth:`advance`) or any ``() -> unix seconds`` callable such as ``time.time``.
+    :meth:`advance`) or any ``() -> unix seconds`` callable such as ``time.time`` (then
+    :meth:`advance` adds an offset).
     *api_key*: the only key accepted (default: any non-empty key). *max_requests* /
     *max_bytes*: the per-batch limits enforced at validation. *seed* fixes ids and the shuffled
     completion order.
@@ -162,6 +163,8 @@ class OpenAIEmulator:
     Also a ``ContractBackend`` for batchcore's conformance kit (:meth:`advance`,
     :meth:`inject_fault`, :meth:`call_count`, :meth:`failing_request`).
     """
+
+    WORKDIR_PREFIX = "batchcore-openai-emulator-"
 
     def __init__(
         self,
@@ -178,8 +181,7 @@ class OpenAIEmulator:
         max_bytes: int = 200_000_000,
         seed: int = 0,
     ) -> None:
-        self._clock = clock if clock is not None else ManualClock()
-        self._offset = 0.0
+        super().__init__(clock=clock if clock is not None else ManualClock())
         self.timing = Timing(validating=validating_seconds, processing=processing_seconds,
                              finalizing=finalizing_seconds, cancelling=cancelling_seconds)
         self._api_key = api_key
@@ -192,10 +194,8 @@ class OpenAIEmulator:
         self._lock = threading.RLock()
         self._files: dict[str, StoredFile] = {}
         self._batches: dict[str, EmulatedBatch] = {}
-        self._root: Path | None = None
         self.created_batch_requests: list[dict[str, Any]] = []
         self.uploads: list[UploadRecord] = []
-        self.server = LoopbackServer()
         for prefix in _PREFIXES:
             legacy = prefix == _LEGACY_PREFIX
             for method, path, handler in (
@@ -211,55 +211,18 @@ class OpenAIEmulator:
             ):
                 self.server.add_route(method, prefix + path, self._endpoint(handler, legacy))
 
-    # -- lifecycle -------------------------------------------------------------------------
+    # -- lifecycle (start, stop, url, now come with the base) ------------------------------
 
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``; OpenAI clients use ``url + "/v1"``, Azure ones
-        ``azure_endpoint=url``."""
-        return self.server.url
-
-    def start(self) -> OpenAIEmulator:
-        if self._root is None:
-            self._root = Path(tempfile.mkdtemp(prefix="batchcore-openai-emulator-"))
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and delete every stored file."""
-        self.server.stop()
+    def _on_stop(self) -> None:
         with self._lock:
-            if self._root is not None:
-                shutil.rmtree(self._root, ignore_errors=True)
-                self._root = None
             self._files.clear()
 
-    def __enter__(self) -> OpenAIEmulator:
-        return self.start()
+    @property
+    def _root(self) -> Path | None:
+        # The working directory under its former name, which tests still read.
+        return self.workdir
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def now(self) -> float:
-        """The emulator's clock."""
-        reading = self._clock.now() if isinstance(self._clock, ManualClock) else self._clock()
-        return reading + self._offset
-
-    # -- ContractBackend -------------------------------------------------------------------
-
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward; batches progress with it."""
-        if isinstance(self._clock, ManualClock):
-            self._clock.advance(seconds)
-        else:
-            if seconds < 0:
-                raise ValueError("a clock cannot go backwards")
-            self._offset += seconds
+    # -- ContractBackend (advance, inject_fault and call_count come with the base) ---------
 
     def fault(self, kind: str) -> Fault | None:
         """The :class:`~batchcore.testing.Fault` named *kind* (``rate_limit``,
@@ -271,20 +234,6 @@ class OpenAIEmulator:
             return known
         status, body, headers = known
         return Fault.status(status, headers=headers, body=body)
-
-    def inject_fault(self, kind: str, *, method: str = "*", route: str = "*",
-                     times: int = 1) -> bool:
-        """Make the next *times* calls (to *route*, a pattern such as ``"/v1/batches"``; default
-        any) fail with the fault named *kind* (see :meth:`fault`). False for an unknown kind."""
-        fault = self.fault(kind)
-        if fault is None:
-            return False
-        self.server.inject(method, route, fault, times=times)
-        return True
-
-    def call_count(self) -> int:
-        """HTTP calls received so far."""
-        return len(self.server.calls)
 
     def failing_request(self, custom_id: str, model: str) -> BatchRequest:
         """A request this emulator answers with an error line (HTTP 400) inside the batch."""
@@ -357,9 +306,10 @@ class OpenAIEmulator:
         return int(value)
 
     def _store(self) -> Path:
-        if self._root is None:
+        root = self.workdir
+        if root is None:
             raise _ApiError(503, "The emulator is not running.", kind="server_error")
-        return self._root
+        return root
 
     # -- files -----------------------------------------------------------------------------
 

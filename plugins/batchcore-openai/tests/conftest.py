@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai_support import API_KEY, SleepRecorder
+from openai_support import API_KEY
 
-from batchcore.testing import ManualClock
+from batchcore.testing import ManualClock, SleepRecorder
 from batchcore_openai.provider import AzureOpenAIBatchProvider, OpenAIBatchProvider
 from batchcore_openai.testing import OpenAIEmulator
 

@@ -4,7 +4,7 @@
 
 Copies the component schemas the emulator's requests and responses are checked against, with
 every schema they reference (``$ref``s keep their ``#/components/schemas/...`` form, so they
-resolve inside the output document). Needs PyYAML.
+resolve inside the output document). Needs PyYAML and batchcore.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import sys
 from typing import Any
 
 import yaml
+
+from batchcore.testing.openapi import referenced_schemas
 
 ROOTS = (
     "Batch",
@@ -37,30 +39,9 @@ SOURCE = {
 }
 
 
-def _refs(node: Any, found: set[str]) -> None:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-            found.add(ref.rsplit("/", 1)[1])
-        for value in node.values():
-            _refs(value, found)
-    elif isinstance(node, list):
-        for value in node:
-            _refs(value, found)
-
-
 def extract(raw: bytes) -> dict[str, Any]:
     schemas = yaml.safe_load(raw)["components"]["schemas"]
-    wanted: set[str] = set()
-    pending = list(ROOTS)
-    while pending:
-        name = pending.pop()
-        if name in wanted:
-            continue
-        wanted.add(name)
-        found: set[str] = set()
-        _refs(schemas[name], found)
-        pending.extend(sorted(found - wanted))
+    wanted = referenced_schemas(schemas, ROOTS)
     return {
         "_provenance": {
             **SOURCE,
@@ -68,7 +49,7 @@ def extract(raw: bytes) -> dict[str, Any]:
             "extracted": sorted(ROOTS),
             "note": "component schemas copied unchanged, with the schemas they reference",
         },
-        "components": {"schemas": {name: schemas[name] for name in sorted(wanted)}},
+        "components": {"schemas": {name: schemas[name] for name in wanted}},
     }
 
 

@@ -19,13 +19,6 @@ MODEL = "gpt-4o-mini"
 FINISHED = 3600.0
 
 
-class SleepRecorder(list[float]):
-    """Stands in for ``provider.sleep``: remembers every wait instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
 def chat(custom_id: str, text: str | None = None, *, model: str = MODEL,
          **params: Any) -> BatchRequest:
     """A small chat request."""

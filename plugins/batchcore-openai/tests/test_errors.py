@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import openai
 import pytest
-from openai_support import API_KEY, FINISHED, SleepRecorder, chat
+from openai_support import API_KEY, FINISHED, chat
 
 from batchcore.errors import (
     AuthenticationError,
@@ -26,7 +26,7 @@ from batchcore.errors import (
     RateLimitError,
 )
 from batchcore.models import BatchHandle
-from batchcore.testing import Fault
+from batchcore.testing import Fault, SleepRecorder
 from batchcore_openai.provider import AzureOpenAIBatchProvider, OpenAIBatchProvider
 from batchcore_openai.testing import OpenAIEmulator
 

@@ -1,0 +1,162 @@
+"""The plumbing every vendor emulator shares: a loopback server, a clock, a working directory.
+
+A vendor emulator subclasses :class:`VendorEmulator`, registers its routes on :attr:`server`,
+reads the time with :meth:`~VendorEmulator.now` and keeps its files under
+:attr:`~VendorEmulator.workdir`::
+
+    class ThingsEmulator(VendorEmulator):
+        WORKDIR_PREFIX = "things-emulator-"
+
+        def __init__(self, *, clock: ManualClock | Callable[[], float] | None = None) -> None:
+            super().__init__(clock=clock)
+            self.server.add_route("GET", "/v1/now", self._now)
+
+        def _now(self, request: Request) -> Response:
+            return Response.json({"now": self.now()})
+
+    with ThingsEmulator(clock=ManualClock()) as emulator:
+        emulator.advance(60)
+        requests.get(emulator.url + "/v1/now")
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from batchcore.testing.clock import ManualClock
+from batchcore.testing.server import Fault, LoopbackServer
+
+__all__ = ["VendorEmulator"]
+
+_E = TypeVar("_E", bound="VendorEmulator")
+
+
+class VendorEmulator:
+    """Base of an emulated vendor API served on 127.0.0.1 by a :class:`LoopbackServer`.
+
+    *clock*: a :class:`ManualClock`, which :meth:`advance` moves (so everything else reading
+    that clock sees the same time), or any ``() -> unix seconds`` callable such as
+    ``time.time``, to which :meth:`advance` adds an offset; default: real time.
+    *workdir_parent*: where the temporary working directory is created (made if missing);
+    default: the system's temporary directory.
+
+    :meth:`start` creates the working directory and starts serving; :meth:`stop` stops
+    serving, calls :meth:`_on_stop` and deletes the directory with everything in it. Both are
+    idempotent, and the emulator is a context manager.
+    """
+
+    #: Start of the working directory's name.
+    WORKDIR_PREFIX = "batchcore-emulator-"
+
+    def __init__(
+        self,
+        *,
+        clock: ManualClock | Callable[[], float] | None = None,
+        workdir_parent: str | Path | None = None,
+    ) -> None:
+        self._manual_clock = clock if isinstance(clock, ManualClock) else None
+        self._read_clock: Callable[[], float] = (
+            clock.now if isinstance(clock, ManualClock) else (clock or time.time)
+        )
+        self._offset = 0.0
+        self._workdir_parent = None if workdir_parent is None else Path(workdir_parent)
+        self._workdir: Path | None = None
+        self.server = LoopbackServer()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (no trailing slash); only while running."""
+        return self.server.url
+
+    @property
+    def workdir(self) -> Path | None:
+        """The directory for the emulator's files while it runs; None when stopped."""
+        return self._workdir
+
+    def start(self: _E) -> _E:
+        if self._workdir is None:
+            if self._workdir_parent is not None:
+                self._workdir_parent.mkdir(parents=True, exist_ok=True)
+            self._workdir = Path(
+                tempfile.mkdtemp(prefix=self.WORKDIR_PREFIX, dir=self._workdir_parent)
+            )
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delete the working directory."""
+        self.server.stop()
+        self._on_stop()
+        # Unset first: a request still being handled then finds the emulator stopped rather
+        # than writing into a directory being deleted.
+        workdir, self._workdir = self._workdir, None
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _on_stop(self) -> None:
+        """Subclass hook, called by :meth:`stop` once the server no longer accepts calls and
+        before the working directory goes: forget state that refers to files in it."""
+
+    def __enter__(self: _E) -> _E:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- time ------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The emulator's time (unix seconds)."""
+        return self._read_clock() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's time forward; what it emulates progresses with it."""
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        if self._manual_clock is not None:
+            self._manual_clock.advance(seconds)
+        else:
+            self._offset += seconds
+
+    # -- faults and calls ------------------------------------------------------------------
+
+    def inject(
+        self,
+        method: str,
+        pattern: str,
+        fault: Fault,
+        *,
+        times: int = 1,
+        calls: Iterable[int] | None = None,
+    ) -> None:
+        """Serve *fault* on the next *times* calls (or the call numbers *calls*, counted from
+        now) of the route ``method pattern``, as registered; ``"*"`` matches any."""
+        self.server.inject(method, pattern, fault, times=times, calls=calls)
+
+    def fault(self, kind: str) -> Fault | None:
+        """The fault named *kind*, answered as the vendor would; None for a kind the emulator
+        does not know. Subclasses name theirs (at least the conformance kit's ``rate_limit``,
+        ``server_error``, ``overloaded``, ``unauthorized`` and ``reset``)."""
+        return None
+
+    def inject_fault(
+        self, kind: str, *, method: str = "*", route: str = "*", times: int = 1
+    ) -> bool:
+        """Make the next *times* calls (to *route*, a route pattern; default any) fail with
+        the fault named *kind* (see :meth:`fault`). False for an unknown kind."""
+        fault = self.fault(kind)
+        if fault is None:
+            return False
+        self.inject(method, route, fault, times=times)
+        return True
+
+    def call_count(self) -> int:
+        """HTTP calls received so far."""
+        return len(self.server.calls)
