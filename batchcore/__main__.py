@@ -1,0 +1,5 @@
+"""``python -m batchcore`` runs the command line."""
+
+from batchcore.cli import main
+
+raise SystemExit(main())
