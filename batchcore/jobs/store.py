@@ -64,11 +64,14 @@ CREATE TABLE IF NOT EXISTS requests (
     seq INTEGER NOT NULL,
     data BLOB NOT NULL,
     state TEXT NOT NULL,
+    outcome TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     batch_row INTEGER,
     PRIMARY KEY (job_id, custom_id)
 );
 CREATE INDEX IF NOT EXISTS requests_by_state ON requests (job_id, state, seq);
+-- Counting a job by state and final outcome reads this index alone (no join, no table rows).
+CREATE INDEX IF NOT EXISTS requests_by_outcome ON requests (job_id, state, outcome);
 CREATE INDEX IF NOT EXISTS requests_by_batch ON requests (batch_row);
 CREATE TABLE IF NOT EXISTS batches (
     row INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -437,11 +440,10 @@ class JobStore:
     def count_results(self, job_id: str) -> dict[str, int]:
         """Final results by status (requests whose outcome is settled)."""
         return {
-            r["status"]: r["n"]
+            r["outcome"]: r["n"]
             for r in self._db.execute(
-                "SELECT res.status, COUNT(*) AS n FROM results res JOIN requests req"
-                " ON req.job_id = res.job_id AND req.custom_id = res.custom_id"
-                " WHERE res.job_id=? AND req.state='done' GROUP BY res.status",
+                "SELECT outcome, COUNT(*) AS n FROM requests WHERE job_id=? AND state='done'"
+                " GROUP BY outcome",
                 (job_id,),
             )
         }
@@ -579,7 +581,9 @@ class JobStore:
         *retry* holds. Returns how many requests were sent back."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE requests SET state='done' WHERE job_id=? AND batch_row=?"
+                "UPDATE requests SET state='done', outcome=(SELECT status FROM results res"
+                " WHERE res.job_id=requests.job_id AND res.custom_id=requests.custom_id)"
+                " WHERE job_id=? AND batch_row=?"
                 " AND state='assigned' AND (? = 0 OR attempts >= ? OR custom_id IN"
                 " (SELECT custom_id FROM results WHERE job_id=? AND batch_row=?"
                 " AND (status='succeeded' OR retryable=0)))",
@@ -629,8 +633,8 @@ class JobStore:
                 ],
             )
             db.executemany(
-                "UPDATE requests SET state='done' WHERE job_id=? AND custom_id=?",
-                [(job_id, r.custom_id) for r in items],
+                "UPDATE requests SET state='done', outcome=? WHERE job_id=? AND custom_id=?",
+                [(r.status.value, job_id, r.custom_id) for r in items],
             )
 
     def iter_results(self, job_id: str) -> Iterator[BatchResult]:
