@@ -117,6 +117,14 @@ def _messages(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ..
     return tuple(value)
 
 
+def _invalid(custom_id: Any, message: str, field: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"request {custom_id!r}: {message}",
+        custom_id=custom_id if isinstance(custom_id, str) else None,
+        field=field,
+    )
+
+
 def _json_problem(value: Any, path: str) -> str | None:
     """Where *value* stops being strict JSON, or None. Cheaper and more precise than a failed
     dumps: it names the path and refuses NaN/Infinity, which encoders write as invalid JSON."""
@@ -165,64 +173,90 @@ class BatchRequest:
     _body_json: bytes = attrs.field(init=False, repr=False, eq=False, default=b"")
 
     def __attrs_post_init__(self) -> None:
+        # This runs once per request of every job: the common case (a chat request of plain
+        # dict messages) is recognised with exact type tests, and anything else is checked
+        # the long way, which names the exact problem.
         cid = self.custom_id
-
-        def bad(message: str, field: str) -> InvalidRequestError:
-            return InvalidRequestError(
-                f"request {cid!r}: {message}",
-                custom_id=cid if isinstance(cid, str) else None,
-                field=field,
-            )
-
-        if not isinstance(cid, str) or not cid:
-            raise bad("custom_id must be a non-empty string", "custom_id")
-        if not isinstance(self.model, str) or not self.model:
-            raise bad("model must be a non-empty string", "model")
+        model = self.model
+        messages = self.messages
+        params = self.params
         input_field = ENDPOINTS.get(self.endpoint, _UNKNOWN)
+        if (
+            cid.__class__ is not str
+            or not cid
+            or model.__class__ is not str
+            or not model
+            or input_field is not None
+            or not messages
+            or "model" in params
+            or "messages" in params
+        ):
+            self._check_fields(input_field)
+        else:
+            for message in messages:
+                if message.__class__ is not dict or message.get("role") not in _ROLES:
+                    self._check_fields(input_field)
+                    break
+        for key, value in params.items():
+            if value.__class__ is float and not math.isfinite(value):
+                raise _invalid(cid, f"params.{key}: {value!r} is not valid JSON", f"params.{key}")
+        # Serialising once both proves the body is JSON (in C, fast) and caches the bytes that
+        # OpenAI-format payloads reuse as they are (orjson writes the messages tuple as a list).
+        try:
+            if messages:
+                body = orjson.dumps({"model": model, "messages": messages, **params})
+            else:
+                body = orjson.dumps({"model": model, **params})
+            if self.provider_params:
+                orjson.dumps(self.provider_params)
+        except TypeError:
+            problem = (
+                _json_problem(messages, "messages")
+                or _json_problem(params, "params")
+                or _json_problem(self.provider_params, "provider_params")
+                or "the request is not JSON-serialisable"
+            )
+            raise _invalid(cid, problem, problem.split(":", 1)[0]) from None
+        object.__setattr__(self, "_body_json", body)
+
+    def _check_fields(self, input_field: object) -> None:
+        """Raise :class:`InvalidRequestError` naming the first field that is wrong, if any."""
+        cid = self.custom_id
+        if not isinstance(cid, str) or not cid:
+            raise _invalid(cid, "custom_id must be a non-empty string", "custom_id")
+        if not isinstance(self.model, str) or not self.model:
+            raise _invalid(cid, "model must be a non-empty string", "model")
         if input_field is _UNKNOWN:
-            raise bad(
-                f"endpoint {self.endpoint!r} is not one of {', '.join(ENDPOINTS)}", "endpoint"
+            raise _invalid(
+                cid, f"endpoint {self.endpoint!r} is not one of {', '.join(ENDPOINTS)}", "endpoint"
             )
         params = self.params
         if "model" in params or "messages" in params:
-            raise bad("params must not contain 'model' or 'messages'; use the fields", "params")
+            raise _invalid(
+                cid, "params must not contain 'model' or 'messages'; use the fields", "params"
+            )
         if input_field is None:
             if not self.messages:
-                raise bad("messages must not be empty", "messages")
+                raise _invalid(cid, "messages must not be empty", "messages")
             for index, message in enumerate(self.messages):
                 if not isinstance(message, dict) and not isinstance(message, Mapping):
-                    raise bad(f"messages[{index}] must be an object", f"messages[{index}]")
+                    raise _invalid(
+                        cid, f"messages[{index}] must be an object", f"messages[{index}]"
+                    )
                 role = message.get("role")
                 if role not in _ROLES:
-                    raise bad(
+                    raise _invalid(
+                        cid,
                         f"messages[{index}].role {role!r} is not one of {sorted(_ROLES)}",
                         f"messages[{index}].role",
                     )
         else:
             if self.messages:
-                raise bad(
-                    f"{self.endpoint} takes params[{input_field!r}], not messages", "messages"
+                raise _invalid(
+                    cid, f"{self.endpoint} takes params[{input_field!r}], not messages", "messages"
                 )
             if input_field not in params:
-                raise bad(f"{self.endpoint} needs params[{input_field!r}]", "params")
-        for key, value in params.items():
-            if value.__class__ is float and not math.isfinite(value):
-                raise bad(f"params.{key}: {value!r} is not valid JSON", f"params.{key}")
-        # Serialising once both proves the body is JSON (in C, fast) and caches the bytes that
-        # OpenAI-format payloads reuse as they are.
-        try:
-            body = orjson.dumps(self.openai_body())
-            if self.provider_params:
-                orjson.dumps(self.provider_params)
-        except TypeError:
-            problem = (
-                _json_problem(self.messages, "messages")
-                or _json_problem(params, "params")
-                or _json_problem(self.provider_params, "provider_params")
-                or "the request is not JSON-serialisable"
-            )
-            raise bad(problem, problem.split(":", 1)[0]) from None
-        object.__setattr__(self, "_body_json", body)
+                raise _invalid(cid, f"{self.endpoint} needs params[{input_field!r}]", "params")
 
     def openai_body_json(self) -> bytes:
         """:meth:`openai_body` serialised as compact JSON (computed once, at construction)."""
@@ -283,12 +317,13 @@ class BatchRequest:
         if "body" in obj or "url" in obj:
             return cls.from_openai_line(obj)
         fields = dict(obj)
-        cid = fields.pop("custom_id", None)
-        model = fields.pop("model", None)
-        messages = fields.pop("messages", ())
-        endpoint = fields.pop("endpoint", CHAT_COMPLETIONS)
-        provider_params = fields.pop("provider_params", None) or {}
-        explicit = fields.pop("params", None)
+        pop = fields.pop
+        cid = pop("custom_id", None)
+        model = pop("model", None)
+        messages = pop("messages", ())
+        endpoint = pop("endpoint", CHAT_COMPLETIONS)
+        provider_params = pop("provider_params", None) or {}
+        explicit = pop("params", None)
         if explicit is not None:
             if not isinstance(explicit, Mapping):
                 raise InvalidRequestError(
@@ -301,7 +336,7 @@ class BatchRequest:
             raise InvalidRequestError(
                 f"request {cid!r}: messages must be a list", custom_id=_sid(cid), field="messages"
             )
-        if not isinstance(provider_params, Mapping):
+        if provider_params.__class__ is not dict and not isinstance(provider_params, Mapping):
             raise InvalidRequestError(
                 f"request {cid!r}: provider_params must be an object",
                 custom_id=_sid(cid),
@@ -345,7 +380,7 @@ def _sid(value: Any) -> str | None:
 
 
 def _load_object(line: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(line, Mapping):
+    if type(line) is dict or isinstance(line, Mapping):  # the exact test skips the ABC check
         return line
     try:
         obj = orjson.loads(line)
@@ -645,6 +680,11 @@ class Usage:
         )
 
 
+def _result_status(value: ResultStatus | str) -> ResultStatus:
+    # Providers pass the enum member (one result per request): skip the enum's lookup then.
+    return value if value.__class__ is ResultStatus else ResultStatus(value)
+
+
 @attrs.frozen(kw_only=True)
 class BatchResult:
     """The outcome of one request, joined on ``custom_id``.
@@ -654,7 +694,7 @@ class BatchResult:
     """
 
     custom_id: str
-    status: ResultStatus = attrs.field(converter=ResultStatus)
+    status: ResultStatus = attrs.field(converter=_result_status)
     response: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     text: str | None = None
     usage: Usage | None = None

@@ -60,7 +60,6 @@ class _OpenFile:
 
     __slots__ = (
         "buffer",
-        "buffered",
         "count",
         "data",
         "endpoint",
@@ -78,8 +77,7 @@ class _OpenFile:
         self.model = model
         self.endpoint = endpoint
         self.data: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self.buffer: list[bytes] = []
-        self.buffered = 0
+        self.buffer = bytearray()
         self.ids: list[str] = []
         self.count = 0
         self.size = 0
@@ -87,9 +85,8 @@ class _OpenFile:
 
     def flush(self) -> None:
         if self.buffer:
-            self.data.write(b"".join(self.buffer))
+            self.data.write(self.buffer)
             self.buffer.clear()
-            self.buffered = 0
 
     def close(self) -> None:
         self.flush()
@@ -134,6 +131,11 @@ class PayloadWriter:
         self._suspects: set[str] = set()
         # Bytes a file costs besides its requests: the framing around them.
         self._overhead = len(framing.header) + len(framing.footer)
+        # add() runs once per request: what it reads on every call, as plain attributes.
+        self._max_requests = limits.max_requests
+        self._max_bytes = limits.max_bytes
+        self._separator = framing.separator
+        self._terminator = framing.terminator
 
     def add(
         self,
@@ -146,44 +148,48 @@ class PayloadWriter:
     ) -> None:
         """Append one encoded request to the open file of *group*; requests of different groups
         never share a file. *model* and *endpoint* are recorded on the payload."""
-        framing = self.framing
-        cost = len(encoded) + len(framing.terminator)
+        separator = self._separator
+        terminator = self._terminator
+        cost = len(encoded) + len(terminator)
         current = self._open.get(group)
-        if current is None or (
-            current.count >= self.limits.max_requests
+        if (
+            current is None
+            or current.count >= self._max_requests
             # size already counts the header and footer
-            or current.size + len(framing.separator) + cost > self.limits.max_bytes
+            or current.size + len(separator) + cost > self._max_bytes
         ):
-            if self._overhead + cost > self.limits.max_bytes:
+            if self._overhead + cost > self._max_bytes:
                 raise InvalidRequestError(
                     f"request {custom_id!r} is {cost} bytes once encoded, more than the "
-                    f"{self.limits.max_bytes}-byte batch limit of {self.provider!r}",
+                    f"{self._max_bytes}-byte batch limit of {self.provider!r}",
                     custom_id=custom_id,
                     provider=self.provider,
                 )
             if current is not None:
                 self._close(group)
             current = self._open[group] = self._start(model, endpoint)
-        elif framing.separator:
-            current.buffer.append(framing.separator)
-            current.size += len(framing.separator)
-        current.buffer.append(encoded)
-        if framing.terminator:
-            current.buffer.append(framing.terminator)
+        elif separator:
+            current.buffer += separator
+            current.size += len(separator)
+        buffer = current.buffer
+        buffer += encoded
+        if terminator:
+            buffer += terminator
         current.ids.append(custom_id)
         current.size += cost
         current.count += 1
-        current.buffered += cost
-        if current.buffered > _FLUSH_BYTES:
+        if len(buffer) > _FLUSH_BYTES:
             current.flush()
         h = hash(custom_id)
         i, j = h & _BLOOM_MASK, (h >> 32) & _BLOOM_MASK
         bloom = self._bloom
         bi, bj = 1 << (i & 7), 1 << (j & 7)
-        if bloom[i >> 3] & bi and bloom[j >> 3] & bj:
+        i >>= 3
+        j >>= 3
+        if bloom[i] & bi and bloom[j] & bj:
             self._suspects.add(custom_id)
-        bloom[i >> 3] |= bi
-        bloom[j >> 3] |= bj
+        bloom[i] |= bi
+        bloom[j] |= bj
 
     def finish(self) -> list[BatchPayload]:
         """Close every file and return the payloads, in the order their files were started.
@@ -255,14 +261,14 @@ class PayloadWriter:
         opened = _OpenFile(path, path.with_name(path.name + ".ids"), model, endpoint)
         opened.sequence = self._started
         if self.framing.header:
-            opened.buffer.append(self.framing.header)
+            opened.buffer += self.framing.header
         opened.size = self._overhead
         return opened
 
     def _close(self, key: Hashable) -> None:
         opened = self._open.pop(key)
         if self.framing.footer:
-            opened.buffer.append(self.framing.footer)
+            opened.buffer += self.framing.footer
         opened.close()
         self._closed.append(opened)
 

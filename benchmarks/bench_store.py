@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_store.py`` (``BENCH_QUICK=1`` for a smaller N).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import sys
 import tempfile
@@ -22,11 +21,11 @@ import time
 from pathlib import Path
 
 import orjson
+from _common import QUICK, header
 
 from batchcore import BatchRequest, BatchResult, Usage
 from batchcore.jobs import BatchRunner, JobStore
 
-QUICK = os.environ.get("BENCH_QUICK") == "1"
 WRITE_N = 20_000 if QUICK else 100_000
 SCAN_N = 100_000 if QUICK else 1_000_000
 CHUNK = 1000
@@ -108,14 +107,15 @@ def bench_scan(work: Path) -> tuple[float, float, float]:
 
 
 def main() -> int:
+    header("store: durable result writes and the resume scan")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ours, baseline = bench_write(work)
-        print(f"store write: {WRITE_N / ours:,.0f} results/s through JobStore.save_results; "
+        print(f"   store write: {WRITE_N / ours:,.0f} results/s through JobStore.save_results; "
               f"bare sqlite3 executemany {WRITE_N / baseline:,.0f}/s; "
               f"ratio {ours / baseline:.2f}x the bare time")
         scan, count, created = bench_scan(work)
-        print(f"resume scan of a {SCAN_N:,}-request job: {scan * 1000:.0f} ms for "
+        print(f"   resume scan of a {SCAN_N:,}-request job: {scan * 1000:.0f} ms for "
               f"BatchRunner.info; one bare COUNT(*) {count * 1000:.0f} ms; "
               f"ratio {scan / count:.1f}x (job creation took {created:.1f} s, "
               f"{SCAN_N / created:,.0f} requests/s)")

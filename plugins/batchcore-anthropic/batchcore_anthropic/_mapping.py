@@ -145,20 +145,21 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
             f"not {request.endpoint}",
         )
     out: dict[str, Any] = {"model": request.model}
-    if _plain_turns(request.messages):
-        out["messages"] = request.messages  # serialised as it is: no copy
-    else:
-        system, messages = _convert_messages(request.messages)
+    messages = request.messages
+    plain = _plain_messages(messages)
+    if plain is not None:
+        system, turns = plain
         if system is not None:
             out["system"] = system
-        out["messages"] = messages
+        out["messages"] = turns  # serialised as they are: no copy
+    else:
+        blocks, converted = _convert_messages(messages)
+        if blocks is not None:
+            out["system"] = blocks
+        out["messages"] = converted
     params = request.params
-    if params:
-        max_tokens = params.get("max_tokens")
-        if len(params) == 1 and max_tokens.__class__ is int and max_tokens >= 1:
-            out["max_tokens"] = max_tokens  # the common case, without the general loop
-        else:
-            _convert_params(params, out)
+    if params and not _copy_plain_params(params, out):
+        _convert_params(params, out)
     if request.provider_params:
         native = request.provider_params.get(PROVIDER)
         if native is not None:
@@ -179,13 +180,47 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
     return out
 
 
-def _plain_turns(messages: tuple[Mapping[str, Any], ...]) -> bool:
-    """Whether the messages are already valid Anthropic turns as they are (the common case:
-    alternating user/assistant turns of non-empty text), so the hot path copies nothing."""
-    previous = None
-    for message in messages:
-        if message.__class__ is not dict or len(message) != 2:
+def _copy_plain_params(params: Mapping[str, Any], out: dict[str, Any]) -> bool:
+    """Copy *params* into *out* when they are only the parameters both APIs spell alike
+    (``max_tokens``, ``temperature``, ``top_p``) with values Anthropic accepts; False, copying
+    nothing, for anything else (which :func:`_convert_params` converts or refuses)."""
+    for key, value in params.items():
+        if key == "max_tokens":
+            if value.__class__ is not int or value < 1:
+                return False
+        elif key == "temperature" or key == "top_p":
+            if (value.__class__ is not float and value.__class__ is not int) or not 0 <= value <= 1:
+                return False
+        else:
             return False
+    out.update(params)
+    return True
+
+
+def _plain_messages(
+    messages: tuple[Mapping[str, Any], ...],
+) -> tuple[str | None, tuple[Mapping[str, Any], ...]] | None:
+    """``(system, turns)`` when the messages are valid Anthropic input as they are (the common
+    case: at most one leading system prompt of non-empty text, then alternating user/assistant
+    turns of non-empty text), so the hot path copies nothing; None when they need converting."""
+    if not messages:
+        return None
+    system = None
+    turns = messages
+    first = messages[0]
+    if first.__class__ is dict and len(first) == 2:
+        role = first.get("role")
+        if role == "system" or role == "developer":
+            system = first.get("content")
+            if system.__class__ is not str or not system:
+                return None
+            turns = messages[1:]
+            if not turns:
+                return None
+    previous = None
+    for message in turns:
+        if message.__class__ is not dict or len(message) != 2:
+            return None
         role = message.get("role")
         content = message.get("content")
         if (
@@ -194,9 +229,9 @@ def _plain_turns(messages: tuple[Mapping[str, Any], ...]) -> bool:
             or content.__class__ is not str
             or not content
         ):
-            return False
+            return None
         previous = role
-    return True
+    return system, turns
 
 
 # -- messages

@@ -244,13 +244,15 @@ _CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", 
 def first_text(body: Mapping[str, Any]) -> str | None:
     """The first text output of a response body: chat ``choices[0].message.content``, legacy
     completions ``choices[0].text``, the Responses API's first ``output_text``; else None."""
+    # This runs once per result line. Decoded JSON objects are dicts: the exact type test
+    # comes first, as the Mapping check is an (expensive) ABC check.
     choices = body.get("choices")
     if isinstance(choices, list):
         first = choices[0] if choices else None
-        if not isinstance(first, Mapping):
+        if type(first) is not dict and not isinstance(first, Mapping):
             return None
         message = first.get("message")
-        if isinstance(message, Mapping):
+        if type(message) is dict or isinstance(message, Mapping):
             content = message.get("content")
             if isinstance(content, str):
                 return content
@@ -332,20 +334,24 @@ def result_from_line(line: Mapping[str, Any], batch_id: str | None = None) -> Ba
     if not isinstance(custom_id, str) or not custom_id:
         return None
     response = line.get("response")
-    if isinstance(response, Mapping):
+    # Exact dict tests first, as in first_text: this runs once per result line.
+    if type(response) is dict or isinstance(response, Mapping):
         body = response.get("body")
         status = response.get("status_code")
-        if not isinstance(status, int):
-            status = 200 if isinstance(body, Mapping) and "error" not in body else 500
-        if 200 <= status < 300 and isinstance(body, Mapping):
-            return BatchResult(
-                custom_id=custom_id,
-                status=ResultStatus.SUCCEEDED,
-                response=body,
-                text=first_text(body),
-                usage=usage_of(body),
-                batch_id=batch_id,
-            )
+        if type(body) is dict or isinstance(body, Mapping):
+            if not isinstance(status, int):
+                status = 500 if "error" in body else 200
+            if 200 <= status < 300:
+                return BatchResult(
+                    custom_id=custom_id,
+                    status=ResultStatus.SUCCEEDED,
+                    response=body,
+                    text=first_text(body),
+                    usage=usage_of(body),
+                    batch_id=batch_id,
+                )
+        elif not isinstance(status, int):
+            status = 500
         code, message = _error_fields(body)
         return BatchResult(
             custom_id=custom_id,
