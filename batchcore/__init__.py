@@ -4,7 +4,9 @@ Importing this package imports no vendor SDK and does no discovery; the registry
 installed providers on its first ``list()`` or ``get()``.
 """
 
-from batchcore.config import Secret
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from batchcore.errors import (
     AuthenticationError,
     BatchcoreError,
@@ -30,24 +32,66 @@ from batchcore.errors import (
     UnsupportedOperationError,
 )
 from batchcore.hookspecs import hookimpl
-from batchcore.models import (
-    BatchError,
-    BatchHandle,
-    BatchLimits,
-    BatchPayload,
-    BatchRequest,
-    BatchResult,
-    BatchState,
-    BatchStatus,
-    JobEvent,
-    JobEventKind,
-    ResultError,
-    ResultStatus,
-    Usage,
-)
-from batchcore.provider import BaseBatchProvider
 from batchcore.provider_spec import ProviderSpec
 from batchcore.registry import BatchProviderRegistry, batch_provider_registry
+
+if TYPE_CHECKING:
+    from batchcore.config import Secret
+    from batchcore.models import (
+        BatchError,
+        BatchHandle,
+        BatchLimits,
+        BatchPayload,
+        BatchRequest,
+        BatchResult,
+        BatchState,
+        BatchStatus,
+        JobEvent,
+        JobEventKind,
+        ResultError,
+        ResultStatus,
+        Usage,
+    )
+    from batchcore.provider import BaseBatchProvider
+
+# Names whose modules load on first use (PEP 562). Discovering and listing providers needs none
+# of them, and the attrs classes among them are most of the core's import time.
+_LAZY = {
+    "Secret": "batchcore.config",
+    "BaseBatchProvider": "batchcore.provider",
+    **dict.fromkeys(
+        (
+            "BatchError",
+            "BatchHandle",
+            "BatchLimits",
+            "BatchPayload",
+            "BatchRequest",
+            "BatchResult",
+            "BatchState",
+            "BatchStatus",
+            "JobEvent",
+            "JobEventKind",
+            "ResultError",
+            "ResultStatus",
+            "Usage",
+        ),
+        "batchcore.models",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
@@ -39,8 +39,10 @@ from batchcore.errors import (
     PluginLoadWarning,
     ProviderNotFoundError,
 )
-from batchcore.provider import BaseBatchProvider
 from batchcore.provider_spec import ProviderSpec
+
+if TYPE_CHECKING:
+    from batchcore.provider import BaseBatchProvider
 
 __all__ = [
     "ALLOWLIST_ENV",
@@ -111,6 +113,10 @@ def _describe_class(cls: type[Any]) -> str:
 
 
 def _check_provider_class(cls: Any) -> type[BaseBatchProvider]:
+    # Imported here: listing providers offered as ProviderSpec never needs the base class (nor
+    # the DTOs and payload writer behind it), which keeps discovery cheap.
+    from batchcore.provider import BaseBatchProvider
+
     if not (isinstance(cls, type) and issubclass(cls, BaseBatchProvider)):
         raise PluginLoadError(f"{cls!r} is not a BaseBatchProvider subclass")
     name = getattr(cls, "PROVIDER_NAME", None)
