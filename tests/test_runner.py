@@ -157,6 +157,7 @@ def test_bad_input_leaves_no_job_and_sends_nothing(
         runner.run("fake", bad, config=cfg(backend))
     assert runner.jobs() == []
     assert backend.call_count() == 0
+    assert list((runner.store.path.parent / "payloads").glob("batchcore-*")) == []
 
 
 # -- partial and failed requests ---------------------------------------------------------------

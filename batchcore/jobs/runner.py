@@ -192,27 +192,46 @@ class BatchRunner:
         job_id: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> str:
-        """Validate every request against the provider and record the job. No network call.
+        """Validate every request, record the job and prepare its first batches. No network
+        call: the requests are read once, recorded and written into payload files in the same
+        pass, and the batches to submit are recorded with them.
 
         Raises :class:`~batchcore.InvalidRequestError` / ``UnsupportedModelError`` for the
         first bad request, and for duplicate custom_ids; nothing is recorded then.
         """
         instance = self._build(provider, config)
         job_id = job_id or new_job_id()
-
-        def checked() -> Iterator[BatchRequest]:
-            for request in requests:
-                instance.check_request(request)
-                yield request
-
-        self.store.create_job(
+        with self.store.new_job(
             job_id,
             provider=instance.PROVIDER_NAME,
             config=instance.config,
             options={"max_attempts": self.max_attempts, **(options or {})},
-            requests=checked(),
-        )
+        ) as job:
+            payloads = instance.prepare_payloads(job.record(requests))
+            try:
+                for payload in payloads:
+                    self._record_batch(job.add_batch, job_id, 1, payload)
+            except BaseException:
+                for payload in payloads:
+                    payload.discard()
+                raise
         return job_id
+
+    def _record_batch(
+        self,
+        add_batch: Callable[..., int],
+        job_id: str,
+        round_number: int,
+        payload: BatchPayload,
+    ) -> int:
+        row = add_batch(
+            round_number=round_number,
+            idempotency_key=f"batchcore-{job_id}-{uuid.uuid4().hex[:12]}",
+            payload=_payload_record(payload),
+            custom_ids=payload.iter_custom_ids(),
+        )
+        self._live_payloads[row] = payload
+        return row
 
     def submit(
         self,
@@ -373,15 +392,9 @@ class BatchRunner:
         round_number = max(rounds, default=0) + 1
         payloads = provider.prepare_payloads(self.store.iter_requests(job.id, state="pending"))
         for payload in payloads:
-            key = f"batchcore-{job.id}-{uuid.uuid4().hex[:12]}"
-            row = self.store.add_batch(
-                job.id,
-                round_number=round_number,
-                idempotency_key=key,
-                payload=_payload_record(payload),
-                custom_ids=payload.iter_custom_ids(),
+            self._record_batch(
+                functools.partial(self.store.add_batch, job.id), job.id, round_number, payload
             )
-            self._live_payloads[row] = payload
         if round_number > 1:
             self._emit(
                 JobEventKind.RETRIED,

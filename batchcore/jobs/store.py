@@ -289,6 +289,18 @@ class JobStore:
         A duplicate custom_id, or any exception raised while iterating *requests* (a caller's
         validation), rolls everything back: the job never half-exists.
         """
+        with self.new_job(job_id, provider=provider, config=config, options=options) as job:
+            for _ in job.record(requests):
+                pass
+        return job.count
+
+    @contextmanager
+    def new_job(
+        self, job_id: str, *, provider: str, config: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> Iterator[NewJob]:
+        """Record a job in one transaction: requests stream in through :meth:`NewJob.record`
+        (so a caller can prepare payloads from the same pass) and batches are added with
+        :meth:`NewJob.add_batch`. Any exception rolls everything back."""
         now = self._clock()
         with self.transaction() as db:
             db.execute(
@@ -303,20 +315,12 @@ class JobStore:
                     now,
                 ),
             )
-            count = 0
-            chunk: list[tuple[Any, ...]] = []
-            for request in requests:
-                count += 1
-                chunk.append((job_id, request.custom_id, count, orjson.dumps(request.to_dict())))
-                if len(chunk) >= 5000:
-                    self._insert_requests(db, chunk)
-                    chunk = []
-            if chunk:
-                self._insert_requests(db, chunk)
-            if count == 0:
+            job = NewJob(self, db, job_id)
+            yield job
+            job.flush()
+            if job.count == 0:
                 raise InvalidRequestError("no requests: a job needs at least one request")
-            db.execute("UPDATE jobs SET request_count=? WHERE id=?", (count, job_id))
-        return count
+            db.execute("UPDATE jobs SET request_count=? WHERE id=?", (job.count, job_id))
 
     @staticmethod
     def _insert_requests(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -460,28 +464,39 @@ class JobStore:
         custom_ids: Iterable[str],
     ) -> int:
         """Record a prepared payload (the intent to submit) and assign its requests to it."""
-        now = self._clock()
         with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
-                " payload, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
-                (
-                    job_id,
-                    round_number,
-                    idempotency_key,
-                    payload["request_count"],
-                    orjson.dumps(dict(payload)),
-                    now,
-                    now,
-                ),
-            )
-            row = cursor.lastrowid
-            assert row is not None
-            db.executemany(
-                "UPDATE requests SET state='assigned', batch_row=?, attempts=attempts+1"
-                " WHERE job_id=? AND custom_id=? AND state='pending'",
-                ((row, job_id, cid) for cid in custom_ids),
-            )
+            return self._add_batch(db, job_id, round_number, idempotency_key, payload, custom_ids)
+
+    def _add_batch(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        round_number: int,
+        idempotency_key: str,
+        payload: Mapping[str, Any],
+        custom_ids: Iterable[str],
+    ) -> int:
+        now = self._clock()
+        cursor = db.execute(
+            "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
+            " payload, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
+            (
+                job_id,
+                round_number,
+                idempotency_key,
+                payload["request_count"],
+                orjson.dumps(dict(payload)),
+                now,
+                now,
+            ),
+        )
+        row = cursor.lastrowid
+        assert row is not None
+        db.executemany(
+            "UPDATE requests SET state='assigned', batch_row=?, attempts=attempts+1"
+            " WHERE job_id=? AND custom_id=? AND state='pending'",
+            ((row, job_id, cid) for cid in custom_ids),
+        )
         return row
 
     def batches(self, job_id: str, *, state: str | None = None) -> list[BatchRow]:
@@ -657,3 +672,43 @@ class JobStore:
             (job_id,),
         ):
             yield row["custom_id"]
+
+
+class NewJob:
+    """A job being recorded (see :meth:`JobStore.new_job`)."""
+
+    def __init__(self, store: JobStore, db: sqlite3.Connection, job_id: str) -> None:
+        self._store = store
+        self._db = db
+        self.job_id = job_id
+        self.count = 0
+        self._chunk: list[tuple[Any, ...]] = []
+
+    def record(self, requests: Iterable[BatchRequest]) -> Iterator[BatchRequest]:
+        """Store each request, then pass it on."""
+        job_id = self.job_id
+        chunk = self._chunk
+        for request in requests:
+            self.count += 1
+            chunk.append((job_id, request.custom_id, self.count, orjson.dumps(request.to_dict())))
+            if len(chunk) >= 5000:
+                self.flush()
+            yield request
+
+    def flush(self) -> None:
+        if self._chunk:
+            self._store._insert_requests(self._db, self._chunk)
+            self._chunk.clear()
+
+    def add_batch(
+        self,
+        *,
+        round_number: int,
+        idempotency_key: str,
+        payload: Mapping[str, Any],
+        custom_ids: Iterable[str],
+    ) -> int:
+        self.flush()
+        return self._store._add_batch(
+            self._db, self.job_id, round_number, idempotency_key, payload, custom_ids
+        )
