@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import (
     REPO,
     SteppingClock,
@@ -129,14 +130,20 @@ def test_concurrent_runs_share_one_store_and_a_busy_job_is_refused(
     assert len(openai_emulator.batches()) == 6
 
 
-def test_anthropic_through_the_cli(
-    tmp_path: Path, anthropic_emulator: AnthropicEmulator, cli_env: dict[str, str]
-) -> None:
-    env = {
+@pytest.fixture
+def anthropic_env(anthropic_emulator: AnthropicEmulator, cli_env: dict[str, str]) -> dict[str, str]:
+    """The CLI's environment, pointing the anthropic provider at its emulator."""
+    return {
         **cli_env,
         "ANTHROPIC_API_KEY": DEFAULT_API_KEY,
         "ANTHROPIC_BASE_URL": anthropic_emulator.url,
     }
+
+
+def test_anthropic_through_the_cli(
+    tmp_path: Path, anthropic_emulator: AnthropicEmulator, anthropic_env: dict[str, str]
+) -> None:
+    env = anthropic_env
     source = write_requests(tmp_path / "in.jsonl", 12, model="claude-sonnet-4-5")
     out = tmp_path / "out.jsonl"
     done = run_cli(
@@ -159,13 +166,9 @@ def test_anthropic_through_the_cli(
 
 
 def test_openai_batch_file_runs_on_anthropic(
-    tmp_path: Path, anthropic_emulator: AnthropicEmulator, cli_env: dict[str, str]
+    tmp_path: Path, anthropic_emulator: AnthropicEmulator, anthropic_env: dict[str, str]
 ) -> None:
-    env = {
-        **cli_env,
-        "ANTHROPIC_API_KEY": DEFAULT_API_KEY,
-        "ANTHROPIC_BASE_URL": anthropic_emulator.url,
-    }
+    env = anthropic_env
     source = tmp_path / "openai-batch.jsonl"
     source.write_text(
         "".join(
