@@ -83,6 +83,13 @@ def batchcore(*args: str) -> list[str]:
     return [sys.executable, "-m", "batchcore.cli", *args]
 
 
+def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """A CLI process left running, its output piped (the job id is its first stdout line)."""
+    return subprocess.Popen(
+        batchcore(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def run_cli(
     env: dict[str, str], *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

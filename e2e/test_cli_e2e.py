@@ -14,6 +14,7 @@ from conftest import (
     batchcore,
     read_results,
     run_cli,
+    start_cli,
     wait_for,
     write_requests,
 )
@@ -75,22 +76,17 @@ def test_concurrent_runs_share_one_store_and_a_busy_job_is_refused(
     clock.frozen = True  # hold the first job in progress
     first_in = write_requests(tmp_path / "a.jsonl", 40, prefix="a")
     second_in = write_requests(tmp_path / "b.jsonl", 40, prefix="b")
-    first = subprocess.Popen(
-        batchcore(
-            "run",
-            str(first_in),
-            "--provider",
-            "openai",
-            "-o",
-            str(tmp_path / "a.out"),
-            *POLL,
-            "--config",
-            "max_requests_per_batch=15",
-        ),
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    first = start_cli(
+        cli_env,
+        "run",
+        str(first_in),
+        "--provider",
+        "openai",
+        "-o",
+        str(tmp_path / "a.out"),
+        *POLL,
+        "--config",
+        "max_requests_per_batch=15",
     )
     assert first.stdout is not None
     job_a = first.stdout.readline().strip()
@@ -100,22 +96,17 @@ def test_concurrent_runs_share_one_store_and_a_busy_job_is_refused(
     assert busy.returncode == 5
     assert "another process" in busy.stderr
 
-    second = subprocess.Popen(
-        batchcore(
-            "run",
-            str(second_in),
-            "--provider",
-            "openai",
-            "-o",
-            str(tmp_path / "b.out"),
-            *POLL,
-            "--config",
-            "max_requests_per_batch=15",
-        ),
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    second = start_cli(
+        cli_env,
+        "run",
+        str(second_in),
+        "--provider",
+        "openai",
+        "-o",
+        str(tmp_path / "b.out"),
+        *POLL,
+        "--config",
+        "max_requests_per_batch=15",
     )
     wait_for(lambda: len(openai_emulator.batches()) == 6, what="the second job's batches")
     clock.frozen = False

@@ -4,12 +4,11 @@ comes back exactly once and the emulator holds exactly one batch per payload."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SteppingClock, batchcore, read_results, run_cli, wait_for, write_requests
+from conftest import SteppingClock, read_results, run_cli, start_cli, wait_for, write_requests
 
 from batchcore.testing import Fault
 from batchcore_openai.testing import OpenAIEmulator
@@ -78,22 +77,17 @@ def test_kill_then_resume_loses_nothing_and_pays_once(
     source = write_requests(tmp_path / "in.jsonl", count)
     out = tmp_path / "out.jsonl"
     reached = phase(openai_emulator, clock, home)
-    proc = subprocess.Popen(
-        batchcore(
-            "run",
-            str(source),
-            "--provider",
-            "openai",
-            "-o",
-            str(out),
-            *POLL,
-            "--config",
-            f"max_requests_per_batch={per_batch}",
-        ),
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = start_cli(
+        cli_env,
+        "run",
+        str(source),
+        "--provider",
+        "openai",
+        "-o",
+        str(out),
+        *POLL,
+        "--config",
+        f"max_requests_per_batch={per_batch}",
     )
     try:
         assert proc.stdout is not None
