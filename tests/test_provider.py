@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 import pytest
+from sample_plugins.providers import NoNetworkProvider
 
 from batchcore import (
     AuthenticationError,
-    BaseBatchProvider,
-    BatchHandle,
     BatchLimits,
     BatchPayload,
     BatchRequest,
-    BatchResult,
-    BatchStatus,
     ConfigurationError,
     InvalidRequestError,
     Secret,
@@ -30,7 +26,7 @@ from batchcore.models import SAFE_CUSTOM_ID
 from batchcore.payloads import JSON_ARRAY_FIELD
 
 
-class MiniProvider(BaseBatchProvider):
+class MiniProvider(NoNetworkProvider):
     """The smallest provider: OpenAI-style JSONL lines, no network half."""
 
     PROVIDER_NAME = "mini"
@@ -42,18 +38,6 @@ class MiniProvider(BaseBatchProvider):
 
     def encode_request(self, request: BatchRequest) -> bytes:
         return orjson.dumps({"custom_id": request.custom_id, "body": request.openai_body()})
-
-    def submit(self, payload: BatchPayload) -> BatchHandle:
-        raise NotImplementedError
-
-    def poll_status(self, handle: BatchHandle) -> BatchStatus:
-        raise NotImplementedError
-
-    def fetch_results(self, handle: BatchHandle) -> Iterator[BatchResult]:
-        raise NotImplementedError
-
-    def cancel(self, handle: BatchHandle) -> BatchStatus:
-        raise NotImplementedError
 
 
 class ArrayProvider(MiniProvider):
@@ -321,8 +305,8 @@ def test_workdir_config_places_files(tmp_path: Path) -> None:
 
 
 def test_limits_are_data() -> None:
-    assert BatchLimits(
-        max_requests=50_000, max_bytes=200 * 1024 * 1024
-    ) == MiniProvider.DEFAULT_LIMITS
+    assert (
+        BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024) == MiniProvider.DEFAULT_LIMITS
+    )
     with pytest.raises(ConfigurationError):
         BatchLimits(max_requests=0, max_bytes=1)

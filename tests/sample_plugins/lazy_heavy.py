@@ -1,9 +1,9 @@
 """Stands for a provider module that imports a vendor SDK: tests assert it loads only on get()."""
 
-from sample_plugins.providers import _Stub
+from sample_plugins.providers import NoNetworkProvider
 
 LOADED = True
 
 
-class GammaProvider(_Stub):
+class GammaProvider(NoNetworkProvider):
     PROVIDER_NAME = "gamma"

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from batchcore import BaseBatchProvider, BatchHandle, BatchPayload, BatchResult, BatchStatus
 
 
-class _Stub(BaseBatchProvider):
+class NoNetworkProvider(BaseBatchProvider):
+    """A provider whose network half is never called in these tests."""
+
     def submit(self, payload: BatchPayload) -> BatchHandle:
         raise NotImplementedError
 
@@ -21,23 +23,23 @@ class _Stub(BaseBatchProvider):
         raise NotImplementedError
 
 
-class AlphaProvider(_Stub):
+class AlphaProvider(NoNetworkProvider):
     """Alpha: a sample provider."""
 
     PROVIDER_NAME = "alpha"
 
 
-class BetaProvider(_Stub):
+class BetaProvider(NoNetworkProvider):
     """Beta: another sample provider."""
 
     PROVIDER_NAME = "beta"
 
 
-class OtherAlphaProvider(_Stub):
+class OtherAlphaProvider(NoNetworkProvider):
     PROVIDER_NAME = "alpha"
 
 
-class DirectProvider(_Stub):
+class DirectProvider(NoNetworkProvider):
     """Targeted directly by an entry point (module:Class)."""
 
     PROVIDER_NAME = "direct"
