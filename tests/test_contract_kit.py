@@ -83,7 +83,7 @@ class APIError(Exception):
     """An exception type of some vendor SDK."""
 '''
 
-BROKEN_FAKES = '''
+BROKEN_FAKES = """
 import attrs
 import pytest
 
@@ -193,13 +193,22 @@ class Contract(ProviderContractTests):
     def backend(self, fake_backend):
         return fake_backend
 
-'''
+"""
 
 BROKEN = (
-    "DropsAResult", "DuplicatesAResult", "ShowsTheKeyInRepr", "PutsTheKeyInErrors",
-    "LetsVendorErrorsEscape", "RaisesVendorHybrids", "CallsTheNetworkInPrepare",
-    "IgnoresTheRequestLimit", "CancelsRudely", "CannotCancel", "ForgetsCancellation",
-    "PutsObjectsInHandles", "RaisesOnFailedRequests",
+    "DropsAResult",
+    "DuplicatesAResult",
+    "ShowsTheKeyInRepr",
+    "PutsTheKeyInErrors",
+    "LetsVendorErrorsEscape",
+    "RaisesVendorHybrids",
+    "CallsTheNetworkInPrepare",
+    "IgnoresTheRequestLimit",
+    "CancelsRudely",
+    "CannotCancel",
+    "ForgetsCancellation",
+    "PutsObjectsInHandles",
+    "RaisesOnFailedRequests",
 )
 
 LIFECYCLE_FETCHES = frozenset(
@@ -217,18 +226,23 @@ LIFECYCLE_FETCHES = frozenset(
 #: with a phrase its message must contain.
 EXPECTED: Mapping[str, tuple[frozenset[str], str, str]] = {
     "DropsAResult": (
-        LIFECYCLE_FETCHES, "test_fetch_results_returns_one_result_per_custom_id", "missing ['",
+        LIFECYCLE_FETCHES,
+        "test_fetch_results_returns_one_result_per_custom_id",
+        "missing ['",
     ),
     "DuplicatesAResult": (
-        LIFECYCLE_FETCHES, "test_fetch_results_returns_one_result_per_custom_id",
+        LIFECYCLE_FETCHES,
+        "test_fetch_results_returns_one_result_per_custom_id",
         "more than once ['",
     ),
     "ShowsTheKeyInRepr": (
-        frozenset({"test_secrets_never_shown"}), "test_secrets_never_shown",
+        frozenset({"test_secrets_never_shown"}),
+        "test_secrets_never_shown",
         "the API key appears in repr(provider)",
     ),
     "PutsTheKeyInErrors": (
-        FAULT_MAPPING | UNKNOWN_BATCH
+        FAULT_MAPPING
+        | UNKNOWN_BATCH
         | {"test_permanent_fault_is_not_retried", "test_secrets_never_shown"},
         "test_fault_maps_to_a_batchcore_error[rate_limit]",
         "the API key appears in RateLimitError (the error itself)",
@@ -482,10 +496,7 @@ def test_a_backend_that_is_not_a_contract_backend_is_named(pytester: pytest.Pyte
 
 
 def test_importing_batchcore_testing_does_not_import_pytest() -> None:
-    code = (
-        "import sys, batchcore.testing as t; t.ContractBackend; "
-        "print('pytest' in sys.modules)"
-    )
+    code = "import sys, batchcore.testing as t; t.ContractBackend; print('pytest' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
@@ -559,9 +570,7 @@ def install_acme(pytester: pytest.Pytester, plugin: str | None, target: str) -> 
 
 
 def packaging_outcomes(pytester: pytest.Pytester) -> tuple[dict[str, str], str]:
-    result = run(
-        pytester, "-v", "-rs", "-k", "entry_point or listing"
-    )
+    result = run(pytester, "-v", "-rs", "-k", "entry_point or listing")
     recorder_text = result.stdout.str()
     found: dict[str, str] = {}
     for name in ENTRY_POINT_TESTS:
@@ -575,26 +584,32 @@ def packaging_outcomes(pytester: pytest.Pytester) -> tuple[dict[str, str], str]:
     ("plugin", "target", "expected", "phrase"),
     [
         (
-            "clean", "acme_plugin",
-            {"offers": "passed", "module": "passed", "listing": "passed"}, "",
+            "clean",
+            "acme_plugin",
+            {"offers": "passed", "module": "passed", "listing": "passed"},
+            "",
         ),
         (
-            "imports_requests", "acme_plugin",
+            "imports_requests",
+            "acme_plugin",
             {"offers": "passed", "module": "failed", "listing": "failed"},
             "importing entry-point module 'acme_plugin' imports ['requests']",
         ),
         (
-            "returns_the_class", "acme_plugin",
+            "returns_the_class",
+            "acme_plugin",
             {"offers": "passed", "module": "passed", "listing": "failed"},
             "listing providers through entry point 'acme_plugin' imports ['requests']",
         ),
         (
-            None, "acme_provider:AcmeProvider",
+            None,
+            "acme_provider:AcmeProvider",
             {"offers": "passed", "module": "skipped", "listing": "passed"},
             "names a class, which discovery does not import",
         ),
         (
-            None, "",
+            None,
+            "",
             {"offers": "failed", "module": "failed", "listing": "failed"},
             "no installed 'batch_providers' entry point offers a provider named 'acme'",
         ),

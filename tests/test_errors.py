@@ -259,8 +259,11 @@ def test_retry_iter_starts_a_broken_stream_over() -> None:
         yield "b"
 
     sleeps: list[float] = []
-    got = list(retry_iter(open_stream, policy=RetryPolicy(max_retries=2, jitter=lambda: 0.0),
-                          sleep=sleeps.append))
+    got = list(
+        retry_iter(
+            open_stream, policy=RetryPolicy(max_retries=2, jitter=lambda: 0.0), sleep=sleeps.append
+        )
+    )
     assert got == ["a", "a", "a", "b"]
     assert sleeps == [0.5, 1.0]
 

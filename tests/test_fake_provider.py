@@ -106,12 +106,20 @@ def test_a_batch_moves_through_its_states_on_the_backend_clock(
         backend.advance(seconds)
         seen.append(statuses(provider, handle))
     assert seen == [
-        "validating", "in_progress", "in_progress", "in_progress", "in_progress",
-        "finalizing", "completed",
+        "validating",
+        "in_progress",
+        "in_progress",
+        "in_progress",
+        "in_progress",
+        "finalizing",
+        "completed",
     ]
     status = provider.poll_status(handle)
     assert (status.state, status.total, status.completed, status.failed) == (
-        BatchState.COMPLETED, 4, 4, 0,
+        BatchState.COMPLETED,
+        4,
+        4,
+        0,
     )
     assert status.ended_at is not None and status.created_at is not None
     assert (status.ended_at - status.created_at).total_seconds() == 660
@@ -210,9 +218,7 @@ def test_cancel_is_cancelling_then_cancelled_keeping_finished_results(
     assert provider.cancel(handle).state is BatchState.CANCELLING
     assert provider.poll_status(handle).state is BatchState.CANCELLED
     results = [r.status for r in provider.fetch_results(handle)]
-    assert sorted(results) == sorted(
-        [ResultStatus.SUCCEEDED] * 2 + [ResultStatus.CANCELLED] * 2
-    )
+    assert sorted(results) == sorted([ResultStatus.SUCCEEDED] * 2 + [ResultStatus.CANCELLED] * 2)
     assert provider.cancel(handle).state is BatchState.CANCELLED  # cancelling again: no change
 
 
@@ -313,8 +319,12 @@ def test_embeddings_are_served_and_other_endpoints_refused(
     provider: FakeBatchProvider, backend: FakeBackend
 ) -> None:
     embed = BatchRequest.from_dict(
-        {"custom_id": "e1", "model": FAKE_MODEL, "endpoint": "/v1/embeddings",
-         "params": {"input": "some text"}}
+        {
+            "custom_id": "e1",
+            "model": FAKE_MODEL,
+            "endpoint": "/v1/embeddings",
+            "params": {"input": "some text"},
+        }
     )
     [payload] = provider.prepare_payloads([embed])
     handle = provider.submit(payload)
@@ -324,8 +334,12 @@ def test_embeddings_are_served_and_other_endpoints_refused(
     assert result.ok and result.text is None
     assert result.response is not None and len(result.response["data"][0]["embedding"]) == 8
     moderation = BatchRequest.from_dict(
-        {"custom_id": "m1", "model": FAKE_MODEL, "endpoint": "/v1/moderations",
-         "params": {"input": "x"}}
+        {
+            "custom_id": "m1",
+            "model": FAKE_MODEL,
+            "endpoint": "/v1/moderations",
+            "params": {"input": "x"},
+        }
     )
     with pytest.raises(InvalidRequestError, match="serves") as info:
         provider.prepare_payloads([moderation])
@@ -338,9 +352,9 @@ def test_models_outside_fake_star_are_refused_unless_configured(backend: FakeBac
     )
     with pytest.raises(UnsupportedModelError):
         FakeBatchProvider(config={"backend": backend}).prepare_payloads([other])
-    payloads = FakeBatchProvider(
-        config={"backend": backend, "models": ["gpt-*"]}
-    ).prepare_payloads([other])
+    payloads = FakeBatchProvider(config={"backend": backend, "models": ["gpt-*"]}).prepare_payloads(
+        [other]
+    )
     for payload in payloads:
         payload.discard()
     assert backend.call_count() == 0
@@ -443,8 +457,9 @@ def test_the_backend_is_a_contract_backend(backend: FakeBackend) -> None:
 
 def test_a_shared_clock_drives_the_backend() -> None:
     clock = ManualClock(start=0.0)
-    backend = FakeBackend(clock=clock, validating_seconds=0, in_progress_seconds=10,
-                          finalizing_seconds=0)
+    backend = FakeBackend(
+        clock=clock, validating_seconds=0, in_progress_seconds=10, finalizing_seconds=0
+    )
     provider = FakeBatchProvider(config={"backend": backend})
     [payload] = provider.prepare_payloads([request("a")])
     handle = provider.submit(payload)
