@@ -8,12 +8,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from batchcore.errors import (
+    AmbiguousSubmitError,
     AuthenticationError,
     BatchcoreError,
     ConfigurationError,
     DuplicateProviderError,
     InvalidRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     OverloadedError,
     PermissionDeniedError,
     PluginLoadError,
@@ -28,6 +30,9 @@ from batchcore.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestTooLargeError,
+    ResponseLostError,
+    ResponseTimeoutError,
+    ResultsNotReadyError,
     UnsupportedModelError,
     UnsupportedOperationError,
 )
@@ -96,6 +101,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousSubmitError",
     "AuthenticationError",
     "BaseBatchProvider",
     "BatchError",
@@ -114,6 +120,7 @@ __all__ = [
     "JobEvent",
     "JobEventKind",
     "NotFoundError",
+    "OutcomeUnknownError",
     "OverloadedError",
     "PermissionDeniedError",
     "PluginLoadError",
@@ -129,8 +136,11 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestTooLargeError",
+    "ResponseLostError",
+    "ResponseTimeoutError",
     "ResultError",
     "ResultStatus",
+    "ResultsNotReadyError",
     "Secret",
     "UnsupportedModelError",
     "UnsupportedOperationError",

@@ -1,9 +1,15 @@
-"""Turning a vendor's HTTP failure into the right batchcore exception, written once.
+"""Turning a vendor's failure into the right batchcore exception or result error, written once.
 
-Used by the shared ``requests`` transport and by plugins that talk through a vendor SDK (they
-pass the SDK exception's status, body and headers here), so every provider classifies the same
-status the same way. The order of decisions follows the official SDKs: an explicit
-``x-should-retry`` header wins, then the status code, then the vendor's error code.
+* :func:`error_from_response` - an HTTP error answer (status, body, headers). Used by the shared
+  ``requests`` transport and by plugins that talk through a vendor SDK (they pass the SDK
+  exception's status, body and headers here), so every provider classifies the same status the
+  same way. The order of decisions follows the official SDKs: an explicit ``x-should-retry``
+  header wins, then the status code, then the vendor's error code.
+* :func:`transport_failure` - a call that got no complete answer (from ``requests``, ``httpx``
+  or an SDK wrapping them), split into *nothing was sent* (safe to repeat) and *outcome unknown*
+  (the vendor may have acted), which decides whether a create may be retried.
+* :func:`result_error` - one request's failure inside a batch, with the one rule for whether
+  resubmitting it can help.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -21,6 +27,7 @@ from batchcore.errors import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
+    ProviderConnectionError,
     ProviderError,
     ProviderPermanentError,
     ProviderServerError,
@@ -29,11 +36,20 @@ from batchcore.errors import (
     QuotaExceededError,
     RateLimitError,
     RequestTooLargeError,
+    ResponseLostError,
+    ResponseTimeoutError,
     UnsupportedModelError,
     redact,
 )
 
-__all__ = ["error_from_response", "parse_retry_after", "should_retry_header"]
+__all__ = [
+    "RETRYABLE_RESULT_CODES",
+    "error_from_response",
+    "parse_retry_after",
+    "result_error",
+    "should_retry_header",
+    "transport_failure",
+]
 
 #: Error codes that mean "no money/quota", whatever the status says (OpenAI sends them on 429).
 QUOTA_CODES = frozenset(
@@ -41,6 +57,9 @@ QUOTA_CODES = frozenset(
 )
 #: Error codes that mean "this model is not served here".
 MODEL_CODES = frozenset({"model_not_found", "unsupported_model", "model_not_available"})
+
+if TYPE_CHECKING:
+    from batchcore.models import ResultError
 
 _MAX_MESSAGE = 500
 
@@ -176,8 +195,171 @@ def _classify(status: int, code: str | None) -> type[ProviderError]:
         return RateLimitError
     if status in (503, 529):
         return OverloadedError
+    # A gateway that timed out or lost its upstream answers for a request the vendor may have
+    # carried out: the outcome is unknown, and a create is reconciled, not repeated.
     if status == 504:
-        return ProviderTimeoutError
+        return ResponseTimeoutError
+    if status == 502:
+        return ResponseLostError
     if status >= 500:
         return ProviderServerError
     return ProviderPermanentError
+
+
+# -- calls without a complete answer ------------------------------------------------------------
+
+#: Exception class names (from requests, urllib3, httpx, httpx2, aiohttp, the socket layer) that
+#: can only happen before the request left: connecting, resolving, waiting for a pooled
+#: connection. Names, not classes, so the core imports none of those libraries.
+_NOT_SENT = frozenset(
+    {
+        "ConnectError",
+        "ConnectTimeout",
+        "ConnectTimeoutError",
+        "NewConnectionError",
+        "NameResolutionError",
+        "ConnectionRefusedError",
+        "gaierror",
+        "PoolTimeout",
+        "ClientConnectorError",
+    }
+)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """*exc*, what it was raised from or during, and what requests/urllib3 wrap in args."""
+    found: list[BaseException] = []
+    stack: list[BaseException] = [exc]
+    while stack and len(found) < 32:
+        current = stack.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        for nested in (
+            current.__cause__,
+            current.__context__,
+            getattr(current, "reason", None),
+            *(a for a in getattr(current, "args", ()) if isinstance(a, BaseException)),
+        ):
+            if isinstance(nested, BaseException):
+                stack.append(nested)
+    return found
+
+
+def transport_failure(
+    exc: BaseException,
+    *,
+    provider: str,
+    action: str | None = None,
+    secrets: Iterable[str | None] = (),
+    timeout: float | None = None,
+) -> ProviderError:
+    """The exception for a call that got no complete HTTP answer.
+
+    A failure while connecting is a :class:`ProviderConnectionError` (or a plain
+    :class:`ProviderTimeoutError` for a connect timeout): nothing was sent. Anything later (a
+    read timeout, a reset or closed connection, a body cut short) is an
+    :class:`~batchcore.errors.OutcomeUnknownError` (:class:`ResponseTimeoutError` or
+    :class:`ResponseLostError`). The message names the failure's type, never its text (which
+    can quote a request).
+    """
+    chain = _causes(exc)
+    names = [type(item).__name__ for item in chain]
+    timed_out = any("Timeout" in name or name == "timeout" for name in names)
+    kind = next((n for n in names if n not in ("APIConnectionError", "APITimeoutError")), names[0])
+    if any(name in _NOT_SENT for name in names):
+        what = "timed out connecting" if timed_out else "could not connect"
+        cls: type[ProviderError] = ProviderTimeoutError if timed_out else ProviderConnectionError
+    elif timed_out:
+        after = f" after {timeout:g}s" if timeout else ""
+        what = f"timed out waiting for the answer{after}; the request was sent, so it may have taken effect"
+        cls = ResponseTimeoutError
+    else:
+        what = "the connection broke before the whole answer arrived; it may have taken effect"
+        cls = ResponseLostError
+    text = f"{what} ({kind})"
+    return cls(redact(f"{action}: {text}" if action else text, secrets), provider=provider)
+
+
+# -- one request's failure inside a batch -------------------------------------------------------
+
+#: Per-request error codes, in every vendor's spelling, that resubmitting the request can cure.
+#: Providers add their vendor's own words through ``BaseBatchProvider.RETRYABLE_RESULT_CODES``.
+RETRYABLE_RESULT_CODES = frozenset(
+    {
+        "rate_limit_exceeded",
+        "rate_limit_error",
+        "too_many_requests",
+        "resource_exhausted",
+        "server_error",
+        "internal_error",
+        "internal_server_error",
+        "api_error",
+        "overloaded",
+        "overloaded_error",
+        "service_unavailable",
+        "unavailable",
+        "timeout",
+        "request_timeout",
+        "deadline_exceeded",
+        "batch_expired",
+        "batch_cancelled",
+        "job_cancelled",
+        "result_missing",
+    }
+)
+
+#: Codes that no resubmission can cure, whatever status they come with.
+_HOPELESS_RESULT_CODES = (
+    QUOTA_CODES
+    | MODEL_CODES
+    | frozenset(
+        {
+            "invalid_request_error",
+            "invalid_request",
+            "authentication_error",
+            "invalid_api_key",
+            "permission_error",
+            "permission_denied",
+            "not_found_error",
+            "not_found",
+            "request_too_large",
+            "billing_error",
+            "content_filter",
+            "content_policy_violation",
+        }
+    )
+)
+
+
+def result_error(
+    *,
+    code: str | None,
+    message: str | None = None,
+    status_code: int | None = None,
+    retryable_codes: Iterable[str] = (),
+) -> ResultError:
+    """The :class:`ResultError` of one request that failed inside a batch.
+
+    Retryable when the code is a known transient one (:data:`RETRYABLE_RESULT_CODES` plus the
+    vendor's *retryable_codes*); not when it is a known hopeless one (quota, auth, permission,
+    not found, invalid); otherwise by the HTTP-equivalent status (408, 409, 429 and 5xx are
+    retryable). Unknown code and no status: not retryable (resubmitting blindly costs money).
+    """
+    from batchcore.models import ResultError
+
+    if code in _HOPELESS_RESULT_CODES:
+        retryable = False
+    elif code in RETRYABLE_RESULT_CODES or (code is not None and code in set(retryable_codes)):
+        retryable = True
+    elif status_code is not None:
+        retryable = status_code in (408, 409, 429) or status_code >= 500
+    else:
+        retryable = False
+    code_text = code or (f"http_{status_code}" if status_code is not None else "error")
+    return ResultError(
+        code=code_text,
+        message=message or code_text,
+        retryable=retryable,
+        status_code=status_code,
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
 
@@ -16,6 +17,7 @@ from batchcore.errors import ConfigurationError
 __all__ = [
     "Secret",
     "env_first",
+    "is_secret_key",
     "read_bool",
     "read_float",
     "read_int",
@@ -64,8 +66,18 @@ def env_first(names: Iterable[str]) -> str | None:
     return None
 
 
+_SECRET_KEY = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a config key names something that must never be shown or stored."""
+    return bool(_SECRET_KEY.search(key))
+
+
 def _bad(key: str, expected: str, value: Any) -> ConfigurationError:
-    return ConfigurationError(f"config {key!r} must be {expected}, got {value!r}")
+    # A mistyped secret is still a secret: name its type, never its value.
+    shown = f"a {type(value).__name__}" if is_secret_key(key) else repr(value)
+    return ConfigurationError(f"config {key!r} must be {expected}, got {shown}")
 
 
 def read_str(config: Mapping[str, Any], key: str, default: str | None = None) -> str | None:

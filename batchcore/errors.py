@@ -16,12 +16,14 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "AmbiguousSubmitError",
     "AuthenticationError",
     "BatchcoreError",
     "ConfigurationError",
     "DuplicateProviderError",
     "InvalidRequestError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "OverloadedError",
     "PermissionDeniedError",
     "PluginLoadError",
@@ -36,6 +38,9 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestTooLargeError",
+    "ResponseLostError",
+    "ResponseTimeoutError",
+    "ResultsNotReadyError",
     "UnsupportedModelError",
     "UnsupportedOperationError",
     "redact",
@@ -151,7 +156,26 @@ class ProviderTimeoutError(ProviderTransientError):
 
 
 class ProviderConnectionError(ProviderTransientError):
-    """The connection failed or was reset before a complete response arrived."""
+    """The connection failed. Raised as such (not as :class:`OutcomeUnknownError`), nothing
+    was sent: the call is safe to repeat whatever it does."""
+
+
+class OutcomeUnknownError(ProviderTransientError):
+    """The call was sent, but no complete answer came back (a read timeout, a connection
+    reset or closed after sending, a body cut short): the vendor may have done what was asked.
+
+    Retrying is safe for reads and for calls the vendor deduplicates; a create that is not
+    idempotent is reconciled instead (see :meth:`BaseBatchProvider.submit`), never repeated
+    blindly.
+    """
+
+
+class ResponseTimeoutError(OutcomeUnknownError, ProviderTimeoutError):
+    """The request was sent and the answer did not arrive in time."""
+
+
+class ResponseLostError(OutcomeUnknownError, ProviderConnectionError):
+    """The request was sent and the connection broke before the whole answer arrived."""
 
 
 # Permanent
@@ -212,6 +236,23 @@ class UnsupportedModelError(InvalidRequestError):
 
 class UnsupportedOperationError(ProviderPermanentError):
     """The provider does not offer this operation (for example, cancelling a batch)."""
+
+
+class ResultsNotReadyError(ProviderPermanentError):
+    """``fetch_results`` was called before the batch ended. Poll until ``is_terminal``."""
+
+
+class AmbiguousSubmitError(ProviderPermanentError):
+    """A create whose answer was lost may have made a batch, and more than one batch at the
+    vendor could be it. Nothing was created again. ``candidates`` holds their batch ids; a
+    human decides (``batchcore resolve``)."""
+
+    def __init__(self, message: str, *, candidates: Iterable[str] = (), **details: Any) -> None:
+        super().__init__(message, **details)
+        self.candidates = tuple(candidates)
+
+    def _details(self) -> dict[str, Any]:
+        return {**super()._details(), "candidates": self.candidates}
 
 
 # Registry

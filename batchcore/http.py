@@ -16,13 +16,8 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from batchcore.classify import error_from_response
-from batchcore.errors import (
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeoutError,
-    redact,
-)
+from batchcore.classify import error_from_response, transport_failure
+from batchcore.errors import ProviderConnectionError, ProviderError, ResponseLostError, redact
 from batchcore.jsonl import iter_lines
 from batchcore.retry import RetryPolicy, retry_call
 
@@ -32,6 +27,7 @@ __all__ = ["HttpTransport"]
 _ERROR_BODY_LIMIT = 64 * 1024
 _STREAM_CHUNK = 1 << 20
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 class HttpTransport:
@@ -100,11 +96,14 @@ class HttpTransport:
         stream: bool = False,
         action: str | None = None,
         retry: bool = True,
+        idempotent: bool | None = None,
     ) -> requests.Response:
         """Call the vendor; return a 2xx response or raise a :class:`ProviderError` subclass.
 
-        Transient failures are retried under the retry policy (file bodies are rewound).
-        *action* names the operation in error messages ("create batch").
+        Transient failures are retried under the retry policy (file bodies are rewound), except
+        that a call whose outcome is unknown (the request left, the answer was lost) is repeated
+        only when *idempotent* (default: for GET, HEAD, PUT, DELETE and OPTIONS; pass True for
+        a POST the vendor deduplicates). *action* names the operation in error messages.
         """
         url = self.url(path)
         call_headers = dict(headers or {})
@@ -114,9 +113,14 @@ class HttpTransport:
         start = data.tell() if data is not None and hasattr(data, "tell") else None
         rewindable = data is None or isinstance(data, (bytes, bytearray)) or start is not None
 
+        # A request the vendor deduplicates or that changes nothing may be repeated after an
+        # unknown outcome; a create may not (the caller reconciles it instead).
+        safe_to_repeat = method.upper() in _IDEMPOTENT_METHODS if idempotent is None else idempotent
+
         def once() -> requests.Response:
             if start is not None:
                 data.seek(start)  # type: ignore[union-attr]
+            failure: Exception | None = None
             try:
                 # Always stream, so an error body is read with a bound and a success body is
                 # read inside this try (a truncated body is then retried like a reset).
@@ -132,18 +136,18 @@ class HttpTransport:
                 )
                 if response.status_code < 300 and not stream:
                     response.content  # noqa: B018 - reads the body now
-            except requests.Timeout as exc:
-                raise ProviderTimeoutError(
-                    self._describe(
-                        action, f"timed out after {self.timeout}s ({type(exc).__name__})"
-                    ),
-                    provider=self.provider,
-                ) from None
             except requests.RequestException as exc:
-                raise ProviderConnectionError(
-                    self._describe(action, f"connection failed ({type(exc).__name__})"),
+                failure = exc
+            if failure is not None:
+                # Raised outside the except block: the requests exception (which holds the
+                # request and its auth header) must not ride along as __context__.
+                raise transport_failure(
+                    failure,
                     provider=self.provider,
-                ) from None
+                    action=action or f"{method} {path}",
+                    secrets=self._secrets,
+                    timeout=self.timeout,
+                )
             if response.status_code >= 300:
                 raise self._error(response, action)
             return response
@@ -155,6 +159,7 @@ class HttpTransport:
             policy=self.policy,
             sleep=lambda s: self._sleep(s),
             describe=f"{self.provider} {action or method + ' ' + path}",
+            idempotent=safe_to_repeat,
         )
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -163,27 +168,32 @@ class HttpTransport:
         try:
             return orjson.loads(response.content)
         except (orjson.JSONDecodeError, requests.RequestException) as exc:
-            raise ProviderConnectionError(
-                self._describe(kwargs.get("action"), f"unreadable response body ({exc})"),
-                provider=self.provider,
-                status_code=response.status_code,
-            ) from None
+            problem = type(exc).__name__
+        # The vendor answered 2xx, so it acted; what it said is unreadable.
+        raise ResponseLostError(
+            self._describe(kwargs.get("action"), f"unreadable response body ({problem})"),
+            provider=self.provider,
+            status_code=response.status_code,
+        )
 
     def iter_jsonl(
         self, response: requests.Response, *, action: str | None = None
     ) -> Iterator[bytes]:
         """The raw lines of a streamed JSONL response body. A body cut short raises
         :class:`ProviderConnectionError` rather than ending quietly."""
+        failure: str | None = None
         try:
             yield from iter_lines(response.iter_content(chunk_size=_STREAM_CHUNK))
         except requests.RequestException as exc:
-            raise ProviderConnectionError(
-                self._describe(action, f"response body cut short ({type(exc).__name__})"),
-                provider=self.provider,
-                status_code=response.status_code,
-            ) from None
+            failure = type(exc).__name__
         finally:
             response.close()
+        if failure is not None:
+            raise ResponseLostError(
+                self._describe(action, f"response body cut short ({failure})"),
+                provider=self.provider,
+                status_code=response.status_code,
+            )
 
     def close(self) -> None:
         self._session.close()

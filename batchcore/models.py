@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ import attrs
 import orjson
 
 from batchcore.errors import ConfigurationError, InvalidRequestError
+from batchcore.frozen import FrozenDict, freeze
 
 __all__ = [
     "CHAT_COMPLETIONS",
@@ -109,12 +111,48 @@ def _utc_required(value: Any) -> datetime:
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    # A private copy, so a caller mutating their dict later cannot change a request.
-    return {} if value is None else dict(value)
+    # A private, deeply immutable copy: a caller mutating their dict later cannot change it.
+    return _EMPTY if not value else freeze(value if isinstance(value, Mapping) else dict(value))
 
 
 def _messages(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
-    return tuple(value)
+    if value.__class__ is tuple and all(m.__class__ is FrozenDict for m in value):
+        return value
+    return tuple(freeze(message) for message in value)
+
+
+def _provider_params(value: Any) -> Mapping[str, Mapping[str, Any]]:
+    # Frozen here; anything that is not a mapping (even an empty list) is kept as it is, for the
+    # request's validation to refuse by name.
+    if value is None:
+        return _EMPTY
+    if isinstance(value, Mapping):
+        return freeze(value) if value else _EMPTY
+    return value  # type: ignore[no-any-return]
+
+
+_EMPTY: Mapping[str, Any] = FrozenDict()
+
+
+def custom_id_problem(custom_id: str) -> str | None:
+    """Why *custom_id* cannot travel through a vendor's JSONL file and back, or None.
+
+    Control characters (C0, DEL, C1), line and paragraph separators (U+2028, U+2029) and lone
+    surrogates are refused for every provider: they break line-based files and logs, and
+    vendors normalise them differently, so a result could never be joined back.
+    """
+    if custom_id.isprintable():  # the common case, in C
+        return None
+    for index, char in enumerate(custom_id):
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            return (
+                f"custom_id {custom_id!r} contains the control character U+{ord(char):04X} at "
+                f"position {index}; custom_ids must be printable text"
+            )
+    return None
+
+
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
 
 
 def _invalid(custom_id: Any, message: str, field: str) -> InvalidRequestError:
@@ -149,7 +187,7 @@ def _json_problem(value: Any, path: str) -> str | None:
     return f"{path}: {type(value).__name__} is not JSON-serialisable"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, hash=False)
 class BatchRequest:
     """One request of a batch, provider-neutral.
 
@@ -159,6 +197,11 @@ class BatchRequest:
     ``input`` in ``params`` and leave ``messages`` empty. ``provider_params`` carries vendor-only
     options keyed by provider name (``{"anthropic": {"top_k": 5}}``); each provider merges its own
     entry into the vendor body unchanged.
+
+    A request is deeply immutable and hashable: its mappings are
+    :class:`~batchcore.frozen.FrozenDict` and its lists tuples, so it encodes the same way for
+    every provider, however long it lives.
+    Build a changed copy with ``attrs.evolve(request, params={**request.params, ...})``.
     """
 
     custom_id: str
@@ -167,7 +210,7 @@ class BatchRequest:
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     endpoint: str = CHAT_COMPLETIONS
     provider_params: Mapping[str, Mapping[str, Any]] = attrs.field(
-        factory=dict, converter=_frozen_mapping
+        factory=dict, converter=_provider_params
     )
 
     _body_json: bytes = attrs.field(init=False, repr=False, eq=False, default=b"")
@@ -184,6 +227,7 @@ class BatchRequest:
         if (
             cid.__class__ is not str
             or not cid
+            or not cid.isprintable()
             or model.__class__ is not str
             or not model
             or input_field is not None
@@ -200,6 +244,8 @@ class BatchRequest:
         for key, value in params.items():
             if value.__class__ is float and not math.isfinite(value):
                 raise _invalid(cid, f"params.{key}: {value!r} is not valid JSON", f"params.{key}")
+        if self.provider_params is not _EMPTY:
+            self._check_provider_params()
         # Serialising once both proves the body is JSON (in C, fast) and caches the bytes that
         # OpenAI-format payloads reuse as they are (orjson writes the messages tuple as a list).
         try:
@@ -224,6 +270,9 @@ class BatchRequest:
         cid = self.custom_id
         if not isinstance(cid, str) or not cid:
             raise _invalid(cid, "custom_id must be a non-empty string", "custom_id")
+        problem = custom_id_problem(cid)
+        if problem is not None:
+            raise InvalidRequestError(problem, custom_id=cid, field="custom_id")
         if not isinstance(self.model, str) or not self.model:
             raise _invalid(cid, "model must be a non-empty string", "model")
         if input_field is _UNKNOWN:
@@ -258,6 +307,27 @@ class BatchRequest:
             if input_field not in params:
                 raise _invalid(cid, f"{self.endpoint} needs params[{input_field!r}]", "params")
 
+    def _check_provider_params(self) -> None:
+        value = self.provider_params
+        if not isinstance(value, Mapping):
+            raise _invalid(
+                self.custom_id,
+                "provider_params must be an object keyed by provider name, like "
+                '{"anthropic": {"top_k": 5}}, got ' + type(value).__name__,
+                "provider_params",
+            )
+        for name, entry in value.items():
+            if not isinstance(entry, Mapping):
+                raise _invalid(
+                    self.custom_id,
+                    f"provider_params[{name!r}] must be an object of vendor body fields, got "
+                    f"{type(entry).__name__}",
+                    f"provider_params.{name}",
+                )
+
+    def __hash__(self) -> int:
+        return hash((self.custom_id, self.endpoint, self._body_json, self.provider_params))
+
     def openai_body_json(self) -> bytes:
         """:meth:`openai_body` serialised as compact JSON (computed once, at construction)."""
         return self._body_json
@@ -270,86 +340,19 @@ class BatchRequest:
 
     @classmethod
     def from_openai_line(cls, line: str | bytes | Mapping[str, Any]) -> BatchRequest:
-        """Read one line of an OpenAI batch input file (``custom_id, method, url, body``)."""
-        obj = _load_object(line)
-        cid = obj.get("custom_id")
-        method = obj.get("method", "POST")
-        if not isinstance(method, str) or method.upper() != "POST":
-            raise InvalidRequestError(
-                f"request {cid!r}: method must be POST, got {method!r}",
-                custom_id=_sid(cid),
-                field="method",
-            )
-        url = obj.get("url")
-        if not isinstance(url, str):
-            raise InvalidRequestError(
-                f"request {cid!r}: url is required", custom_id=_sid(cid), field="url"
-            )
-        # Azure's older samples omit the /v1 prefix; both spellings mean the same endpoint.
-        endpoint = (
-            url if url.startswith("/v1/") else "/v1" + (url if url.startswith("/") else "/" + url)
-        )
-        body = obj.get("body")
-        if not isinstance(body, Mapping):
-            raise InvalidRequestError(
-                f"request {cid!r}: body must be an object", custom_id=_sid(cid), field="body"
-            )
-        params = dict(body)
-        model = params.pop("model", None)
-        messages = params.pop("messages", ()) if endpoint == CHAT_COMPLETIONS else ()
-        if not isinstance(messages, (list, tuple)):
-            raise InvalidRequestError(
-                f"request {cid!r}: body.messages must be a list",
-                custom_id=_sid(cid),
-                field="body.messages",
-            )
-        return cls(custom_id=cid, model=model, messages=messages, params=params, endpoint=endpoint)  # type: ignore[arg-type]
+        """Read one line of an OpenAI batch input file (``custom_id, method, url, body``); see
+        :func:`batchcore.inputs.from_openai_line`."""
+        from batchcore.inputs import from_openai_line
+
+        return from_openai_line(line)
 
     @classmethod
     def from_json(cls, line: str | bytes | Mapping[str, Any]) -> BatchRequest:
-        """Read either input format batchcore accepts.
+        """Read either input format batchcore accepts (a unified request or an OpenAI batch
+        line); see :func:`batchcore.inputs.from_json`."""
+        from batchcore.inputs import from_json
 
-        * an OpenAI batch line: ``{"custom_id", "method", "url", "body"}``;
-        * a unified line: ``{"custom_id", "model", "messages", ...}`` where every other key is a
-          generation param (``max_tokens``, ...), except ``endpoint`` and ``provider_params``.
-        """
-        obj = _load_object(line)
-        if "body" in obj or "url" in obj:
-            return cls.from_openai_line(obj)
-        fields = dict(obj)
-        pop = fields.pop
-        cid = pop("custom_id", None)
-        model = pop("model", None)
-        messages = pop("messages", ())
-        endpoint = pop("endpoint", CHAT_COMPLETIONS)
-        provider_params = pop("provider_params", None) or {}
-        explicit = pop("params", None)
-        if explicit is not None:
-            if not isinstance(explicit, Mapping):
-                raise InvalidRequestError(
-                    f"request {cid!r}: params must be an object",
-                    custom_id=_sid(cid),
-                    field="params",
-                )
-            fields = {**explicit, **fields}
-        if not isinstance(messages, (list, tuple)):
-            raise InvalidRequestError(
-                f"request {cid!r}: messages must be a list", custom_id=_sid(cid), field="messages"
-            )
-        if provider_params.__class__ is not dict and not isinstance(provider_params, Mapping):
-            raise InvalidRequestError(
-                f"request {cid!r}: provider_params must be an object",
-                custom_id=_sid(cid),
-                field="provider_params",
-            )
-        return cls(
-            custom_id=cid,
-            model=model,
-            messages=messages,
-            params=fields,
-            endpoint=endpoint,
-            provider_params=provider_params,
-        )
+        return from_json(line)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -373,22 +376,6 @@ class BatchRequest:
             params=data.get("params") or {},
             provider_params=data.get("provider_params") or {},
         )
-
-
-def _sid(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _load_object(line: str | bytes | Mapping[str, Any]) -> Mapping[str, Any]:
-    if type(line) is dict or isinstance(line, Mapping):  # the exact test skips the ABC check
-        return line
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise InvalidRequestError(f"a request line must be a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 @attrs.frozen(kw_only=True)
@@ -425,11 +412,17 @@ def _int_setting(config: Mapping[str, Any], key: str, default: int) -> int:
 class BatchPayload:
     """One batch, ready to submit: validated, converted to the vendor's format and within limits.
 
-    Large payloads live on disk (``path``; streamed on upload) with their custom_ids beside them
-    (``ids_path``, one per line), so a payload never re-holds the whole batch in memory. Small
-    in-memory providers may use ``items`` instead. ``idempotency_key``, when set, lets ``submit``
-    find a batch already created for this payload instead of creating a second one.
-    Call :meth:`discard` once the payload is submitted to delete its files.
+    The vendor body lives on disk (``path``; streamed on upload) with its custom_ids beside it
+    (``ids_path``, one JSON string per line, so any id round-trips exactly), so a payload never
+    holds the whole batch in memory. Call :meth:`discard` once it is submitted.
+
+    What a caller that keeps submissions durable (the runner) hands back on a later attempt:
+
+    * ``idempotency_key`` - the same key for every attempt to submit this payload;
+    * ``staged`` - what the provider's ``upload`` returned (an uploaded file's id), so a retry
+      does not upload again and can recognise the batch it created;
+    * ``attempted_at`` - when an earlier create may have been sent whose answer never came:
+      ``submit`` then looks for that batch first and never creates a second one blindly.
     """
 
     provider: str
@@ -439,19 +432,18 @@ class BatchPayload:
     size_bytes: int
     path: Path | None = None
     ids_path: Path | None = None
-    items: tuple[Any, ...] | None = attrs.field(default=None, repr=False)
     idempotency_key: str | None = None
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    staged: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    attempted_at: datetime | None = attrs.field(default=None, converter=_utc)
 
     def iter_custom_ids(self) -> Iterator[str]:
         """The custom_ids in this payload, in the order they were written."""
-        if self.ids_path is not None:
-            with open(self.ids_path, encoding="utf-8") as handle:
-                for line in handle:
-                    yield line.rstrip("\n")
-        elif self.items is not None:
-            for item in self.items:
-                yield item.custom_id if hasattr(item, "custom_id") else item["custom_id"]
+        if self.ids_path is None:
+            return
+        with open(self.ids_path, "rb") as handle:
+            for line in handle:
+                yield orjson.loads(line)
 
     def discard(self) -> None:
         """Delete the payload's files. Safe to call twice."""
@@ -658,17 +650,30 @@ class ResultError:
 
 @attrs.frozen(kw_only=True)
 class Usage:
-    """Token usage of one request, in the vendor-neutral names."""
+    """Token usage of one request, in vendor-neutral names.
+
+    ``input_tokens`` is the *whole* input, cached or not (as OpenAI reports ``prompt_tokens``);
+    ``cache_read_tokens`` and ``cache_write_tokens`` say how much of it was read from or written
+    to a prompt cache (billed at other rates). ``output_tokens`` is the whole output, reasoning
+    included; ``reasoning_tokens`` says how much of it was reasoning ("thinking"). Fields a
+    vendor does not report are None.
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
     total_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "total_tokens": self.total_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
         }
 
     @classmethod
@@ -677,6 +682,9 @@ class Usage:
             input_tokens=data.get("input_tokens"),
             output_tokens=data.get("output_tokens"),
             total_tokens=data.get("total_tokens"),
+            cache_read_tokens=data.get("cache_read_tokens"),
+            cache_write_tokens=data.get("cache_write_tokens"),
+            reasoning_tokens=data.get("reasoning_tokens"),
         )
 
 
@@ -689,8 +697,12 @@ def _result_status(value: ResultStatus | str) -> ResultStatus:
 class BatchResult:
     """The outcome of one request, joined on ``custom_id``.
 
-    ``response`` is the vendor's response body (for a success) or error body; ``text`` the first
-    text output when there is one. A failed request is data (``error``), never an exception.
+    ``response`` is the vendor's response body (for a success) or error body. ``text`` is the
+    whole text of the answer: every text part of the final message, in order (the parts
+    themselves stay in ``response``). ``refusal`` is the model's refusal message when it
+    declined to answer (OpenAI ``message.refusal``, Anthropic ``stop_reason: refusal``); such a
+    result still counts as succeeded (the request ran and was billed). A failed request is data
+    (``error``), never an exception.
     """
 
     custom_id: str
@@ -700,6 +712,7 @@ class BatchResult:
     usage: Usage | None = None
     error: ResultError | None = None
     batch_id: str | None = None
+    refusal: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -711,7 +724,7 @@ class BatchResult:
         return self.error is not None and self.error.retryable
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "custom_id": self.custom_id,
             "status": self.status.value,
             "ok": self.ok,
@@ -721,6 +734,9 @@ class BatchResult:
             "batch_id": self.batch_id,
             "response": self.response,
         }
+        if self.refusal is not None:
+            data["refusal"] = self.refusal
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchResult:
@@ -734,6 +750,7 @@ class BatchResult:
             usage=None if usage is None else Usage.from_dict(usage),
             error=None if error is None else ResultError.from_dict(error),
             batch_id=data.get("batch_id"),
+            refusal=data.get("refusal"),
         )
 
     @classmethod
@@ -751,6 +768,37 @@ class BatchResult:
             error=ResultError(code=code, message=message, retryable=True),
             batch_id=batch_id,
         )
+
+    @classmethod
+    def missing(cls, custom_id: str, status: BatchStatus) -> BatchResult:
+        """The result of a request its ended batch returned nothing for: the one rule, used by
+        every provider and the runner. Expired and cancelled batches give expired/cancelled
+        (retryable); a failed batch gives ``batch_failed`` with the batch's errors (not
+        retryable); a completed batch that lost the request gives ``result_missing``
+        (retryable)."""
+        batch_id = status.batch_id
+        if status.state is BatchState.EXPIRED:
+            return cls.unfinished(custom_id, ResultStatus.EXPIRED, batch_id=batch_id)
+        if status.state is BatchState.CANCELLED:
+            return cls.unfinished(custom_id, ResultStatus.CANCELLED, batch_id=batch_id)
+        if status.state is BatchState.FAILED:
+            reasons = "; ".join(
+                f"{e.code + ': ' if e.code else ''}{e.message}"
+                + (f" (line {e.line})" if e.line else "")
+                for e in status.errors
+            )
+            error = ResultError(
+                code="batch_failed",
+                retryable=False,
+                message=f"The batch failed: {reasons or 'no reason given'}",
+            )
+        else:
+            error = ResultError(
+                code="result_missing",
+                retryable=True,
+                message="The batch ended without a result for this request.",
+            )
+        return cls(custom_id=custom_id, status=ResultStatus.ERRORED, error=error, batch_id=batch_id)
 
 
 class JobEventKind(str, enum.Enum):

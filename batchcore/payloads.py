@@ -3,9 +3,9 @@
 Every provider that uploads a file (OpenAI JSONL) or posts one big JSON body (Anthropic) shares
 this writer: it streams encoded requests to disk, starts a new file before a limit would be
 crossed, keeps one file per group (one model and endpoint per OpenAI file), records each file's
-custom_ids beside it, and refuses duplicate custom_ids. Memory stays flat in the number of
-requests: file contents go to disk, and duplicate detection keeps a fixed-size filter plus the
-few ids it cannot clear, checked exactly at the end.
+custom_ids beside it (one JSON string per line), and refuses duplicate custom_ids. Memory stays
+flat in the number of requests: file contents go to disk, and duplicate detection keeps a
+fixed-size filter plus the few ids it cannot clear, checked exactly at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import IO
 
 import attrs
+import orjson
 
 from batchcore.errors import InvalidRequestError
 from batchcore.models import BatchLimits, BatchPayload
@@ -91,10 +92,11 @@ class _OpenFile:
     def close(self) -> None:
         self.flush()
         self.data.close()
-        with open(self.ids_path, "w", encoding="utf-8") as ids:
-            ids.write("\n".join(self.ids))
-            if self.ids:
-                ids.write("\n")
+        # One JSON string per line: every id round-trips exactly, whatever characters it holds
+        # (a raw id with a line break in it once split into two ids here, and the request was
+        # never joined to its batch).
+        with open(self.ids_path, "wb") as ids:
+            ids.write(b"".join(orjson.dumps(cid) + b"\n" for cid in self.ids))
         self.ids = []
 
 
@@ -278,9 +280,9 @@ class PayloadWriter:
             return None
         seen: set[str] = set()
         for f in self._closed:
-            with open(f.ids_path, encoding="utf-8") as ids:
+            with open(f.ids_path, "rb") as ids:
                 for line in ids:
-                    custom_id = line[:-1]
+                    custom_id: str = orjson.loads(line)
                     if custom_id in suspects:
                         if custom_id in seen:
                             return custom_id

@@ -1,33 +1,58 @@
 """BaseBatchProvider: the contract every batch provider implements.
 
-Flow of one batch, every step a method::
+Flow of one batch, every step a public method (the seed contract)::
 
     BatchRequest* --prepare_payloads--> [BatchPayload]   validated, converted, split; no network
-    BatchPayload  --submit------------> BatchHandle      serialisable
+    BatchPayload  --submit------------> BatchHandle      serialisable; never two batches
     BatchHandle   --poll_status-------> BatchStatus      normalised state + raw status + counts
     BatchHandle   --fetch_results-----> Iterator[BatchResult]   one per custom_id, any order
     BatchHandle   --cancel------------> BatchStatus
 
-A provider that uploads files only writes :meth:`BaseBatchProvider.encode_request` (one request
-to vendor bytes); validation, splitting under limits and duplicate detection are done here once.
+Each public method is written here once and keeps the money rules (validation before the
+network, ownership checks, submit reconciliation, exactly-once results, cancel after the end,
+eager errors); a provider writes only the vendor half, one small method per vendor call::
+
+    encode_request(request) -> bytes           one request in the vendor's format
+    upload(payload) -> staged                  optional: upload the payload file
+    create_batch(payload, staged, key) -> BatchHandle
+    find_batches(payload, staged, key, since)  the batches a lost create may have made
+    get_status(handle) -> BatchStatus
+    read_results(handle, status) -> results    streamed
+    request_ids(handle, status)                optional: the batch's custom_ids
+    cancel_batch(handle) -> BatchStatus
+
+and declares what its vendor can do in class attributes (limits, models, custom_id rules,
+``IDEMPOTENT_SUBMIT``, ``SUPPORTS_CANCEL``, retryable result codes).
 """
 
 from __future__ import annotations
 
-import abc
 import fnmatch
+import itertools
+import logging
+import math
 import re
 import time
+import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from batchcore.classify import result_error
 from batchcore.config import Secret, env_first, read_float, read_int, read_str, read_str_list
 from batchcore.errors import (
+    AmbiguousSubmitError,
     AuthenticationError,
     ConfigurationError,
     InvalidRequestError,
+    OutcomeUnknownError,
+    ProviderError,
+    ProviderPermanentError,
+    ResultsNotReadyError,
     UnsupportedModelError,
+    UnsupportedOperationError,
 )
 from batchcore.models import (
     BatchHandle,
@@ -36,11 +61,16 @@ from batchcore.models import (
     BatchRequest,
     BatchResult,
     BatchStatus,
+    ResultError,
 )
 from batchcore.payloads import JSONL, PayloadFraming, PayloadWriter
-from batchcore.retry import RetryPolicy
+from batchcore.retry import RetryPolicy, retry_call
 
-__all__ = ["COMMON_CONFIG_KEYS", "BaseBatchProvider"]
+__all__ = ["COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"]
+
+log = logging.getLogger("batchcore.provider")
+T = TypeVar("T")
+_P = TypeVar("_P", bound="BaseBatchProvider")
 
 #: Config keys every provider understands.
 COMMON_CONFIG_KEYS = frozenset(
@@ -57,7 +87,7 @@ COMMON_CONFIG_KEYS = frozenset(
 )
 
 
-class BaseBatchProvider(abc.ABC):
+class BaseBatchProvider:
     """Abstract base of every batch provider. Build one as ``cls(config={...})``.
 
     Class attributes a subclass sets:
@@ -70,6 +100,19 @@ class BaseBatchProvider(abc.ABC):
     * ``API_KEY_ENV`` / ``BASE_URL_ENV`` - environment variables read when config lacks a value.
     * ``CUSTOM_ID_PATTERN`` - a regex custom_ids must match, when the vendor restricts them.
     * ``PAYLOAD_FRAMING`` - how encoded requests are joined into a payload file.
+    * ``MAX_CUSTOM_ID_LENGTH`` - the longest custom_id the vendor takes, when it has a limit.
+    * ``IDEMPOTENT_SUBMIT`` - True when ``create_batch`` attaches the idempotency key where
+      ``find_batches`` finds it exactly (OpenAI batch metadata): a create whose answer was lost
+      is then found by key. Otherwise ``find_batches`` matches on what the vendor echoes and
+      the core refuses to guess between several candidates.
+    * ``SUPPORTS_CANCEL`` - False when the vendor cannot cancel a batch.
+    * ``SUBMIT_SETTLE_SECONDS`` - how long after a create a new batch may still be missing from
+      the vendor's list (reconciliation waits that long before concluding there is none).
+    * ``RETRYABLE_RESULT_CODES`` - the vendor's per-request error codes that resubmitting can
+      cure, besides the core's :data:`batchcore.classify.RETRYABLE_RESULT_CODES`.
+
+    A subclass implements, for each public method, either its vendor half (above) or, for full
+    control, the public method itself.
     """
 
     PROVIDER_NAME: ClassVar[str]
@@ -90,11 +133,31 @@ class BaseBatchProvider(abc.ABC):
     #: ``api_key``) that point this provider at the running emulator. The CLI uses it when no
     #: API key is configured.
     SANDBOX: ClassVar[str | None] = None
+    MAX_CUSTOM_ID_LENGTH: ClassVar[int | None] = None
+    IDEMPOTENT_SUBMIT: ClassVar[bool] = False
+    SUPPORTS_CANCEL: ClassVar[bool] = True
+    SUBMIT_SETTLE_SECONDS: ClassVar[float] = 60.0
+    RETRYABLE_RESULT_CODES: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        name = getattr(type(self), "PROVIDER_NAME", None)
+        cls = type(self)
+        name = getattr(cls, "PROVIDER_NAME", None)
         if not isinstance(name, str) or not name:
-            raise TypeError(f"{type(self).__name__} must set PROVIDER_NAME to a non-empty string")
+            raise TypeError(f"{cls.__name__} must set PROVIDER_NAME to a non-empty string")
+        missing = [
+            vendor
+            for public, vendor in _HALVES
+            if getattr(cls, public) is getattr(BaseBatchProvider, public)
+            and getattr(cls, vendor) is getattr(BaseBatchProvider, vendor)
+            and not (public == "cancel" and not cls.SUPPORTS_CANCEL)
+        ]
+        if missing:
+            raise TypeError(
+                f"Can't instantiate {cls.__name__}: it implements neither "
+                + ", ".join(
+                    f"{vendor}() nor {public}()" for public, vendor in _HALVES if vendor in missing
+                )
+            )
         if config is not None and not isinstance(config, Mapping):
             raise ConfigurationError(f"config must be a mapping, got {type(config).__name__}")
         settings = dict(config or {})
@@ -194,6 +257,15 @@ class BaseBatchProvider(abc.ABC):
                 field="model",
                 provider=self.PROVIDER_NAME,
             )
+        limit = self.MAX_CUSTOM_ID_LENGTH
+        if limit is not None and len(request.custom_id) > limit:
+            raise InvalidRequestError(
+                f"request {request.custom_id!r}: provider {self.PROVIDER_NAME!r} takes "
+                f"custom_ids of at most {limit} characters ({len(request.custom_id)} given)",
+                custom_id=request.custom_id,
+                field="custom_id",
+                provider=self.PROVIDER_NAME,
+            )
         pattern = self.CUSTOM_ID_PATTERN
         if pattern is not None and not pattern.match(request.custom_id):
             raise InvalidRequestError(
@@ -250,24 +322,365 @@ class BaseBatchProvider(abc.ABC):
                 )
             return writer.finish()
 
-    # -- the network half ------------------------------------------------------------------
+    # -- capability checks the core owns ---------------------------------------------------
 
-    @abc.abstractmethod
-    def submit(self, payload: BatchPayload) -> BatchHandle:
-        """Create a batch from *payload*. With ``payload.idempotency_key`` set, a provider that
-        can find a batch already created for that key returns its handle instead of paying
-        twice. Raises :class:`~batchcore.ProviderError` subclasses on failure."""
+    def check_payload(self, payload: BatchPayload) -> None:
+        """Refuse a payload this provider did not prepare, before any call."""
+        if not isinstance(payload, BatchPayload):
+            raise InvalidRequestError(
+                f"expected a BatchPayload, got {type(payload).__name__}; build payloads with "
+                "prepare_payloads()",
+                provider=self.PROVIDER_NAME,
+            )
+        if payload.provider != self.PROVIDER_NAME:
+            raise InvalidRequestError(
+                f"this payload was prepared by provider {payload.provider!r}, not "
+                f"{self.PROVIDER_NAME!r}",
+                provider=self.PROVIDER_NAME,
+            )
 
-    @abc.abstractmethod
+    def check_handle(self, handle: BatchHandle) -> None:
+        """Refuse a handle of another provider (or no handle at all), before any call."""
+        if not isinstance(handle, BatchHandle):
+            raise InvalidRequestError(
+                f"expected a BatchHandle, got {type(handle).__name__}", provider=self.PROVIDER_NAME
+            )
+        if handle.provider != self.PROVIDER_NAME:
+            raise InvalidRequestError(
+                f"batch {handle.batch_id!r} belongs to provider {handle.provider!r}, not "
+                f"{self.PROVIDER_NAME!r}",
+                provider=self.PROVIDER_NAME,
+            )
+        if not isinstance(handle.batch_id, str) or not handle.batch_id:
+            raise InvalidRequestError("the handle has no batch id", provider=self.PROVIDER_NAME)
+
+    def result_error(
+        self, *, code: str | None, message: str | None = None, status_code: int | None = None
+    ) -> ResultError:
+        """The :class:`ResultError` for one request that failed inside a batch: the core's one
+        rule for what is retryable (:func:`batchcore.classify.result_error`), fed with this
+        vendor's ``RETRYABLE_RESULT_CODES``."""
+        return result_error(
+            code=code,
+            message=message,
+            status_code=status_code,
+            retryable_codes=self.RETRYABLE_RESULT_CODES,
+        )
+
+    def call(self, action: str, call: Callable[[], T], *, idempotent: bool = True) -> T:
+        """Run one vendor call under this provider's retry policy and sleep (see
+        :mod:`batchcore.retry`). Raw-HTTP providers get this from :class:`HttpTransport`; SDK
+        providers wrap each SDK call with it after translating the SDK's exceptions."""
+        return retry_call(
+            call,
+            policy=self.retry_policy(),
+            sleep=lambda seconds: self.sleep(seconds),
+            describe=f"{self.PROVIDER_NAME} {action}",
+            idempotent=idempotent,
+        )
+
+    # -- submit: the core's half -------------------------------------------------------------
+
+    def submit(self, payload: BatchPayload, *, journal: SubmitJournal | None = None) -> BatchHandle:
+        """Create a batch from *payload*, never two.
+
+        Uploads (``upload``) unless ``payload.staged`` says it was done, then creates
+        (``create_batch``). When the create's outcome is unknown (the request left, the answer
+        was lost), or ``payload.attempted_at`` says an earlier create may have been sent, the
+        batch it may have made is looked for (``find_batches``) and adopted. For a provider that
+        is not ``IDEMPOTENT_SUBMIT`` the search waits out ``SUBMIT_SETTLE_SECONDS`` after the
+        attempt before concluding that nothing was created; several possible batches raise
+        :class:`AmbiguousSubmitError` and nothing is created. A provider that cannot search at
+        all (``find_batches`` unsupported) raises it too: nothing is ever created blindly.
+
+        *journal* (the runner's store) is told what is staged and when a create is sent, before
+        it is sent, so a process killed at any instant resumes without paying twice.
+        """
+        self.check_payload(payload)
+        journal = journal or _NoJournal()
+        key = payload.idempotency_key or f"batchcore-{uuid.uuid4().hex}"
+        staged: Mapping[str, Any] = payload.staged
+        if payload.attempted_at is not None or (self.IDEMPOTENT_SUBMIT and payload.idempotency_key):
+            found = self._reconcile(payload, key, staged, payload.attempted_at, journal)
+            if found is not None:
+                return found
+        if not staged:
+            staged = self.upload(payload)
+            if staged:
+                journal.staged(staged)
+        creates = 0
+        while True:
+            started = datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+            journal.attempting(started)
+            lost: OutcomeUnknownError | None = None
+            try:
+                return self.create_batch(payload, staged=staged, idempotency_key=key)
+            except OutcomeUnknownError as error:
+                lost = error
+            creates += 1
+            log.warning(
+                "%s: the answer to creating a batch was lost (%s); looking for the batch it may "
+                "have made before doing anything else",
+                self.PROVIDER_NAME,
+                lost,
+            )
+            found = self._reconcile(payload, key, staged, started, journal)
+            if found is not None:
+                return found
+            if creates > self.retry_policy().max_retries:
+                raise lost
+
+    def _reconcile(
+        self,
+        payload: BatchPayload,
+        key: str,
+        staged: Mapping[str, Any],
+        since: datetime | None,
+        journal: SubmitJournal,
+    ) -> BatchHandle | None:
+        """The batch an earlier create of *payload* made, or None once it is certain there is
+        none. Waits (with ``self.sleep``) until ``SUBMIT_SETTLE_SECONDS`` after *since* before
+        saying none, because vendors list a new batch a few seconds late."""
+        settle = -math.inf if since is None else since.timestamp() + self.SUBMIT_SETTLE_SECONDS
+        while True:
+            try:
+                candidates = list(
+                    self.find_batches(payload, staged=staged, idempotency_key=key, since=since)
+                )
+            except UnsupportedOperationError:
+                if since is None:
+                    return None  # only the courtesy check before a first create
+                candidates = None
+            if candidates is None:
+                raise AmbiguousSubmitError(
+                    f"creating a batch of {payload.request_count} requests may have succeeded, "
+                    f"but provider {self.PROVIDER_NAME!r} cannot look for the batch it made; "
+                    "check the vendor's console before submitting again",
+                    provider=self.PROVIDER_NAME,
+                )
+            if not self.IDEMPOTENT_SUBMIT:
+                candidates = [h for h in candidates if not journal.is_known(h.batch_id)]
+            if len(candidates) == 1 or (self.IDEMPOTENT_SUBMIT and candidates):
+                # Several batches under one key (an older client paid twice): adopt the oldest.
+                adopted = min(candidates, key=lambda h: h.created_at)
+                log.info(
+                    "%s: adopting batch %s, created by an earlier attempt",
+                    self.PROVIDER_NAME,
+                    adopted.batch_id,
+                )
+                return adopted
+            if candidates:
+                ids = [h.batch_id for h in candidates]
+                raise AmbiguousSubmitError(
+                    f"creating a batch of {payload.request_count} requests may have succeeded "
+                    f"and {len(ids)} batches at the vendor could be it ({', '.join(ids)}); "
+                    "nothing was created again",
+                    provider=self.PROVIDER_NAME,
+                    candidates=ids,
+                )
+            remaining = settle - self.clock()
+            if remaining <= 0:
+                return None
+            self.sleep(min(remaining, _SETTLE_STEP))
+
+    # -- fetch, cancel: the core's half --------------------------------------------------------
+
     def poll_status(self, handle: BatchHandle) -> BatchStatus:
-        """The batch's current status."""
+        """The batch's current status (``get_status``), after checking the handle is ours."""
+        self.check_handle(handle)
+        return self.get_status(handle)
 
-    @abc.abstractmethod
     def fetch_results(self, handle: BatchHandle) -> Iterator[BatchResult]:
-        """Stream one result per custom_id, in any order. For an expired or cancelled batch,
-        finished results come back as they are and unfinished requests as expired/cancelled."""
+        """Stream one result per custom_id of an ended batch, in any order.
 
-    @abc.abstractmethod
+        Eager: the handle, the batch's state (:class:`ResultsNotReadyError` before it ends) and
+        the start of the download are checked when this is called; results then stream as the
+        iterator is consumed. Each custom_id comes back once (a vendor's repeated line is
+        dropped); requests the vendor's results omit are reported with
+        :meth:`BatchResult.missing` when the provider can list the batch's ids
+        (``request_ids``). Expired and cancelled batches return their finished results as they
+        are.
+        """
+        self.check_handle(handle)
+        status = self.get_status(handle)
+        if not status.is_terminal:
+            raise ResultsNotReadyError(
+                f"batch {handle.batch_id} is {status.raw_status}: results can be fetched once it "
+                "has ended (poll_status until is_terminal)",
+                provider=self.PROVIDER_NAME,
+            )
+        results = iter(self.read_results(handle, status))
+        first = next(results, None)  # opens the download now: its failure raises here
+        return self._exactly_once(first, results, handle, status)
+
+    def _exactly_once(
+        self,
+        first: BatchResult | None,
+        rest: Iterator[BatchResult],
+        handle: BatchHandle,
+        status: BatchStatus,
+    ) -> Iterator[BatchResult]:
+        seen: set[str] = set()
+        for result in itertools.chain(() if first is None else (first,), rest):
+            if result.custom_id in seen:
+                log.warning(
+                    "%s: batch %s returned %r twice; keeping the first",
+                    self.PROVIDER_NAME,
+                    handle.batch_id,
+                    result.custom_id,
+                )
+                continue
+            seen.add(result.custom_id)
+            yield result
+        if status.total is not None and len(seen) >= status.total:
+            return
+        ids = self.request_ids(handle, status)
+        if ids is None:
+            return
+        try:
+            for custom_id in ids:
+                if custom_id not in seen:
+                    seen.add(custom_id)
+                    yield BatchResult.missing(custom_id, status)
+        except ProviderPermanentError as error:
+            # Every finished result has been yielded; a caller that knows what it sent (the
+            # runner) marks the rest itself, so nothing paid for is lost by stopping here.
+            log.warning(
+                "%s: batch %s: cannot list its unfinished requests (%s)",
+                self.PROVIDER_NAME,
+                handle.batch_id,
+                error,
+            )
+
     def cancel(self, handle: BatchHandle) -> BatchStatus:
-        """Ask the vendor to cancel; returns the status after asking. Providers that cannot
-        cancel raise :class:`~batchcore.UnsupportedOperationError`."""
+        """Ask the vendor to cancel (``cancel_batch``); returns the status after asking.
+
+        Cancelling a batch that has already ended returns its final status, whatever the vendor
+        answers to the cancel itself. A provider that cannot cancel (``SUPPORTS_CANCEL`` false)
+        raises :class:`UnsupportedOperationError`.
+        """
+        self.check_handle(handle)
+        if not self.SUPPORTS_CANCEL:
+            raise UnsupportedOperationError(
+                f"provider {self.PROVIDER_NAME!r} cannot cancel batches",
+                provider=self.PROVIDER_NAME,
+            )
+        refused: ProviderError | None = None
+        try:
+            return self.cancel_batch(handle)
+        except ProviderError as error:
+            if error.status_code not in (400, 409, 422):
+                raise
+            refused = error
+        try:
+            status: BatchStatus | None = self.get_status(handle)
+        except ProviderError:
+            status = None
+        if status is not None and status.is_terminal:
+            return status
+        raise refused
+
+    # -- the vendor half -------------------------------------------------------------------
+
+    def upload(self, payload: BatchPayload) -> Mapping[str, Any]:
+        """Stage the payload at the vendor before the create (upload its file); return what the
+        create needs (``{"input_file_id": ...}``). Must be safe to repeat (an extra uploaded
+        file costs nothing). Default: nothing to stage (the create body carries the requests).
+        """
+        return {}
+
+    def create_batch(
+        self, payload: BatchPayload, *, staged: Mapping[str, Any], idempotency_key: str
+    ) -> BatchHandle:
+        """One create call. A provider that is ``IDEMPOTENT_SUBMIT`` attaches *idempotency_key*
+        where ``find_batches`` can search it exactly. Do not retry an unknown outcome here: the
+        transport raises :class:`OutcomeUnknownError` for a non-idempotent call and
+        :meth:`submit` reconciles it."""
+        raise NotImplementedError
+
+    def find_batches(
+        self,
+        payload: BatchPayload,
+        *,
+        staged: Mapping[str, Any],
+        idempotency_key: str,
+        since: datetime | None,
+    ) -> Iterable[BatchHandle]:
+        """The batches at the vendor that an earlier create of *payload* may have made:
+        exactly those carrying *idempotency_key* for an ``IDEMPOTENT_SUBMIT`` provider, else
+        every batch matching what the vendor echoes (created after *since*, minus clock skew;
+        the request count; the staged file). Return too many rather than too few: the core
+        refuses to guess between several. Default: the vendor cannot be searched."""
+        raise UnsupportedOperationError(
+            f"provider {self.PROVIDER_NAME!r} cannot search its batches",
+            provider=self.PROVIDER_NAME,
+        )
+
+    def get_status(self, handle: BatchHandle) -> BatchStatus:
+        """The vendor's status of the batch (one GET), normalised."""
+        raise NotImplementedError
+
+    def read_results(self, handle: BatchHandle, status: BatchStatus) -> Iterable[BatchResult]:
+        """The results of an ended batch as the vendor returns them, streamed (a generator).
+        Per-request failures are results (:meth:`result_error`), never exceptions."""
+        raise NotImplementedError
+
+    def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str] | None:
+        """The custom_ids the batch was created with, when the vendor can list them (the input
+        file); used to report requests its results omit. Default None: the caller (the runner)
+        knows what it sent."""
+        return None
+
+    def cancel_batch(self, handle: BatchHandle) -> BatchStatus:
+        """One cancel call; return the status the vendor answers with."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections (a later call opens new ones). Safe to call twice."""
+
+    def __enter__(self: _P) -> _P:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SubmitJournal(Protocol):
+    """Where :meth:`BaseBatchProvider.submit` writes down what it is about to do, so that a
+    later attempt (after a crash or a lost answer) finds the batch instead of paying twice. The
+    runner's job store implements it."""
+
+    def staged(self, staged: Mapping[str, Any]) -> None:
+        """The payload is staged at the vendor (keep *staged* for the next attempt)."""
+
+    def attempting(self, at: datetime) -> None:
+        """A create is about to be sent; made durable before it is."""
+
+    def is_known(self, batch_id: str) -> bool:
+        """Whether *batch_id* is already accounted for (another payload's batch)."""
+
+
+class _NoJournal:
+    def staged(self, staged: Mapping[str, Any]) -> None:
+        pass
+
+    def attempting(self, at: datetime) -> None:
+        pass
+
+    def is_known(self, batch_id: str) -> bool:
+        return False
+
+
+#: The public method of the contract, and the vendor-half method that implements it.
+_HALVES = (
+    ("submit", "create_batch"),
+    ("poll_status", "get_status"),
+    ("fetch_results", "read_results"),
+    ("cancel", "cancel_batch"),
+)
+_SETTLE_STEP = 5.0

@@ -1,4 +1,25 @@
-"""When to retry a failed call and how long to wait, as the official vendor SDKs do it."""
+"""When to retry a failed call and how long to wait: the one rule of the project.
+
+Two layers, and only two, ever retry:
+
+1. **A call** (one HTTP request of a provider) is tried at most ``1 + max_retries`` times in a
+   row by :func:`retry_call` / :func:`retry_iter`, backing off from ``initial_delay`` to
+   ``max_delay`` seconds with jitter, or waiting what the server asked (``Retry-After``) when that
+   is at most ``max_retry_after`` (120 s, as the official SDKs do). A longer ``Retry-After`` is not
+   slept through: the error is raised at once with ``retry_after`` set. A call whose outcome is
+   unknown (:class:`~batchcore.errors.OutcomeUnknownError`) is retried only when repeating it is
+   harmless (``idempotent=True``); a create that is not idempotent is reconciled by the provider
+   instead (:meth:`~batchcore.provider.BaseBatchProvider.submit`).
+2. **A step of a job** (submit, poll, fetch of one batch) whose call still fails transiently is
+   not retried in a loop by the runner: it is postponed *in the store* by the poll schedule's
+   delay, or by the server's ``Retry-After`` up to ``max_wait``, and the job moves on with its
+   other batches. After ``max_postponements`` postponements in a row of the same step, or when a
+   server asks to wait longer than ``max_wait``, the job stops (exit 3) and says when to resume.
+
+So the most calls one step can make before the job stops is
+``(1 + max_retries) * max_postponements``, and every wait of more than a few seconds is a
+postponement that the progress output shows with the time it ends.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +30,7 @@ from typing import TypeVar
 
 import attrs
 
-from batchcore.errors import ProviderError
+from batchcore.errors import OutcomeUnknownError, ProviderError
 
 __all__ = ["RetryPolicy", "retry_call", "retry_iter"]
 
@@ -19,29 +40,36 @@ log = logging.getLogger("batchcore.retry")
 
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, honouring the server's ``Retry-After``.
+    """The retry rule for calls (``max_retries`` ... ``max_retry_after``) and for job steps
+    (``max_postponements``, ``max_wait``); see the module docstring for how they combine.
 
-    Defaults match the openai/anthropic SDKs: start at 0.5 s, cap at 8 s, and never wait out a
-    ``Retry-After`` longer than 120 s (the caller gets the error, with ``retry_after`` set,
-    and can decide).
+    Call defaults match the openai/anthropic SDKs: start at 0.5 s, cap at 8 s, and never sleep
+    through a ``Retry-After`` longer than 120 s.
     """
 
-    max_retries: int = 2
-    initial_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 120.0
+    max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    max_retry_after: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
+    max_postponements: int = attrs.field(default=6, validator=attrs.validators.ge(0))
+    max_wait: float = attrs.field(default=3600.0, validator=attrs.validators.ge(0))
     jitter: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float | None:
-        """Seconds to wait before retry *retry_number* (1-based), or None to give up."""
+        """Seconds to sleep before retry *retry_number* (1-based) of one call, or None to stop
+        retrying and raise."""
         if retry_number > self.max_retries:
             return None
         if retry_after is not None:
-            if retry_after > self.max_retry_after:
-                return None
-            return retry_after
+            return None if retry_after > self.max_retry_after else retry_after
         backoff = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
         return float(backoff * (1 - 0.25 * self.jitter()))
+
+
+def _retryable(error: ProviderError, idempotent: bool) -> bool:
+    if not error.retryable:
+        return False
+    return idempotent or not isinstance(error, OutcomeUnknownError)
 
 
 def retry_call(
@@ -50,25 +78,26 @@ def retry_call(
     policy: RetryPolicy,
     sleep: Callable[[float], None],
     describe: str = "call",
+    idempotent: bool = True,
 ) -> T:
-    """Run *call*, retrying :class:`ProviderError`s that are ``retryable`` under *policy*.
+    """Run *call*, retrying retryable :class:`ProviderError`\\ s under *policy*.
 
-    The one retry loop of the project: the ``requests`` transport and SDK-based plugins (which
-    turn their SDK's own retries off) both go through it, so every provider backs off alike.
+    With ``idempotent=False`` an :class:`~batchcore.errors.OutcomeUnknownError` is raised at
+    once: the call may have taken effect, and repeating it could do it twice.
     """
     retry_number = 0
     while True:
         try:
             return call()
         except ProviderError as error:
-            if not error.retryable:
+            if not _retryable(error, idempotent):
                 raise
             retry_number += 1
             delay = policy.delay(retry_number, error.retry_after)
             if delay is None:
                 raise
             log.info("%s failed (%s); retry %d in %.2fs", describe, error, retry_number, delay)
-            sleep(delay)
+        sleep(delay)
 
 
 def retry_iter(
@@ -81,8 +110,9 @@ def retry_iter(
     """Yield from ``open_stream()``; on a retryable :class:`ProviderError` (while opening or
     midway) wait under *policy* and start over from the beginning.
 
-    The streaming sibling of :func:`retry_call`: a download cut short is simply read again,
-    so callers skip what they have already seen (results are joined on custom_id anyway).
+    The streaming sibling of :func:`retry_call` (for reads, which are always idempotent): a
+    download cut short is simply read again, so callers skip what they have already seen
+    (results are joined on custom_id anyway).
     """
     retry_number = 0
     while True:
@@ -97,4 +127,4 @@ def retry_iter(
             if delay is None:
                 raise
             log.info("%s failed (%s); starting over in %.2fs", describe, error, delay)
-            sleep(delay)
+        sleep(delay)

@@ -132,9 +132,9 @@ def test_redact() -> None:
             errors.QuotaExceededError,
         ),
         (500, None, errors.ProviderServerError),
-        (502, None, errors.ProviderServerError),
+        (502, None, errors.ResponseLostError),
         (503, None, errors.OverloadedError),
-        (504, None, errors.ProviderTimeoutError),
+        (504, None, errors.ResponseTimeoutError),
         (
             529,
             {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}},

@@ -9,11 +9,14 @@ import pytest
 
 from batchcore import (
     AuthenticationError,
+    OutcomeUnknownError,
     OverloadedError,
     ProviderConnectionError,
     ProviderServerError,
     ProviderTimeoutError,
     RateLimitError,
+    ResponseLostError,
+    ResponseTimeoutError,
 )
 from batchcore.http import HttpTransport
 from batchcore.retry import RetryPolicy
@@ -92,7 +95,7 @@ def test_overload_reset_and_truncation_are_retried(
     server.inject("GET", THING, Fault.status(529), calls=[1])
     server.inject("GET", THING, Fault.reset(), calls=[2])
     server.inject("GET", THING, Fault.truncate(5), calls=[3])
-    with pytest.raises(ProviderConnectionError, match="connection failed"):
+    with pytest.raises(ResponseLostError, match="connection broke"):
         transport.request_json("GET", "/v1/things/1")
     assert len(sleeps) == 2
     assert transport.request_json("GET", "/v1/things/1")["id"] == "1"
@@ -192,3 +195,64 @@ def test_absolute_urls_to_other_hosts_are_refused(
 def test_base_url_must_be_http() -> None:
     with pytest.raises(ValueError, match="http"):
         HttpTransport(provider="p", base_url="ftp://x")
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    found: list[BaseException] = []
+    while exc is not None and exc not in found:
+        found.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+@pytest.mark.parametrize("fault", [Fault.lose_response(), Fault.reset()])
+def test_a_post_whose_answer_is_lost_is_never_repeated(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float], fault: Fault
+) -> None:
+    server.inject("POST", "/v1/echo", fault)
+    with pytest.raises(OutcomeUnknownError):
+        transport.request("POST", "/v1/echo", data=b"create a batch")
+    assert server.count("POST", "/v1/echo") == 1
+    assert sleeps == []
+
+
+def test_a_post_the_vendor_deduplicates_is_repeated(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("POST", "/v1/echo", Fault.reset())
+    response = transport.request("POST", "/v1/echo", data=b"upload", idempotent=True)
+    assert response.content == b"upload"
+    assert server.count("POST", "/v1/echo") == 2
+
+
+def test_a_read_timeout_is_an_unknown_outcome_and_a_refused_connection_is_not(
+    sleeps: list[float],
+) -> None:
+    with LoopbackServer() as server:
+        url = server.url  # a port that refuses connections once the server has stopped
+    transport = HttpTransport(provider="acme", base_url=url, timeout=0.3, sleep=sleeps.append)
+    with pytest.raises(ProviderConnectionError) as info:
+        transport.request("POST", "/v1/echo", data=b"x")
+    assert not isinstance(info.value, OutcomeUnknownError)
+    assert "could not connect" in str(info.value)
+    assert len(sleeps) == 2  # nothing was sent: repeating it is safe, even for a POST
+
+
+def test_a_hung_post_times_out_as_an_unknown_outcome(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("POST", "/v1/echo", Fault.hang())
+    with pytest.raises(ResponseTimeoutError, match="may have taken effect"):
+        transport.request("POST", "/v1/echo", data=b"x")
+    assert sleeps == []
+
+
+def test_failures_carry_no_http_library_exception_and_no_key(
+    server: LoopbackServer, transport: HttpTransport
+) -> None:
+    server.inject("GET", THING, Fault.reset(), times=3)
+    with pytest.raises(ProviderConnectionError) as info:
+        transport.request("GET", "/v1/things/1")
+    chain = _chain(info.value)
+    assert [type(e).__module__.split(".")[0] for e in chain] == ["batchcore"]
+    assert all(KEY not in repr(vars(e)) and KEY not in str(e) for e in chain)

@@ -9,7 +9,6 @@ Secrets are never written: configuration passes through :func:`public_config` fi
 from __future__ import annotations
 
 import os
-import re
 import socket
 import sqlite3
 import time
@@ -22,6 +21,7 @@ import attrs
 import orjson
 import platformdirs
 
+from batchcore.config import is_secret_key
 from batchcore.errors import BatchcoreError, InvalidRequestError
 from batchcore.models import BatchHandle, BatchRequest, BatchResult, BatchStatus
 
@@ -39,7 +39,6 @@ __all__ = [
 HOME_ENV = "BATCHCORE_HOME"
 STORE_FILE = "jobs.sqlite3"
 SCHEMA_VERSION = 1
-_SECRET_KEY = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -126,7 +125,7 @@ def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
     values that are not plain JSON (callables, backends): what may be written to disk."""
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if _SECRET_KEY.search(key):
+        if is_secret_key(key):
             continue
         if value is None or isinstance(value, (str, int, float, bool)):
             out[key] = value

@@ -70,7 +70,13 @@ __all__ = ["KIT_TESTS", "VENDOR_MODULES", "ContractKit", "ProviderContractTests"
 
 #: Packages a provider's entry-point module must not import (discovery must stay cheap).
 VENDOR_MODULES: tuple[str, ...] = (
-    "openai", "anthropic", "google.genai", "mistralai", "httpx", "httpx2", "requests",
+    "openai",
+    "anthropic",
+    "google.genai",
+    "mistralai",
+    "httpx",
+    "httpx2",
+    "requests",
 )
 
 _GLOB_CHARS = frozenset("*?[")
@@ -158,7 +164,11 @@ def _modules_loaded_by(mode: str, ep: EntryPoint) -> list[str]:
     env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE, mode, ep.name, ep.value, ep.group],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     if completed.returncode != 0:
         _fail(
@@ -170,9 +180,7 @@ def _modules_loaded_by(mode: str, ep: EntryPoint) -> list[str]:
 
 
 def _vendor_hits(modules: Iterable[str], vendors: Sequence[str]) -> list[str]:
-    return sorted(
-        {v for m in modules for v in vendors if m == v or m.startswith(v + ".")}
-    )
+    return sorted({v for m in modules for v in vendors if m == v or m.startswith(v + ".")})
 
 
 # -- the harness -----------------------------------------------------------------------------
@@ -289,9 +297,7 @@ class ContractKit:
         provider = provider or self.provider
         with self.no_network("prepare_payloads"):
             payloads = provider.prepare_payloads(requests)
-        if not isinstance(payloads, list) or not all(
-            isinstance(p, BatchPayload) for p in payloads
-        ):
+        if not isinstance(payloads, list) or not all(isinstance(p, BatchPayload) for p in payloads):
             _fail(f"prepare_payloads must return a list of BatchPayload, got {payloads!r}")
         self._payloads.extend(payloads)
         for payload in payloads:
@@ -396,7 +402,9 @@ class ContractKit:
         )
 
     def fetch(
-        self, handle: BatchHandle, expected_ids: Iterable[str],
+        self,
+        handle: BatchHandle,
+        expected_ids: Iterable[str],
         provider: BaseBatchProvider | None = None,
     ) -> dict[str, BatchResult]:
         """Fetch results; exactly one per expected custom_id, each JSON round-trippable."""
@@ -611,7 +619,8 @@ class ProviderContractTests:
         given_backend: object = backend
         if given_backend is not None and not isinstance(given_backend, ContractBackend):
             missing = [
-                name for name in ("advance", "inject_fault", "call_count", "failing_request")
+                name
+                for name in ("advance", "inject_fault", "call_count", "failing_request")
                 if not callable(getattr(given_backend, name, None))
             ]
             _fail(f"the backend fixture returned {given_backend!r}, which lacks {missing}")

@@ -431,14 +431,16 @@ class FakeBackend:
                 raise _http_error(400, "The uploaded file is empty.", "empty_file")
             if len(content) > self.limits.max_bytes:
                 raise _http_error(
-                    400, f"The file is {len(content)} bytes; at most {self.limits.max_bytes}.",
+                    400,
+                    f"The file is {len(content)} bytes; at most {self.limits.max_bytes}.",
                     "file_too_large",
                 )
             requests, failure = _parse_lines(content, endpoint)
             if len(requests) > self.limits.max_requests:
                 raise _http_error(
-                    400, f"The file has {len(requests)} requests; at most "
-                    f"{self.limits.max_requests}.", "too_many_requests",
+                    400,
+                    f"The file has {len(requests)} requests; at most {self.limits.max_requests}.",
+                    "too_many_requests",
                 )
             if failure is None and self._rejections:
                 failure = self._rejections.pop(0)
@@ -464,8 +466,11 @@ class FakeBackend:
             status = batch.status_at(now)
             if status not in _TERMINAL:
                 raise _http_error(
-                    409, f"batch {batch_id!r} has not ended (status {status}); fetch results "
-                    "once it has", "batch_not_ended", **{"x-should-retry": "false"},
+                    409,
+                    f"batch {batch_id!r} has not ended (status {status}); fetch results "
+                    "once it has",
+                    "batch_not_ended",
+                    **{"x-should-retry": "false"},
                 )
             lines = [
                 self._result_line(batch, index, request, status, now)
@@ -545,8 +550,8 @@ class FakeBackend:
             finish_at[request.custom_id] = None if never else in_progress_at + step * (position + 1)
         expires_at = now + self.expires_after
         finalizing_at: float | None = in_progress_at + self.in_progress_seconds
-        completed_at: float | None = in_progress_at + self.in_progress_seconds + (
-            self.finalizing_seconds
+        completed_at: float | None = (
+            in_progress_at + self.in_progress_seconds + (self.finalizing_seconds)
         )
         never_done = any(done is None for done in finish_at.values())
         if never_done or (completed_at is not None and completed_at > expires_at):
@@ -608,7 +613,9 @@ class FakeBackend:
             "status": status,
             **stamps,
             "request_counts": {
-                "total": len(batch.requests), "completed": completed, "failed": failed,
+                "total": len(batch.requests),
+                "completed": completed,
+                "failed": failed,
             },
             "errors": errors,
             "metadata": {"idempotency_key": batch.idempotency_key}
@@ -635,8 +642,11 @@ class FakeBackend:
         outcome = batch.outcomes[request.custom_id]
         if outcome.kind == "error":
             body: dict[str, Any] = {
-                "error": {"message": outcome.message, "type": "invalid_request_error",
-                          "code": outcome.code},
+                "error": {
+                    "message": outcome.message,
+                    "type": "invalid_request_error",
+                    "code": outcome.code,
+                },
             }
         else:
             body = _response_body(request, outcome, f"{batch.batch_id}-{index}", now)
@@ -648,9 +658,7 @@ class FakeBackend:
         return line
 
 
-def _parse_lines(
-    content: bytes, endpoint: str
-) -> tuple[list[BatchRequest], BatchError | None]:
+def _parse_lines(content: bytes, endpoint: str) -> tuple[list[BatchRequest], BatchError | None]:
     """The requests of an uploaded file, and the first problem that fails the batch."""
     requests: list[BatchRequest] = []
     seen: set[str] = set()
@@ -668,12 +676,14 @@ def _parse_lines(
             failure = failure or BatchError(
                 code="mismatched_endpoint",
                 message=f"line {number} is for {request.endpoint}, the batch for {endpoint}",
-                line=number, param="url",
+                line=number,
+                param="url",
             )
         if request.custom_id in seen:
             failure = failure or BatchError(
                 code="duplicate_custom_id",
-                message=f"custom_id {request.custom_id!r} appears twice", line=number,
+                message=f"custom_id {request.custom_id!r} appears twice",
+                line=number,
                 param="custom_id",
             )
             continue
@@ -687,9 +697,7 @@ def _message_text(message: Mapping[str, Any]) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
-            str(part.get("text", "")) for part in content if isinstance(part, Mapping)
-        )
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return ""
 
 
@@ -802,9 +810,13 @@ class FakeBatchProvider(BaseBatchProvider):
             else request.openai_body_json()
         )
         return (
-            b'{"custom_id":' + orjson.dumps(request.custom_id)
-            + b',"method":"POST","url":' + orjson.dumps(request.endpoint)
-            + b',"body":' + body + b"}"
+            b'{"custom_id":'
+            + orjson.dumps(request.custom_id)
+            + b',"method":"POST","url":'
+            + orjson.dumps(request.endpoint)
+            + b',"body":'
+            + body
+            + b"}"
         )
 
     # -- the network half ------------------------------------------------------------------
@@ -911,18 +923,13 @@ class FakeBatchProvider(BaseBatchProvider):
                     "discarding it",
                     provider=self.PROVIDER_NAME,
                 ) from None
-        if payload.items is not None:
-            return b"".join(self.encode_request(item) + b"\n" for item in payload.items)
-        raise InvalidRequestError("the payload has neither a file nor items",
-                                  provider=self.PROVIDER_NAME)
+        raise InvalidRequestError("the payload has no file", provider=self.PROVIDER_NAME)
 
     def _status(self, obj: Mapping[str, Any]) -> BatchStatus:
         counts = obj["request_counts"]
         errors = obj.get("errors") or {}
         timestamps = {
-            key: value
-            for key, value in obj.items()
-            if key.endswith("_at") and value is not None
+            key: value for key, value in obj.items() if key.endswith("_at") and value is not None
         }
         return BatchStatus(
             provider=self.PROVIDER_NAME,

@@ -60,9 +60,7 @@ def _params(value: str) -> tuple[str, dict[str, str]]:
     params: dict[str, str] = {}
     for found in _PARAM.finditer(";" + rest):
         quoted = found.group("quoted")
-        text = (
-            re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else found.group("token") or ""
-        )
+        text = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else found.group("token") or ""
         params[found.group("name").lower()] = text
     # RFC 5987 ``filename*=utf-8''na%C3%AFve.jsonl`` wins over a plain ``filename``.
     extended = params.get("filename*")
@@ -118,7 +116,7 @@ def parse_multipart(body: bytes | bytearray | memoryview, content_type: str) -> 
     parts: list[FormPart] = []
     separator = b"\r\n" + delimiter
     while True:
-        if raw[position:position + 2] == b"--":
+        if raw[position : position + 2] == b"--":
             break  # the close delimiter
         line_end = raw.find(b"\r\n", position)
         if line_end < 0 or raw[position:line_end].strip(b" \t"):
@@ -126,7 +124,7 @@ def parse_multipart(body: bytes | bytearray | memoryview, content_type: str) -> 
         header_end = raw.find(b"\r\n\r\n", line_end)
         if header_end < 0:
             raise MultipartError("a part's headers are not terminated by a blank line")
-        headers = _headers(view[line_end + 2:header_end])
+        headers = _headers(view[line_end + 2 : header_end])
         data_start = header_end + 4
         data_end = raw.find(separator, data_start)
         if data_end < 0:

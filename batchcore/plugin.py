@@ -1,0 +1,151 @@
+"""Everything a provider author may use, in one import.
+
+A provider (first- or third-party) imports from here and nowhere else in batchcore, so the rest
+of the core can change without breaking plugins::
+
+    from batchcore.plugin import BaseBatchProvider, BatchLimits, HttpTransport, hookimpl
+
+What is here, by use:
+
+* the contract: :class:`BaseBatchProvider`, :class:`SubmitJournal`, :class:`ProviderSpec`,
+  :data:`hookimpl`;
+* the data: requests, payloads, handles, statuses, results, errors of a request, usage, limits,
+  endpoint names (:data:`CHAT_COMPLETIONS`, ...), :data:`SAFE_CUSTOM_ID`, :func:`parse_timestamp`;
+  payload framings (:data:`JSONL`, :func:`JSON_ARRAY_FIELD`);
+* talking to the vendor: :class:`HttpTransport` (raw HTTP with the core's retries and
+  classification), :func:`retry_call` / :func:`retry_iter` and :class:`RetryPolicy` (for SDK
+  calls), :func:`error_from_response` and :func:`transport_failure` (an SDK's exception to the
+  core's), :func:`result_error` (a per-request failure), :func:`iter_lines` (streamed JSONL);
+* configuration: :class:`Secret`, ``read_*`` helpers, :func:`env_first`;
+* every exception class.
+
+Names load on first use (as in the top-level package), so a plugin's entry-point module that
+imports ``hookimpl`` and ``ProviderSpec`` from here stays as cheap to discover as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from batchcore.errors import *  # noqa: F403 - every exception is part of the surface
+from batchcore.errors import __all__ as _ERRORS
+from batchcore.hookspecs import hookimpl
+from batchcore.provider_spec import ProviderSpec
+
+if TYPE_CHECKING:
+    from batchcore.classify import (
+        RETRYABLE_RESULT_CODES,
+        error_from_response,
+        parse_retry_after,
+        result_error,
+        transport_failure,
+    )
+    from batchcore.config import (
+        Secret,
+        env_first,
+        read_bool,
+        read_float,
+        read_int,
+        read_str,
+        read_str_list,
+    )
+    from batchcore.frozen import FrozenDict, thaw
+    from batchcore.http import HttpTransport
+    from batchcore.jsonl import iter_lines
+    from batchcore.models import (
+        CHAT_COMPLETIONS,
+        COMPLETIONS,
+        EMBEDDINGS,
+        MODERATIONS,
+        RESPONSES,
+        SAFE_CUSTOM_ID,
+        BatchError,
+        BatchHandle,
+        BatchLimits,
+        BatchPayload,
+        BatchRequest,
+        BatchResult,
+        BatchState,
+        BatchStatus,
+        ResultError,
+        ResultStatus,
+        Usage,
+        parse_timestamp,
+    )
+    from batchcore.payloads import JSON_ARRAY_FIELD, JSONL, PayloadFraming
+    from batchcore.provider import COMMON_CONFIG_KEYS, BaseBatchProvider, SubmitJournal
+    from batchcore.retry import RetryPolicy, retry_call, retry_iter
+
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "RETRYABLE_RESULT_CODES",
+            "error_from_response",
+            "parse_retry_after",
+            "result_error",
+            "transport_failure",
+        ),
+        "batchcore.classify",
+    ),
+    **dict.fromkeys(
+        (
+            "Secret",
+            "env_first",
+            "read_bool",
+            "read_float",
+            "read_int",
+            "read_str",
+            "read_str_list",
+        ),
+        "batchcore.config",
+    ),
+    "FrozenDict": "batchcore.frozen",
+    "thaw": "batchcore.frozen",
+    "HttpTransport": "batchcore.http",
+    "iter_lines": "batchcore.jsonl",
+    **dict.fromkeys(
+        (
+            "CHAT_COMPLETIONS",
+            "COMPLETIONS",
+            "EMBEDDINGS",
+            "MODERATIONS",
+            "RESPONSES",
+            "SAFE_CUSTOM_ID",
+            "BatchError",
+            "BatchHandle",
+            "BatchLimits",
+            "BatchPayload",
+            "BatchRequest",
+            "BatchResult",
+            "BatchState",
+            "BatchStatus",
+            "ResultError",
+            "ResultStatus",
+            "Usage",
+            "parse_timestamp",
+        ),
+        "batchcore.models",
+    ),
+    **dict.fromkeys(("JSON_ARRAY_FIELD", "JSONL", "PayloadFraming"), "batchcore.payloads"),
+    **dict.fromkeys(
+        ("COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"), "batchcore.provider"
+    ),
+    **dict.fromkeys(("RetryPolicy", "retry_call", "retry_iter"), "batchcore.retry"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchcore.plugin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = sorted([*_ERRORS, *_LAZY, "ProviderSpec", "hookimpl"])
