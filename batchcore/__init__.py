@@ -33,6 +33,7 @@ from batchcore.errors import (
     ResponseLostError,
     ResponseTimeoutError,
     ResultsNotReadyError,
+    StoreError,
     UnsupportedModelError,
     UnsupportedOperationError,
 )
@@ -142,6 +143,7 @@ __all__ = [
     "ResultStatus",
     "ResultsNotReadyError",
     "Secret",
+    "StoreError",
     "UnsupportedModelError",
     "UnsupportedOperationError",
     "Usage",

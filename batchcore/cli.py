@@ -5,12 +5,19 @@ Exit codes (scripts may rely on them):
 ====  ===================================================================================
 0     done: the job finished and every request succeeded (or the command succeeded)
 1     the job finished, but some requests did not succeed (see the results file)
-2     bad usage or bad input (nothing was submitted)
-3     a provider or network error stopped the job; it is kept: ``batchcore resume JOB``
+2     bad usage or bad input, or no API key (nothing was recorded or submitted)
+3     a provider or network error stopped the job, or it needs a decision; it is kept:
+      the message says what to run (``batchcore resume JOB``, ``batchcore resolve JOB``)
 4     no such job or provider
 5     another process is running this job
-130   interrupted; the job is kept: ``batchcore resume JOB``
+6     the job store is unavailable or damaged (unreadable, read-only, disk full); nothing
+      recorded is lost: ``batchcore resume JOB`` continues once the cause is fixed
+70    an internal error (a bug): please report it; ``--debug`` shows the traceback
+130   interrupted (Ctrl-C); the job is kept: ``batchcore resume JOB``
+143   terminated (SIGTERM); the job is kept: ``batchcore resume JOB``
 ====  ===================================================================================
+
+No command prints a traceback unless asked (``--debug`` or ``BATCHCORE_DEBUG=1``).
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import sys
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 import attrs
@@ -35,8 +45,16 @@ from batchcore.errors import (
     PluginLoadError,
     ProviderError,
     ProviderNotFoundError,
+    StoreError,
 )
-from batchcore.jobs import BatchRunner, JobBusyError, JobInfo, JobNotFoundError, PollSchedule
+from batchcore.jobs import (
+    BatchRunner,
+    JobBusyError,
+    JobInfo,
+    JobNotFoundError,
+    JobStore,
+    PollSchedule,
+)
 from batchcore.jsonl import iter_file_objects
 from batchcore.models import BatchRequest, BatchResult
 from batchcore.progress import ProgressDisplay, format_counts
@@ -51,13 +69,27 @@ EXIT_USAGE = 2
 EXIT_PROVIDER = 3
 EXIT_NOT_FOUND = 4
 EXIT_BUSY = 5
+EXIT_STORE = 6
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+SANDBOX_ENV = "BATCHCORE_SANDBOX"
+DEBUG_ENV = "BATCHCORE_DEBUG"
 
 SANDBOX_POLL = PollSchedule(min_interval=0.25, max_interval=1.0, factor=1.3)
 
 
 class UsageError(Exception):
     """Bad arguments or input; reported with exit code 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived; handled like Ctrl-C (the job is kept), with exit code 143."""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 # -- input ------------------------------------------------------------------------------------
@@ -122,27 +154,40 @@ def parse_poll(text: str | None) -> PollSchedule | None:
 # -- output -----------------------------------------------------------------------------------
 
 
-def write_results(results: Iterator[BatchResult], out: Path | None, stdout: IO[str]) -> int:
+def result_line(result: BatchResult, *, sandbox: bool) -> bytes:
+    data = result.to_dict()
+    if sandbox:
+        data["sandbox"] = True  # an emulator's answer, never a model's
+    return orjson.dumps(data) + b"\n"
+
+
+def write_results(
+    results: Iterator[BatchResult], out: Path | None, stdout: IO[str], *, sandbox: bool = False
+) -> int:
     """One JSON line per result; a file is written whole or not at all."""
     count = 0
     if out is None:
         for result in results:
-            stdout.write(orjson.dumps(result.to_dict()).decode() + "\n")
+            stdout.write(result_line(result, sandbox=sandbox).decode())
             count += 1
         return count
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with open(partial, "wb") as handle:
-        for result in results:
-            handle.write(orjson.dumps(result.to_dict()) + b"\n")
-            count += 1
-    os.replace(partial, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        with open(partial, "wb") as handle:
+            for result in results:
+                handle.write(result_line(result, sandbox=sandbox))
+                count += 1
+        os.replace(partial, out)
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror or error}") from None
     return count
 
 
 def summary_line(info: JobInfo) -> str:
+    sandbox = " [sandbox: emulated answers]" if info.sandbox else ""
     return (
-        f"job {info.id}: {info.state}, {info.request_count} requests "
+        f"job {info.id}: {info.state}{sandbox}, {info.request_count} requests "
         f"({format_counts(dict(info.counts))})"
     )
 
@@ -172,45 +217,61 @@ class Session(contextlib.ExitStack):
         self.stderr.write(text + "\n")
         self.stderr.flush()
 
-    def provider(
-        self, name: str, config: Mapping[str, Any], *, allow_sandbox: bool
-    ) -> BaseBatchProvider:
+    def wants_sandbox(self) -> bool:
+        flag = getattr(self.args, "sandbox", None)
+        return _flag(SANDBOX_ENV) if flag is None else bool(flag)
+
+    def provider(self, name: str, config: Mapping[str, Any], *, sandbox: bool) -> BaseBatchProvider:
+        """The provider for a command: on the real API (an API key is required), or on its
+        bundled offline emulator when *sandbox* (only when asked: ``--sandbox`` or
+        ``BATCHCORE_SANDBOX=1``; never as a fallback)."""
         cls = batch_provider_registry.get(name)
         instance = cls(config=config)
-        wants = getattr(self.args, "sandbox", None)
-        if wants is False or cls.SANDBOX is None or (instance.api_key is not None and not wants):
-            if wants and cls.SANDBOX is None:
-                raise UsageError(f"provider {name!r} has no bundled sandbox")
+        if not sandbox:
+            if instance.api_key is None:
+                keys = " or ".join(cls.API_KEY_ENV) or "the provider's key"
+                offline = (
+                    "; or pass --sandbox to run offline on the bundled emulator (invented "
+                    "answers, nothing billed)"
+                    if cls.SANDBOX
+                    else ""
+                )
+                raise UsageError(
+                    f"no API key for {name!r}: set {keys} or pass --config api_key=...{offline}"
+                )
             return instance
-        if not allow_sandbox:
-            raise UsageError(
-                f"no API key for {name!r}: set {' or '.join(cls.API_KEY_ENV) or 'its key'}; "
-                "the offline sandbox lives only as long as one command, so use `batchcore run`"
-            )
+        if cls.SANDBOX is None:
+            raise UsageError(f"provider {name!r} has no bundled sandbox")
         module_name, _, attr = cls.SANDBOX.partition(":")
         factory = getattr(importlib.import_module(module_name), attr)
         overrides = self.enter_context(factory())
         self.sandboxed = True
-        keys = " or ".join(cls.API_KEY_ENV) or "an API key"
         self.say(
-            f"No API key for {name!r} (set {keys} to use the real API): running against the "
-            f"bundled offline {name} emulator at {overrides.get('base_url')}. Nothing leaves "
-            "this machine and nothing is billed."
+            f"SANDBOX: running against the bundled offline {name} emulator at "
+            f"{overrides.get('base_url')}. The answers are invented, nothing leaves this "
+            'machine and nothing is billed; every result says "sandbox": true.'
         )
         return cls(config={**config, **overrides})
 
-    def runner(self, *, poll: PollSchedule | None = None, observe: bool = False) -> BatchRunner:
+    def store(self, *, readonly: bool = False) -> JobStore:
+        store = JobStore(self.args.store, readonly=readonly)
+        self.callback(store.close)
+        return store
+
+    def runner(self, *, observe: bool = False, readonly: bool = False) -> BatchRunner:
         observers = []
         if observe:
             display = ProgressDisplay(self.stderr)
             self.callback(display.close)
             observers.append(display)
-        poll = poll or parse_poll(getattr(self.args, "poll_interval", None))
-        if poll is None and self.sandboxed:
+        poll = parse_poll(getattr(self.args, "poll_interval", None))
+        if poll is None and self.sandboxed and self.args.command == "run":
             poll = SANDBOX_POLL
-        max_attempts = getattr(self.args, "max_attempts", None) or 3
         return BatchRunner(
-            self.args.store, poll=poll, observers=observers, max_attempts=max_attempts
+            self.store(readonly=readonly),
+            poll=poll,
+            observers=observers,
+            max_attempts=getattr(self.args, "max_attempts", None),
         )
 
 
@@ -242,21 +303,20 @@ def cmd_providers(session: Session) -> int:
     return EXIT_OK
 
 
-def _create_job(
-    session: Session, *, allow_sandbox: bool
-) -> tuple[BatchRunner, str, BaseBatchProvider]:
+def _create_job(session: Session, *, sandbox: bool) -> tuple[BatchRunner, str, BaseBatchProvider]:
     args = session.args
     path = Path(args.input)
     if not path.is_file():
         raise UsageError(f"input file {path} does not exist")
     config = parse_config(args.config)
-    provider = session.provider(args.provider, config, allow_sandbox=allow_sandbox)
+    provider = session.provider(args.provider, config, sandbox=sandbox)
     runner = session.runner(observe=True)
+    options: dict[str, Any] = {"sandbox": sandbox, "input": str(path)}
+    if args.model:
+        options["model"] = args.model
     try:
         job_id = runner.create(
-            provider,
-            read_requests(path, provider, model=args.model),
-            options={"sandbox": session.sandboxed, "input": str(path)},
+            provider, read_requests(path, provider, model=args.model), options=options
         )
     except InvalidRequestError as error:
         if error.field == "custom_id" and error.custom_id and "more than once" in error.message:
@@ -273,13 +333,18 @@ def _create_job(
 
 
 def cmd_run(session: Session) -> int:
-    runner, job_id, provider = _create_job(session, allow_sandbox=True)
+    runner, job_id, provider = _create_job(session, sandbox=session.wants_sandbox())
     info = runner.drive(job_id, provider=provider)
     return _finish(session, runner, info)
 
 
 def cmd_submit(session: Session) -> int:
-    runner, job_id, provider = _create_job(session, allow_sandbox=False)
+    if session.wants_sandbox():
+        raise UsageError(
+            "the sandbox lives only as long as one command, so a submitted job could never "
+            "be collected: use `batchcore run --sandbox`"
+        )
+    runner, job_id, provider = _create_job(session, sandbox=False)
     info = runner.drive(job_id, provider=provider, wait=False)
     session.say(f"{summary_line(info)}; follow it with `batchcore wait {job_id}`")
     if session.args.json:
@@ -291,16 +356,24 @@ def _job_provider(session: Session, runner: BatchRunner, job_id: str) -> BaseBat
     job = runner.store.job(job_id)
     if job.options.get("sandbox"):
         raise UsageError(
-            f"job {job_id} ran on a sandbox emulator that ended with the command that started "
-            "it; run it again with `batchcore run`"
+            f"job {job_id} ran on a sandbox emulator, which ended with the command that started "
+            "it; a sandbox job is never continued, on the sandbox or on the real API: run the "
+            "input again with `batchcore run --sandbox`"
+        )
+    if session.wants_sandbox():
+        raise UsageError(
+            f"job {job_id} runs on the real {job.provider} API; it cannot be continued on the "
+            "sandbox (drop --sandbox / BATCHCORE_SANDBOX)"
         )
     config = {**job.config, **parse_config(session.args.config)}
-    return session.provider(job.provider, config, allow_sandbox=False)
+    session.job_id = job_id
+    return session.provider(job.provider, config, sandbox=False)
 
 
 def cmd_wait(session: Session) -> int:
     runner = session.runner(observe=True)
     job_id = session.args.job
+    session.job_id = job_id
     info = runner.info(job_id)
     if not info.finished:
         info = runner.drive(job_id, provider=_job_provider(session, runner, job_id))
@@ -311,7 +384,7 @@ def _finish(session: Session, runner: BatchRunner, info: JobInfo) -> int:
     out = getattr(session.args, "output", None)
     if out is not None or session.args.command == "run":
         target = Path(out) if out else Path(f"{info.id}.results.jsonl")
-        count = write_results(runner.results(info.id), target, session.stdout)
+        count = write_results(runner.results(info.id), target, session.stdout, sandbox=info.sandbox)
         session.say(f"{summary_line(info)}; {count} results written to {target}")
     else:
         session.say(summary_line(info))
@@ -321,7 +394,7 @@ def _finish(session: Session, runner: BatchRunner, info: JobInfo) -> int:
 
 
 def cmd_status(session: Session) -> int:
-    runner = session.runner()
+    runner = session.runner(readonly=True)
     info = runner.info(session.args.job)
     if session.args.json:
         session.stdout.write(
@@ -331,29 +404,36 @@ def cmd_status(session: Session) -> int:
     out = session.stdout
     out.write(summary_line(info) + "\n")
     out.write(f"  provider {info.provider}, created {info.created_at:%Y-%m-%d %H:%M:%S} UTC\n")
+    if info.sandbox:
+        out.write("  sandbox: ran on the bundled offline emulator; its answers are invented\n")
+    if info.owner and not info.finished:
+        until = f" until {info.lease_until:%H:%M:%S} UTC" if info.lease_until else ""
+        out.write(f"  driven by {info.owner} (lease{until})\n")
     if info.error:
         out.write(f"  last error: {info.error}\n")
     for batch in info.batches:
         status = batch.status
         counts = (
-            ""
-            if status is None
-            else (
-                f" completed {status.completed}/{status.total}" if status.total is not None else ""
-            )
+            f" completed {status.completed}/{status.total}"
+            if status is not None and status.total is not None
+            else ""
         )
         out.write(
             f"  round {batch.round}: {batch.batch_id or '(not submitted)'} {batch.state}, "
             f"{batch.request_count} requests{counts}\n"
         )
+        if batch.next_step_at is not None and batch.error:
+            out.write(f"    waiting until {batch.next_step_at:%H:%M:%S} UTC: {batch.error}\n")
+        if batch.candidates:
+            out.write(f"    needs a decision; candidate batches: {', '.join(batch.candidates)}\n")
     return EXIT_OK
 
 
 def cmd_results(session: Session) -> int:
-    runner = session.runner()
+    runner = session.runner(readonly=True)
     info = runner.info(session.args.job)
     out = Path(session.args.output) if session.args.output else None
-    count = write_results(runner.results(info.id), out, session.stdout)
+    count = write_results(runner.results(info.id), out, session.stdout, sandbox=info.sandbox)
     if not info.finished:
         session.say(f"job {info.id} is not finished: {count} results so far")
     elif out is not None:
@@ -378,8 +458,26 @@ def cmd_cancel(session: Session) -> int:
     return EXIT_OK
 
 
-def cmd_jobs(session: Session) -> int:
+def cmd_resolve(session: Session) -> int:
     runner = session.runner()
+    job_id = session.args.job
+    provider = _job_provider(session, runner, job_id)
+    info = runner.resolve(
+        job_id, adopt=session.args.adopt, resubmit=session.args.resubmit, provider=provider
+    )
+    what = (
+        f"batch {session.args.adopt} adopted"
+        if session.args.adopt
+        else "the batch will be submitted again"
+    )
+    session.say(f"job {job_id}: {what}; continue with `batchcore resume {job_id}`")
+    if session.args.json:
+        session.stdout.write(orjson.dumps(info.to_dict()).decode() + "\n")
+    return EXIT_OK
+
+
+def cmd_jobs(session: Session) -> int:
+    runner = session.runner(readonly=True)
     infos = runner.jobs()
     if session.args.json:
         session.stdout.write(
@@ -387,9 +485,10 @@ def cmd_jobs(session: Session) -> int:
         )
         return EXIT_OK
     for info in infos:
+        sandbox = " sandbox" if info.sandbox else ""
         session.stdout.write(
             f"{info.id}  {info.state:<9} {info.provider:<12} {info.request_count:>8} requests  "
-            f"{info.created_at:%Y-%m-%d %H:%M}  {format_counts(dict(info.counts))}\n"
+            f"{info.created_at:%Y-%m-%d %H:%M}  {format_counts(dict(info.counts))}{sandbox}\n"
         )
     if not infos:
         session.stdout.write("No jobs yet.\n")
@@ -403,27 +502,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchcore",
         description="Run LLM batch jobs on any provider, durably.",
-        epilog="Exit codes: 0 done, 1 some requests failed, 2 bad usage or input, 3 provider "
-        "error (job kept, resume it), 4 unknown job or provider, 5 job busy, "
-        "130 interrupted (job kept).",
+        epilog="Exit codes: 0 done, 1 some requests failed, 2 bad usage or input or no API key, "
+        "3 provider error or a decision needed (job kept), 4 unknown job or provider, 5 job "
+        "busy, 6 job store unavailable or damaged, 70 internal error, 130 interrupted, "
+        "143 terminated (job kept).",
     )
     parser.add_argument("--version", action="version", version=f"batchcore {__version__}")
-    parser.add_argument("--store", help="job store file (default: $BATCHCORE_HOME/jobs.sqlite3)")
+    parser.add_argument(
+        "--store",
+        metavar="PATH_OR_URL",
+        help="job store: a SQLite file (default: $BATCHCORE_STORE, else "
+        "$BATCHCORE_HOME/jobs.sqlite3)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="print a traceback with errors (or BATCHCORE_DEBUG=1)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, description=help_text)
 
-    def job_options(sub: argparse.ArgumentParser, *, config: bool = False) -> None:
+    def config_option(sub: argparse.ArgumentParser, help_text: str) -> None:
+        sub.add_argument(
+            "--config", action="append", default=[], metavar="KEY=VALUE", help=help_text
+        )
+
+    def drive_options(sub: argparse.ArgumentParser, *, given_again: bool) -> None:
+        again = "; given again, overrides what the job recorded" if given_again else ""
+        sub.add_argument(
+            "--max-attempts",
+            type=int,
+            default=None,
+            help=f"tries per request for expired/retryable failures (default 3){again}",
+        )
+        sub.add_argument(
+            "--poll-interval",
+            metavar="MIN[:MAX]",
+            help=f"seconds between status polls (default 5:60, growing){again}",
+        )
+
+    def job_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("job", help="job id (see `batchcore jobs`)")
-        if config:
-            sub.add_argument(
-                "--config",
-                action="append",
-                default=[],
-                metavar="KEY=VALUE",
-                help="provider config for this run (e.g. api_key=...)",
-            )
 
     sub = add("providers", "List installed providers and plugins that failed to load.")
     sub.add_argument("--json", action="store_true")
@@ -436,25 +555,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("input", help="JSONL: unified requests or OpenAI batch lines")
         sub.add_argument("--provider", required=True, help="provider name (`batchcore providers`)")
         sub.add_argument("--model", help="use this model for every request")
-        sub.add_argument(
-            "--config",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="provider config, repeatable (timeout=30, base_url=...)",
-        )
-        sub.add_argument(
-            "--max-attempts",
-            type=int,
-            default=3,
-            help="tries per request for expired/retryable failures (default 3)",
-        )
-        sub.add_argument(
-            "--poll-interval",
-            metavar="MIN[:MAX]",
-            help="seconds between status polls (default 5:60, growing)",
-        )
+        config_option(sub, "provider config, repeatable (timeout=30, base_url=...)")
+        drive_options(sub, given_again=False)
         sub.add_argument("--json", action="store_true", help="print the job as JSON at the end")
+        box = sub.add_mutually_exclusive_group()
+        box.add_argument(
+            "--sandbox",
+            dest="sandbox",
+            action="store_true",
+            default=None,
+            help="run offline on the provider's bundled emulator (invented answers, nothing "
+            "billed; also BATCHCORE_SANDBOX=1)",
+        )
+        box.add_argument(
+            "--no-sandbox",
+            dest="sandbox",
+            action="store_false",
+            help="the real API even when BATCHCORE_SANDBOX is set",
+        )
         if name == "run":
             sub.add_argument(
                 "-o",
@@ -462,22 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="OUT.jsonl",
                 help="results file (default: JOB.results.jsonl)",
             )
-            box = sub.add_mutually_exclusive_group()
-            box.add_argument(
-                "--sandbox",
-                dest="sandbox",
-                action="store_true",
-                default=None,
-                help="use the provider's offline emulator even with an API key",
-            )
-            box.add_argument(
-                "--no-sandbox",
-                dest="sandbox",
-                action="store_false",
-                help="never fall back to the offline emulator",
-            )
 
-    sub = add("status", "Show a job's state and batches.")
+    sub = add("status", "Show a job's state and batches (reads the store only).")
     job_options(sub)
     sub.add_argument("--json", action="store_true")
 
@@ -486,9 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "Continue a job from the store until it is finished (after a crash)."),
     ):
         sub = add(name, help_text)
-        job_options(sub, config=True)
+        job_options(sub)
+        config_option(sub, "provider config for this run (e.g. api_key=...)")
+        drive_options(sub, given_again=True)
         sub.add_argument("-o", "--output", metavar="OUT.jsonl", help="write results here")
-        sub.add_argument("--poll-interval", metavar="MIN[:MAX]")
         sub.add_argument("--json", action="store_true")
 
     sub = add("results", "Write a job's results as JSONL (to stdout, or -o FILE).")
@@ -496,10 +601,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", metavar="OUT.jsonl")
 
     sub = add("cancel", "Cancel a job's open batches; finished results are kept.")
-    job_options(sub, config=True)
+    job_options(sub)
+    config_option(sub, "provider config for this call (e.g. api_key=...)")
     sub.add_argument("--json", action="store_true")
 
-    sub = add("jobs", "List the jobs in the store.")
+    sub = add(
+        "resolve",
+        "Decide for a job whose lost create left several candidate batches (see `status`).",
+    )
+    job_options(sub)
+    choice = sub.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--adopt", metavar="BATCH_ID", help="this vendor batch is the job's")
+    choice.add_argument(
+        "--resubmit",
+        action="store_true",
+        help="none of the candidates is the job's: create its batch again",
+    )
+    config_option(sub, "provider config for this call (e.g. api_key=...)")
+    sub.add_argument("--json", action="store_true")
+
+    sub = add("jobs", "List the jobs in the store (reads the store only).")
     sub.add_argument("--json", action="store_true")
     return parser
 
@@ -513,8 +634,27 @@ COMMANDS = {
     "resume": cmd_wait,
     "results": cmd_results,
     "cancel": cmd_cancel,
+    "resolve": cmd_resolve,
     "jobs": cmd_jobs,
 }
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """SIGTERM unwinds the command like Ctrl-C (leases released, the job kept)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(
@@ -526,29 +666,45 @@ def main(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     args = build_parser().parse_args(argv)
+    debug = args.debug or _flag(DEBUG_ENV)
     session = Session(args, stdout, stderr)
     try:
-        with session:
+        with _sigterm_as_exception(), session:
             return COMMANDS[args.command](session)
-    except KeyboardInterrupt:
-        kept = f": `batchcore resume {session.job_id}`" if session.job_id else ""
-        stderr.write(f"\nbatchcore: interrupted; the job is kept{kept}\n")
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as stop:
+        code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+        how = "terminated" if code == EXIT_TERMINATED else "interrupted"
+        if session.job_id:
+            stderr.write(
+                f"\nbatchcore: {how}; the job is kept: `batchcore resume {session.job_id}`\n"
+            )
+        else:
+            stderr.write(f"\nbatchcore: {how} before a job was recorded; nothing was kept\n")
+        return code
     except Exception as error:
         code = exit_code_for(error)
-        if code is None:
-            raise
-        stderr.write(f"batchcore: error: {error}\n")
-        if code == EXIT_PROVIDER and session.job_id:
+        if debug:
+            traceback.print_exception(error, file=stderr)
+        if code == EXIT_INTERNAL:
             stderr.write(
-                f"batchcore: the job is kept; continue it with "
-                f"`batchcore resume {session.job_id}`\n"
+                f"batchcore: internal error: {type(error).__name__}: {error}\n"
+                "batchcore: this is a bug; please report it (run with --debug for the "
+                "traceback)\n"
             )
+            return code
+        stderr.write(f"batchcore: error: {error}\n")
+        if code in (EXIT_PROVIDER, EXIT_STORE) and session.job_id:
+            hint = "once the cause is fixed, " if code == EXIT_STORE else ""
+            if "batchcore resolve" not in str(error):
+                stderr.write(
+                    f"batchcore: the job is kept; {hint}continue it with "
+                    f"`batchcore resume {session.job_id}`\n"
+                )
         return code
 
 
-def exit_code_for(error: Exception) -> int | None:
-    """The exit code of an error, or None for a bug (which then shows its traceback)."""
+def exit_code_for(error: Exception) -> int:
+    """The documented exit code of an error (70 for a bug)."""
     if isinstance(error, UsageError | ConfigurationError):
         return EXIT_USAGE
     if isinstance(error, InvalidRequestError) and error.status_code is None:
@@ -557,9 +713,11 @@ def exit_code_for(error: Exception) -> int | None:
         return EXIT_NOT_FOUND
     if isinstance(error, JobBusyError):
         return EXIT_BUSY
+    if isinstance(error, StoreError):
+        return EXIT_STORE
     if isinstance(error, ProviderError | BatchcoreError):
         return EXIT_PROVIDER
-    return None
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

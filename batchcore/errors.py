@@ -41,6 +41,7 @@ __all__ = [
     "ResponseLostError",
     "ResponseTimeoutError",
     "ResultsNotReadyError",
+    "StoreError",
     "UnsupportedModelError",
     "UnsupportedOperationError",
     "redact",
@@ -253,6 +254,27 @@ class AmbiguousSubmitError(ProviderPermanentError):
 
     def _details(self) -> dict[str, Any]:
         return {**super()._details(), "candidates": self.candidates}
+
+
+# The job store
+
+
+class StoreError(BatchcoreError):
+    """The job store is unavailable or damaged: it cannot be opened or created, is read-only,
+    the disk is full, or the file is not a store. ``where`` names the store (a path or a URL
+    without its password); the message says the cause. Nothing already recorded is lost: once
+    the cause is fixed, ``batchcore resume JOB`` continues."""
+
+    def __init__(self, message: str, *, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_store_error, (type(self), str(self), self.where))
+
+
+def _rebuild_store_error(cls: type[StoreError], message: str, where: str) -> StoreError:
+    return cls(message, where=where)
 
 
 # Registry

@@ -808,6 +808,9 @@ class JobEventKind(str, enum.Enum):
     STATUS_CHANGED = "status_changed"
     RESULTS_FETCHED = "results_fetched"
     RETRIED = "retried"
+    WAITING = "waiting"  # a step is postponed (a transient failure, a Retry-After): until when
+    NOTICE = "notice"  # something the user should know (a takeover, options given again)
+    STOPPED = "stopped"  # the driver stopped before the end; the job is kept
     FINISHED = "finished"
 
     def __str__(self) -> str:

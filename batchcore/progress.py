@@ -15,6 +15,20 @@ from batchcore.models import JobEvent, JobEventKind
 __all__ = ["ProgressDisplay", "format_counts", "format_elapsed"]
 
 _ORDER = ("succeeded", "errored", "expired", "cancelled", "pending")
+#: Events printed as they happen even between throttled lines: a wait says until when.
+_KEPT_ON_SCREEN = frozenset(
+    {JobEventKind.WAITING, JobEventKind.NOTICE, JobEventKind.STOPPED, JobEventKind.FINISHED}
+)
+_ALWAYS_SHOWN = frozenset(
+    {
+        JobEventKind.SUBMITTED,
+        JobEventKind.FINISHED,
+        JobEventKind.RETRIED,
+        JobEventKind.WAITING,
+        JobEventKind.NOTICE,
+        JobEventKind.STOPPED,
+    }
+)
 
 
 def format_elapsed(seconds: float) -> str:
@@ -60,16 +74,14 @@ class ProgressDisplay:
         line = self._line(event)
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
-            if event.kind is JobEventKind.FINISHED:
+            # Waits, notices and the end stay on screen; the rest is redrawn in place.
+            permanent = event.kind in _KEPT_ON_SCREEN
+            if permanent:
                 self.stream.write("\n")
-            self._drawn = event.kind is not JobEventKind.FINISHED
+            self._drawn = not permanent
         else:
             now = self._clock()
-            important = event.kind in (
-                JobEventKind.SUBMITTED,
-                JobEventKind.FINISHED,
-                JobEventKind.RETRIED,
-            )
+            important = event.kind in _ALWAYS_SHOWN
             if not important and now - self._last_line < self.interval:
                 return
             self._last_line = now
@@ -94,8 +106,11 @@ class ProgressDisplay:
             JobEventKind.STATUS_CHANGED: "status",
             JobEventKind.RESULTS_FETCHED: "fetched",
             JobEventKind.RETRIED: "retrying",
+            JobEventKind.WAITING: "waiting",
+            JobEventKind.NOTICE: "note",
+            JobEventKind.STOPPED: "stopped",
             JobEventKind.FINISHED: "finished",
-        }[event.kind]
+        }.get(event.kind, event.kind.value)
         detail = ""
         if event.detail and event.kind is not JobEventKind.FINISHED:
             detail = f" ({event.detail})"

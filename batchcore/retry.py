@@ -11,13 +11,15 @@ Two layers, and only two, ever retry:
    harmless (``idempotent=True``); a create that is not idempotent is reconciled by the provider
    instead (:meth:`~batchcore.provider.BaseBatchProvider.submit`).
 2. **A step of a job** (submit, poll, fetch of one batch) whose call still fails transiently is
-   not retried in a loop by the runner: it is postponed *in the store* by the poll schedule's
-   delay, or by the server's ``Retry-After`` up to ``max_wait``, and the job moves on with its
-   other batches. After ``max_postponements`` postponements in a row of the same step, or when a
-   server asks to wait longer than ``max_wait``, the job stops (exit 3) and says when to resume.
+   not retried in a loop by the runner: it is postponed *in the store*, by ``first_postponement``
+   seconds doubling up to ``max_postponement`` (30 s, 1, 2, 4, 8 min, then 15 min), or by the
+   server's ``Retry-After`` when that is longer, and the job moves on with its other batches.
+   After ``max_postponements`` postponements in a row of the same step (about an hour of
+   failures with the defaults), or when a server asks to wait longer than ``max_wait`` (an
+   hour), the job stops (exit 3, the job is kept) and says when to resume.
 
 So the most calls one step can make before the job stops is
-``(1 + max_retries) * max_postponements``, and every wait of more than a few seconds is a
+``(1 + max_retries) * (1 + max_postponements)``, and every wait longer than a few seconds is a
 postponement that the progress output shows with the time it ends.
 """
 
@@ -51,7 +53,9 @@ class RetryPolicy:
     initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
     max_retry_after: float = attrs.field(default=120.0, validator=attrs.validators.ge(0))
-    max_postponements: int = attrs.field(default=6, validator=attrs.validators.ge(0))
+    max_postponements: int = attrs.field(default=8, validator=attrs.validators.ge(0))
+    first_postponement: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    max_postponement: float = attrs.field(default=900.0, validator=attrs.validators.ge(0))
     max_wait: float = attrs.field(default=3600.0, validator=attrs.validators.ge(0))
     jitter: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
 
@@ -64,6 +68,27 @@ class RetryPolicy:
             return None if retry_after > self.max_retry_after else retry_after
         backoff = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
         return float(backoff * (1 - 0.25 * self.jitter()))
+
+
+    def postponement(self, failures: int, retry_after: float | None = None) -> float | None:
+        """Seconds to postpone a job step after its *failures*-th transient failure in a row,
+        or None when the job should stop instead (too many failures, or a ``Retry-After``
+        longer than ``max_wait``)."""
+        if failures > self.max_postponements:
+            return None
+        if retry_after is not None and retry_after > self.max_wait:
+            return None
+        backoff = min(self.first_postponement * 2 ** max(failures - 1, 0), self.max_postponement)
+        return float(max(backoff, retry_after or 0.0))
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "max_retries": self.max_retries,
+            "max_postponements": self.max_postponements,
+            "first_postponement": self.first_postponement,
+            "max_postponement": self.max_postponement,
+            "max_wait": self.max_wait,
+        }
 
 
 def _retryable(error: ProviderError, idempotent: bool) -> bool:

@@ -20,6 +20,7 @@ from batchcore.jobs import JobStore
 from batchcore.progress import ProgressDisplay
 from batchcore.testing import FakeBackend, FakeBatchProvider, Outcome
 
+KEY = "sk-instant-cli-0123456789"
 BACKEND = FakeBackend(validating_seconds=0, in_progress_seconds=0, finalizing_seconds=0)
 
 
@@ -36,6 +37,8 @@ class InstantFake(FakeBatchProvider):
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     monkeypatch.setenv("BATCHCORE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("INSTANT_API_KEY", KEY)
+    monkeypatch.delenv("BATCHCORE_SANDBOX", raising=False)
     batch_provider_registry.register(InstantFake)
     yield
     batch_provider_registry.unregister("instant")

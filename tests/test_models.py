@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,6 +46,77 @@ def test_request_is_frozen_with_tuples_and_private_copies() -> None:
     assert isinstance(request.messages, tuple)
     with pytest.raises(AttributeError):
         request.model = "other"  # type: ignore[misc]
+
+
+def test_request_is_deeply_immutable_and_hashable() -> None:
+    request = chat(
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        params={"max_tokens": 5, "stop": ["a", "b"], "response_format": {"type": "json_object"}},
+        provider_params={"anthropic": {"top_k": 5}},
+    )
+    body = request.openai_body_json()
+    attempts = [
+        lambda: request.params.__setitem__("max_tokens", 999),
+        lambda: request.params["stop"].append("c"),
+        lambda: request.params["response_format"].update(type="text"),
+        lambda: request.messages[0]["content"][0].__setitem__("text", "changed"),
+        lambda: request.provider_params["anthropic"].pop("top_k"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(TypeError, match="immutable"):
+            attempt()
+    assert request.openai_body_json() == body  # the cached body can never go stale
+    assert request.params == {
+        "max_tokens": 5,
+        "stop": ["a", "b"],
+        "response_format": {"type": "json_object"},
+    }
+    twin = chat(
+        messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        params={"max_tokens": 5, "stop": ["a", "b"], "response_format": {"type": "json_object"}},
+        provider_params={"anthropic": {"top_k": 5}},
+    )
+    assert twin == request and hash(twin) == hash(request)
+    assert {request, request} == {request}
+    assert json.loads(body) == request.openai_body()
+    changed = attrs.evolve(request, params={**request.params, "max_tokens": 7})
+    assert changed.params["max_tokens"] == 7 and b'"max_tokens":7' in changed.openai_body_json()
+
+
+@pytest.mark.parametrize(
+    "custom_id",
+    ["a\nb", "a\r", "abc\n", "tab\there", "nul\x00", "del\x7f", "c1\x85", "ls\u2028", "ps\u2029"],
+)
+def test_custom_ids_with_control_characters_are_refused(custom_id: str) -> None:
+    with pytest.raises(InvalidRequestError, match="control character") as info:
+        chat(custom_id=custom_id)
+    assert info.value.custom_id == custom_id and info.value.field == "custom_id"
+    with pytest.raises(InvalidRequestError, match="control character"):
+        BatchRequest.from_json(
+            {"custom_id": custom_id, "model": "m", "messages": [{"role": "user", "content": "x"}]}
+        )
+
+
+@pytest.mark.parametrize(
+    "custom_id",
+    ["with space", "  padded  ", "café", "東京-1", "emoji-🎉", 'quote"and\\back', "nbsp\u00a0x", "x" * 500],
+)
+def test_printable_custom_ids_are_accepted(custom_id: str) -> None:
+    assert chat(custom_id=custom_id).custom_id == custom_id
+
+
+def test_provider_params_must_be_an_object_keyed_by_provider() -> None:
+    for value, field in (([], "provider_params"), ({"openai": []}, "provider_params.openai")):
+        with pytest.raises(InvalidRequestError) as info:
+            BatchRequest.from_json(
+                {
+                    "custom_id": "p",
+                    "model": "m",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "provider_params": value,
+                }
+            )
+        assert info.value.field == field
 
 
 @pytest.mark.parametrize(

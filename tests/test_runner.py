@@ -446,7 +446,7 @@ class ReturnsNothing(FakeBatchProvider):
     ("setup", "status", "code", "retryable"),
     [
         (lambda b: b.reject_next_batch(message="bad line 3"), "errored", "batch_failed", False),
-        (lambda b: None, "errored", "missing_result", True),
+        (lambda b: None, "errored", "result_missing", True),
     ],
 )
 def test_requests_without_a_returned_result_still_get_one(

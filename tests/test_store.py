@@ -4,15 +4,25 @@ storage and retry settlement, and several processes writing one file at once."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from batchcore import BatchHandle, BatchRequest, BatchResult, InvalidRequestError, ResultError
+from batchcore import (
+    BatchHandle,
+    BatchRequest,
+    BatchResult,
+    InvalidRequestError,
+    ResultError,
+    StoreError,
+)
 from batchcore.jobs import JobBusyError, JobNotFoundError, JobStore, default_store_path
+from batchcore.jobs.schema import SCHEMA_VERSION
 from batchcore.jobs.store import public_config
 
 
@@ -238,4 +248,111 @@ def test_many_processes_write_one_store_without_corruption(tmp_path: Path) -> No
     assert len(store.jobs()) == 20
     for job in store.jobs():
         assert store.count_results(job.id) == {"succeeded": 200}
-    assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.database.query("PRAGMA integrity_check")[0][0] == "ok"
+
+
+# -- schema versions, and a store that cannot be used --------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_store_written_by_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript((DATA / "store-v1.sql").read_text())
+    store = JobStore(path)
+    assert store.database.query_one("SELECT value FROM meta WHERE key='schema'")["value"] == str(
+        SCHEMA_VERSION
+    )
+    job = store.job("job-v1")
+    assert (job.provider, job.options["max_attempts"], job.request_count) == ("openai", 4, 3)
+    (batch,) = store.batches("job-v1")
+    assert batch.batch_id == "batch_v1_abc"  # filled from the stored handle
+    assert store.knows_batch_id("batch_v1_abc")
+    assert [r.custom_id for r in store.iter_results("job-v1")] == ["r0"]
+    store.close()
+    assert JobStore(path).database.query_one("SELECT count(*) AS n FROM events")["n"] == 0
+
+
+def test_a_store_from_a_newer_batchcore_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    JobStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="newer batchcore"):
+            JobStore(path, readonly=readonly)
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path: Path) -> None:
+    path = tmp_path / "fresh.sqlite3"
+    script = "import sys; from batchcore.jobs import JobStore; JobStore(sys.argv[1]).close()"
+    openers = [subprocess.Popen([sys.executable, "-c", script, str(path)]) for _ in range(6)]
+    assert [p.wait(timeout=60) for p in openers] == [0] * 6
+    store = JobStore(path)
+    assert store.database.query_one("SELECT value FROM meta WHERE key='schema'")["value"] == str(
+        SCHEMA_VERSION
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        (lambda p: p.write_bytes(b"this is not a database" * 100), "damaged"),
+        (lambda p: p.parent.parent.joinpath("home").write_text("a file"), "not a directory"),
+    ],
+)
+def test_an_unusable_store_is_a_store_error_naming_it(
+    tmp_path: Path, setup: Any, fragment: str
+) -> None:
+    path = tmp_path / "home" / "jobs.sqlite3"
+    if "not a directory" not in fragment:
+        path.parent.mkdir()
+    setup(path)
+    with pytest.raises(StoreError, match=fragment) as info:
+        JobStore(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_full_disk_says_disk_full_and_keeps_what_was_committed(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    make_job(JobStore(path), ["a", "b"])
+    store = JobStore(path)
+    # A real SQLITE_FULL from SQLite itself: the file may not grow past its current size.
+    pages = store.database.query_one("PRAGMA page_count")[0]
+    store.database.query(f"PRAGMA max_page_count={pages}")
+    big = [req(f"r{i:05d}-" + "x" * 200) for i in range(2000)]
+    with pytest.raises(StoreError, match="the disk is full") as info:
+        store.create_job("job-2", provider="fake", config={}, options={}, requests=big)
+    assert "rollback" not in str(info.value)
+    assert [j.id for j in store.jobs()] == ["job-1"]  # the failed job never half-exists
+
+
+def test_reading_never_writes(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite3"
+    make_job(JobStore(path), ["a"])
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    reader = JobStore(path, readonly=True)
+    assert [j.id for j in reader.jobs()] == ["job-1"]
+    with pytest.raises(StoreError, match="read-only"):
+        reader.set_job_state("job-1", "finished")
+    reader.close()
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    missing = JobStore(tmp_path / "nowhere" / "jobs.sqlite3", readonly=True)
+    assert missing.jobs() == []
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_lease_is_taken_over_only_from_the_dead_or_the_silent(store: JobStore) -> None:
+    make_job(store, ["a"])
+    alive = store.acquire("job-1", me="elsewhere:1")  # another host, lease running
+    with pytest.raises(JobBusyError):
+        store.acquire("job-1")
+    store.database.execute("UPDATE jobs SET lease_until=0 WHERE id='job-1'")  # silent since
+    me = store.acquire("job-1")
+    assert me != alive
+    (event,) = store.events("job-1")
+    assert event.kind == "takeover" and "elsewhere:1" in (event.detail or "")
+    assert "lease ran out" in (event.detail or "") and event.actor == me
+    assert not store.renew("job-1", alive)  # the old owner learns it lost the lease
+    assert store.renew("job-1", me)

@@ -1,22 +1,34 @@
-"""Durable jobs: the runner and its SQLite store."""
+"""Durable jobs: the runner and its store."""
 
-from batchcore.jobs.runner import BatchInfo, BatchRunner, JobInfo, PollSchedule
-from batchcore.jobs.store import (
-    HOME_ENV,
+from batchcore.jobs.errors import (
+    JobAttentionError,
     JobBusyError,
     JobNotFoundError,
-    JobStore,
-    default_store_path,
+    JobStoppedError,
+    JoinError,
 )
+from batchcore.jobs.info import BatchInfo, JobInfo
+from batchcore.jobs.runner import BatchRunner
+from batchcore.jobs.settings import JobSettings, PollSchedule
+from batchcore.jobs.states import BatchRowState, JobState, RequestState
+from batchcore.jobs.store import HOME_ENV, STORE_ENV, JobStore, default_store_path
 
 __all__ = [
     "HOME_ENV",
+    "STORE_ENV",
     "BatchInfo",
+    "BatchRowState",
     "BatchRunner",
+    "JobAttentionError",
     "JobBusyError",
     "JobInfo",
     "JobNotFoundError",
+    "JobSettings",
+    "JobState",
+    "JobStoppedError",
     "JobStore",
+    "JoinError",
     "PollSchedule",
+    "RequestState",
     "default_store_path",
 ]

@@ -1,38 +1,57 @@
 """The job runner: hand over many requests, get exactly one result per custom_id back.
 
 Works with any provider (first- or third-party) through the contract alone. A job moves through
-the store one recorded step at a time::
+the store one recorded step at a time (states: :mod:`batchcore.jobs.states`)::
 
     pending requests --plan--> prepared batch (intent, payload on disk)
     prepared --submit--> submitted (handle stored) --poll...--> ended (terminal status)
     ended --fetch--> results stored as they stream --settle--> done, or pending again (retry)
 
 Each arrow is written to the store before and after its network call, so a killed process
-resumes where it stopped: a prepared batch is re-submitted with the same idempotency key (the
-provider finds the batch it already created), a fetch restarts and stores nothing twice.
+resumes where it stopped: a prepared batch whose create may have been sent is looked for before
+anything is created again (the provider's ``submit`` reconciles it through the store's
+journal), a fetch restarts and stores nothing twice. Waiting follows the one rule of
+:mod:`batchcore.retry`: a failed step is postponed in the store, never retried in a loop here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
-from batchcore.errors import BatchcoreError, ProviderTransientError, UnsupportedOperationError
-from batchcore.jobs.store import BatchRow, JobRow, JobStore
+from batchcore.errors import (
+    AmbiguousSubmitError,
+    BatchcoreError,
+    ProviderTransientError,
+    UnsupportedOperationError,
+)
+from batchcore.jobs.errors import (
+    JobAttentionError,
+    JobBusyError,
+    JobNotAttentionError,
+    JobStoppedError,
+    JoinError,
+)
+from batchcore.jobs.info import BatchInfo, JobInfo, utc
+from batchcore.jobs.lease import LeaseKeeper
+from batchcore.jobs.settings import JobSettings, PollSchedule
+from batchcore.jobs.states import BatchRowState, JobState, RequestState
+from batchcore.jobs.store import BatchRow, JobRow, JobStore, owner_token
 from batchcore.models import (
     BatchPayload,
     BatchRequest,
     BatchResult,
-    BatchState,
     BatchStatus,
     JobEvent,
     JobEventKind,
@@ -41,119 +60,54 @@ from batchcore.models import (
 )
 from batchcore.provider import BaseBatchProvider
 from batchcore.registry import BatchProviderRegistry, batch_provider_registry
+from batchcore.retry import RetryPolicy
 
-__all__ = ["BatchInfo", "BatchRunner", "JobInfo", "PollSchedule"]
+__all__ = [
+    "BatchInfo",
+    "BatchRunner",
+    "JobAttentionError",
+    "JobInfo",
+    "JobSettings",
+    "JobStoppedError",
+    "PollSchedule",
+]
 
 log = logging.getLogger("batchcore.jobs")
-T = TypeVar("T")
 Observer = Callable[[JobEvent], None]
 
 _RESULT_CHUNK = 1000
-_TRANSIENT_ATTEMPTS = 6
-
-
-@attrs.frozen(kw_only=True)
-class PollSchedule:
-    """How often to poll a batch: from ``min_interval``, growing by ``factor`` per poll up to
-    ``max_interval``, with ``jitter`` (a fraction) so many jobs do not poll in lockstep. A
-    server's ``retry_after`` is always respected."""
-
-    min_interval: float = 5.0
-    max_interval: float = 60.0
-    factor: float = 1.5
-    jitter: float = 0.1
-
-    def __attrs_post_init__(self) -> None:
-        if not 0 < self.min_interval <= self.max_interval:
-            raise ValueError("poll intervals need 0 < min_interval <= max_interval")
-
-    def delay(
-        self, polls: int, retry_after: float | None = None, rng: Callable[[], float] = random.random
-    ) -> float:
-        base = min(self.min_interval * self.factor ** max(polls, 0), self.max_interval)
-        base *= 1 + self.jitter * (2 * rng() - 1)
-        return max(base, retry_after or 0.0)
-
-
-@attrs.frozen(kw_only=True)
-class BatchInfo:
-    """One vendor batch of a job."""
-
-    batch_id: str | None
-    state: str
-    round: int
-    request_count: int
-    status: BatchStatus | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "batch_id": self.batch_id,
-            "state": self.state,
-            "round": self.round,
-            "request_count": self.request_count,
-            "status": None if self.status is None else self.status.to_dict(),
-        }
-
-
-@attrs.frozen(kw_only=True)
-class JobInfo:
-    """Where a job stands. ``counts`` has final results by status plus ``pending`` (requests
-    without a final result yet)."""
-
-    id: str
-    provider: str
-    state: str
-    request_count: int
-    counts: Mapping[str, int]
-    batches: tuple[BatchInfo, ...]
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-    cancel_requested: bool
-    error: str | None
-
-    @property
-    def finished(self) -> bool:
-        return self.state in ("finished", "cancelled")
-
-    @property
-    def succeeded(self) -> int:
-        return self.counts.get(ResultStatus.SUCCEEDED.value, 0)
-
-    @property
-    def all_succeeded(self) -> bool:
-        return self.finished and self.succeeded == self.request_count
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "provider": self.provider,
-            "state": self.state,
-            "request_count": self.request_count,
-            "counts": dict(self.counts),
-            "batches": [b.to_dict() for b in self.batches],
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(),
-            "cancel_requested": self.cancel_requested,
-            "error": self.error,
-        }
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
 def new_job_id() -> str:
     return "job-" + uuid.uuid4().hex[:12]
 
 
+class _StoreJournal:
+    """The store as the provider's submit journal for one batch row."""
+
+    def __init__(self, store: JobStore, row: int) -> None:
+        self._store = store
+        self._row = row
+
+    def staged(self, staged: Mapping[str, Any]) -> None:
+        self._store.batch_staged(self._row, staged)
+
+    def attempting(self, at: datetime) -> None:
+        self._store.batch_attempting(self._row, at)
+
+    def is_known(self, batch_id: str) -> bool:
+        return self._store.knows_batch_id(batch_id)
+
+
 class BatchRunner:
     """Runs jobs of any size on any provider, durably.
 
-    ``store`` is a :class:`JobStore` or a path (default: ``$BATCHCORE_HOME``). ``clock`` and
-    ``sleep`` are injectable so tests run whole lifecycles without waiting. ``observers`` are
-    called with every :class:`JobEvent`, as are plugins' ``batchcore_job_event`` hooks.
+    ``store`` is a :class:`JobStore`, a path or a store URL (default: ``$BATCHCORE_STORE``,
+    else ``$BATCHCORE_HOME``). ``max_attempts``, ``poll`` and ``retry`` are recorded with each
+    job this runner creates; for a job created earlier they override what was recorded only
+    when given. ``clock`` and ``sleep`` are injectable so tests run whole lifecycles without
+    waiting. ``observers`` are called with every :class:`JobEvent`, as are plugins'
+    ``batchcore_job_event`` hooks.
     """
 
     def __init__(
@@ -161,25 +115,35 @@ class BatchRunner:
         store: JobStore | str | Path | None = None,
         *,
         registry: BatchProviderRegistry | None = None,
-        max_attempts: int = 3,
+        max_attempts: int | None = None,
         poll: PollSchedule | None = None,
+        retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         observers: Sequence[Observer] = (),
         rng: Callable[[], float] = random.random,
+        lease_seconds: float = 120.0,
+        heartbeat: bool = True,
     ) -> None:
-        if max_attempts < 1:
+        if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.store = store if isinstance(store, JobStore) else JobStore(store, clock=clock)
         self.registry = registry or batch_provider_registry
-        self.max_attempts = max_attempts
-        self.poll = poll or PollSchedule()
+        self._overrides: dict[str, Any] = {
+            k: v
+            for k, v in (("max_attempts", max_attempts), ("poll", poll), ("retry", retry))
+            if v is not None
+        }
         self.clock = clock
         self.sleep = sleep
         self.observers = list(observers)
+        self.lease_seconds = lease_seconds
+        self.heartbeat = heartbeat
         self._rng = rng
+        self._me = owner_token()
         # Payloads prepared in this process, by batch row: used before their files are read back.
         self._live_payloads: dict[int, BatchPayload] = {}
+        self._settings = JobSettings(**self._overrides)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -205,7 +169,7 @@ class BatchRunner:
             job_id,
             provider=instance.PROVIDER_NAME,
             config=instance.config,
-            options={"max_attempts": self.max_attempts, **(options or {})},
+            options={**self._settings.to_options(), **(options or {})},
         ) as job:
             payloads = instance.prepare_payloads(job.record(requests))
             try:
@@ -291,9 +255,43 @@ class BatchRunner:
         """
         self.store.request_cancel(job_id)
         job = self.store.job(job_id)
-        instance = self._provider_for(job, provider, config)
-        for batch in self.store.batches(job_id, state="submitted"):
-            self._send_cancel(batch, instance)
+        with self._provider_for(job, provider, config) as instance:
+            for batch in self.store.batches(job_id, state=BatchRowState.SUBMITTED):
+                self._send_cancel(batch, instance)
+        return self.info(job_id)
+
+    def resolve(
+        self,
+        job_id: str,
+        *,
+        adopt: str | None = None,
+        resubmit: bool = False,
+        provider: BaseBatchProvider | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> JobInfo:
+        """Decide for a job that needs attention (a lost create with several candidate batches):
+        *adopt* the vendor batch that is this job's, or *resubmit* when none of them is (a new
+        batch is created: only say so when you are sure). Then :meth:`resume` the job."""
+        if (adopt is None) == (not resubmit):
+            raise ValueError("resolve takes either adopt=BATCH_ID or resubmit=True")
+        job = self.store.job(job_id)
+        unresolved = self.store.batches(job_id, state=BatchRowState.UNRESOLVED)
+        if not unresolved:
+            raise JobNotAttentionError(f"job {job_id} has no batch waiting for a decision")
+        batch, more = unresolved[0], unresolved[1:]
+        if adopt is not None:
+            with self._provider_for(job, provider, config) as instance:
+                handle = _adopted_handle(instance, adopt, batch)
+                status = instance.poll_status(handle)  # proves the batch exists and is ours
+            self.store.batch_submitted(batch.row, handle, self.clock())
+            self.store.batch_polled(batch.row, status, None if status.is_terminal else self.clock())
+            detail = f"adopted batch {adopt} for batch row {batch.row} (decided by a user)"
+        else:
+            self.store.batch_resubmit(batch.row)
+            detail = f"batch row {batch.row} will be submitted again (decided by a user)"
+        self.store.record_event(job_id, "resolved", detail, actor=self._me)
+        if not more:
+            self.store.set_job_state(job_id, JobState.ACTIVE)
         return self.info(job_id)
 
     def info(self, job_id: str) -> JobInfo:
@@ -309,6 +307,11 @@ class BatchRunner:
         self.store.job(job_id)
         return self.store.iter_results(job_id)
 
+    def settings(self, job_id: str) -> JobSettings:
+        """The job's recorded settings, with this runner's explicit overrides applied."""
+        recorded = JobSettings.from_options(self.store.job(job_id).options)
+        return attrs.evolve(recorded, **self._overrides)
+
     # -- driving ---------------------------------------------------------------------------
 
     def drive(
@@ -322,54 +325,96 @@ class BatchRunner:
         """Move the job forward until it is finished (or, with ``wait=False``, until every
         batch is submitted). Safe to call again after any failure."""
         job = self.store.job(job_id)
-        if job.state in ("finished", "cancelled"):
+        if job.state.is_final:
             return self._info(job)
-        instance = self._provider_for(job, provider, config)
-        owner = self.store.acquire(job_id)
+        if job.state is JobState.ATTENTION:
+            raise JobAttentionError(self._attention_message(job_id))
+        settings = self._apply_overrides(job)
+        owner = self.store.acquire(job_id, lease_seconds=self.lease_seconds, me=self._me)
+        keeper = None
+        if self.heartbeat:
+            renewer = self.store.reopen()
+            keeper = LeaseKeeper(
+                lambda: renewer.renew(job_id, owner, lease_seconds=self.lease_seconds),
+                interval=self.lease_seconds / 4,
+            ).start()
         try:
-            if job.state != "active":
-                self.store.set_job_state(job_id, "active")
-            self._discard_orphans(job, instance)
-            return self._loop(job_id, instance, owner, wait=wait)
+            with self._provider_for(job, provider, config) as instance:
+                if job.state is not JobState.ACTIVE:
+                    self.store.set_job_state(job_id, JobState.ACTIVE)
+                self._discard_orphans(job, instance)
+                return self._loop(job_id, instance, settings, keeper, wait=wait)
+        except JobAttentionError as error:
+            self.store.set_job_state(job_id, JobState.ATTENTION, error=str(error))
+            self._emit(JobEventKind.STOPPED, self.info(job_id), detail=str(error))
+            raise
         except BatchcoreError as error:
-            self.store.set_job_state(job_id, "error", error=str(error))
+            if not isinstance(error, JobBusyError):
+                self.store.set_job_state(job_id, JobState.ERROR, error=str(error))
+                self.store.record_event(job_id, "stopped", str(error), actor=owner)
+                self._emit(JobEventKind.STOPPED, self.info(job_id), detail=str(error))
             raise
         finally:
-            self.store.release(job_id, owner)
+            if keeper is not None:
+                keeper.stop()
+                renewer.close()
+            with contextlib.suppress(BatchcoreError):
+                self.store.release(job_id, owner)
 
-    def _loop(self, job_id: str, provider: BaseBatchProvider, owner: str, *, wait: bool) -> JobInfo:
-        last_renew = time.time()
+    def _apply_overrides(self, job: JobRow) -> JobSettings:
+        recorded = JobSettings.from_options(job.options)
+        settings = attrs.evolve(recorded, **self._overrides)
+        changes = settings.describe_changes(recorded)
+        if changes:
+            self.store.set_job_options(job.id, {**job.options, **settings.to_options()})
+            detail = "given again: " + "; ".join(changes)
+            self.store.record_event(job.id, "options", detail, actor=self._me)
+            self._emit(JobEventKind.NOTICE, self._info(job), detail=detail)
+        return settings
+
+    def _loop(
+        self,
+        job_id: str,
+        provider: BaseBatchProvider,
+        settings: JobSettings,
+        keeper: LeaseKeeper | None,
+        *,
+        wait: bool,
+    ) -> JobInfo:
         while True:
-            if time.time() - last_renew > 30:
-                self.store.renew(job_id, owner)
-                last_renew = time.time()
+            if keeper is not None and keeper.lost.is_set():
+                raise JobBusyError(
+                    f"job {job_id}: another process took the job over while this one was "
+                    "silent; this one stops"
+                )
             job = self.store.job(job_id)
             self._plan(job, provider)
-            self._submit_prepared(job, provider)
+            self._submit_prepared(job, provider, settings)
             if job.cancel_requested:
-                for batch in self.store.batches(job_id, state="submitted"):
+                for batch in self.store.batches(job_id, state=BatchRowState.SUBMITTED):
                     if not batch.cancel_sent:
                         self._send_cancel(batch, provider)
-            self._fetch_ended(job, provider)
+            polled = self._poll_due(job, provider, settings)
+            self._fetch_ended(job, provider, settings)
             counts = self.store.count_requests(job_id)
-            if not counts.get("pending") and not counts.get("assigned"):
-                final = "cancelled" if job.cancel_requested else "finished"
+            if not counts.get(RequestState.PENDING) and not counts.get(RequestState.ASSIGNED):
+                final = JobState.CANCELLED if job.cancel_requested else JobState.FINISHED
                 self.store.set_job_state(job_id, final)
                 info = self.info(job_id)
-                self._emit(JobEventKind.FINISHED, info, detail=final)
+                self._emit(JobEventKind.FINISHED, info, detail=final.value)
                 return info
             if (
                 not wait
-                and not counts.get("pending")
-                and not self.store.batches(job_id, state="prepared")
+                and not counts.get(RequestState.PENDING)
+                and not self.store.batches(job_id, state=BatchRowState.PREPARED)
             ):
                 return self.info(job_id)
-            if not self._poll_due(job, provider):
-                self._sleep_until_due(job_id)
+            if not polled:
+                self._sleep_until_due(job_id, settings)
 
     def _plan(self, job: JobRow, provider: BaseBatchProvider) -> None:
-        counts = self.store.count_requests(job.id)
-        if not counts.get("pending"):
+        pending = self.store.count_requests(job.id).get(RequestState.PENDING, 0)
+        if not pending:
             return
         if job.cancel_requested:
             self.store.settle_pending_as(
@@ -390,7 +435,19 @@ class BatchRunner:
             return
         rounds = [b.round for b in self.store.batches(job.id)]
         round_number = max(rounds, default=0) + 1
-        payloads = provider.prepare_payloads(self.store.iter_requests(job.id, state="pending"))
+        payloads = provider.prepare_payloads(
+            self.store.iter_requests(job.id, state=RequestState.PENDING)
+        )
+        planned = sum(p.request_count for p in payloads)
+        if planned != pending:
+            # The storm guard: a round creates exactly the batches its pending requests need.
+            for payload in payloads:
+                payload.discard()
+            raise JoinError(
+                f"job {job.id}: round {round_number} would put {planned} requests in batches "
+                f"for {pending} pending ones; nothing was submitted. This is a bug: please "
+                "report it"
+            )
         for payload in payloads:
             self._record_batch(
                 functools.partial(self.store.add_batch, job.id), job.id, round_number, payload
@@ -399,24 +456,41 @@ class BatchRunner:
             self._emit(
                 JobEventKind.RETRIED,
                 self.info(job.id),
-                detail=f"round {round_number}: {sum(p.request_count for p in payloads)} "
-                "requests resubmitted",
+                detail=f"round {round_number}: {planned} requests resubmitted",
             )
 
-    def _submit_prepared(self, job: JobRow, provider: BaseBatchProvider) -> None:
-        for batch in self.store.batches(job.id, state="prepared"):
-            if job.cancel_requested:
+    def _submit_prepared(
+        self, job: JobRow, provider: BaseBatchProvider, settings: JobSettings
+    ) -> None:
+        now = self.clock()
+        for batch in self.store.batches(job.id, state=BatchRowState.PREPARED):
+            if job.cancel_requested and batch.attempted_at is None:
                 # Never submitted: its requests go back to pending, where the next plan settles
-                # them as cancelled.
+                # them as cancelled. (One whose create may have been sent is submitted, so the
+                # batch it may have made is found and cancelled, not forgotten.)
                 self.store.abandon_batch(job.id, batch.row)
                 self._discard_live(batch.row)
                 continue
+            if batch.next_poll_at is not None and batch.next_poll_at > now:
+                continue
             payload = attrs.evolve(
-                self._payload_for(batch, provider), idempotency_key=batch.idempotency_key
+                self._payload_for(batch, provider),
+                idempotency_key=batch.idempotency_key,
+                staged=batch.staged,
+                attempted_at=batch.attempted_at,
             )
-            handle = self._patiently(functools.partial(provider.submit, payload), "submit")
-            now = self.clock()
-            self.store.batch_submitted(batch.row, handle, now + self.poll.delay(0, rng=self._rng))
+            try:
+                handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
+            except ProviderTransientError as error:
+                self._postpone(job, batch, error, "submit", settings)
+                continue
+            except AmbiguousSubmitError as error:
+                self.store.batch_unresolved(batch.row, error.candidates, str(error))
+                self.store.record_event(job.id, "attention", str(error), actor=self._me)
+                raise JobAttentionError(self._attention_message(job.id)) from None
+            self.store.batch_submitted(
+                batch.row, handle, self.clock() + settings.poll.delay(0, rng=self._rng)
+            )
             payload.discard()
             self._live_payloads.pop(batch.row, None)
             self._emit(
@@ -426,12 +500,28 @@ class BatchRunner:
                 detail=f"{batch.request_count} requests",
             )
 
-    def _poll_due(self, job: JobRow, provider: BaseBatchProvider) -> bool:
+    def _attention_message(self, job_id: str) -> str:
+        lines = []
+        for batch in self.store.batches(job_id, state=BatchRowState.UNRESOLVED):
+            lines.append(
+                f"the create of batch row {batch.row} ({batch.request_count} requests) may have "
+                f"succeeded, and vendor batches {', '.join(batch.candidates) or '(none found)'} "
+                "could be it; nothing was created again"
+            )
+        return (
+            f"job {job_id} needs a decision: "
+            + "; ".join(lines)
+            + f". If one of them is this job's batch: `batchcore resolve {job_id} --adopt "
+            f"BATCH_ID`; if none is: `batchcore resolve {job_id} --resubmit` (creates a new "
+            f"batch). Then `batchcore resume {job_id}`."
+        )
+
+    def _poll_due(self, job: JobRow, provider: BaseBatchProvider, settings: JobSettings) -> bool:
         """Poll every batch whose time has come. Returns whether anything was due."""
         now = self.clock()
         due = [
             b
-            for b in self.store.batches(job.id, state="submitted")
+            for b in self.store.batches(job.id, state=BatchRowState.SUBMITTED)
             if b.next_poll_at is None or b.next_poll_at <= now
         ]
         for batch in due:
@@ -439,17 +529,19 @@ class BatchRunner:
             try:
                 status = provider.poll_status(batch.handle)
             except ProviderTransientError as error:
-                self._postpone(batch, error)
+                self._postpone(job, batch, error, "poll", settings)
                 continue
             next_at = (
                 None
                 if status.is_terminal
-                else self.clock() + self.poll.delay(batch.polls + 1, rng=self._rng)
+                else self.clock() + settings.poll.delay(batch.polls + 1, rng=self._rng)
             )
             self.store.batch_polled(batch.row, status, next_at)
-            previous = batch.status.state if batch.status else None
-            if status.state != previous or (status.completed, status.failed) != (
-                (batch.status.completed, batch.status.failed) if batch.status else (None, None)
+            previous = batch.status
+            if (
+                previous is None
+                or status.state != previous.state
+                or (status.completed, status.failed) != (previous.completed, previous.failed)
             ):
                 self._emit(
                     JobEventKind.STATUS_CHANGED,
@@ -459,34 +551,51 @@ class BatchRunner:
                 )
         return bool(due)
 
-    def _fetch_ended(self, job: JobRow, provider: BaseBatchProvider) -> None:
+    def _fetch_ended(self, job: JobRow, provider: BaseBatchProvider, settings: JobSettings) -> None:
         now = self.clock()
-        for batch in self.store.batches(job.id, state="ended"):
+        for batch in self.store.batches(job.id, state=BatchRowState.ENDED):
             if batch.next_poll_at is not None and batch.next_poll_at > now:
                 continue
             assert batch.handle is not None and batch.status is not None
             stored = 0
+            strangers = 0
             chunk: list[BatchResult] = []
             try:
                 for result in provider.fetch_results(batch.handle):
                     chunk.append(result)
                     if len(chunk) >= _RESULT_CHUNK:
-                        stored += self.store.save_results(job.id, batch.row, chunk)
+                        saved = self.store.save_results(job.id, batch.row, chunk)
+                        stored += saved
+                        strangers += len(chunk) - saved
                         chunk = []
             except ProviderTransientError as error:
                 # What arrived is kept; the next attempt re-reads the stream and stores
                 # nothing twice.
                 self.store.save_results(job.id, batch.row, chunk)
-                self._postpone(batch, error)
+                self._postpone(job, batch, error, "fetch", settings)
                 continue
-            stored += self.store.save_results(job.id, batch.row, chunk)
+            saved = self.store.save_results(job.id, batch.row, chunk)
+            stored += saved
+            strangers += len(chunk) - saved
             missing = self.store.missing_results(job.id, batch.row)
+            if missing and strangers:
+                # Results came back for ids this batch does not hold while some of its own are
+                # missing: the vendor changed the ids. Retrying would pay again for nothing.
+                raise JoinError(
+                    f"job {job.id}: batch {batch.handle.batch_id} returned {strangers} results "
+                    f"whose custom_id matches none of its requests, and {len(missing)} of its "
+                    f"requests (e.g. {missing[0]!r}) got none; the results cannot be joined, so "
+                    "nothing is resubmitted. Check the custom_ids the vendor returned."
+                )
             if missing:
                 self.store.save_results(
-                    job.id, batch.row, (_missing_result(cid, batch.status) for cid in missing)
+                    job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
                 )
             back = self.store.settle_batch(
-                job.id, batch.row, max_attempts=self.max_attempts, retry=not job.cancel_requested
+                job.id,
+                batch.row,
+                max_attempts=settings.max_attempts,
+                retry=not job.cancel_requested,
             )
             info = self.info(job.id)
             self._emit(
@@ -512,34 +621,48 @@ class BatchRunner:
             log.warning("cannot cancel batch %s: %s", batch.handle.batch_id, error)
         self.store.batch_cancel_sent(batch.row)
 
-    def _postpone(self, batch: BatchRow, error: ProviderTransientError) -> None:
-        delay = self.poll.delay(batch.poll_failures + 1, error.retry_after, rng=self._rng)
-        log.warning("batch row %d: %s; trying again in %.1fs", batch.row, error, delay)
-        self.store.batch_poll_failed(batch.row, str(error), self.clock() + delay)
+    def _postpone(
+        self,
+        job: JobRow,
+        batch: BatchRow,
+        error: ProviderTransientError,
+        step: str,
+        settings: JobSettings,
+    ) -> None:
+        """The one rule for a step that failed transiently (see :mod:`batchcore.retry`)."""
+        failures = batch.poll_failures + 1
+        what = f"{step} of batch {batch.batch_id or f'row {batch.row}'}"
+        delay = settings.retry.postponement(failures, error.retry_after)
+        if delay is None:
+            if error.retry_after is not None and error.retry_after > settings.retry.max_wait:
+                asked = utc(self.clock() + error.retry_after)
+                raise JobStoppedError(
+                    f"{what}: the vendor asked to wait {_duration(error.retry_after)} "
+                    f"(until {asked:%Y-%m-%d %H:%M} UTC), longer than the "
+                    f"{_duration(settings.retry.max_wait)} a job waits; the job is kept: "
+                    f"`batchcore resume {job.id}` after that ({error})"
+                )
+            raise JobStoppedError(
+                f"{what} failed {failures} times in a row; the job is kept: `batchcore resume "
+                f"{job.id}` once the cause is fixed (last error: {error})"
+            )
+        until = self.clock() + delay
+        self.store.batch_step_failed(batch.row, str(error), until)
+        detail = f"{what} failed ({error}); next try at {utc(until):%H:%M:%S} UTC"
+        log.warning("job %s: %s", job.id, detail)
+        self._emit(JobEventKind.WAITING, self.info(job.id), batch_id=batch.batch_id, detail=detail)
 
-    def _sleep_until_due(self, job_id: str) -> None:
+    def _sleep_until_due(self, job_id: str, settings: JobSettings) -> None:
         now = self.clock()
         times = [
             b.next_poll_at
             for b in self.store.batches(job_id)
-            if b.state in ("submitted", "ended") and b.next_poll_at is not None
+            if b.state in (BatchRowState.PREPARED, BatchRowState.SUBMITTED, BatchRowState.ENDED)
+            and b.next_poll_at is not None
         ]
-        wait = min(times, default=now + self.poll.min_interval) - now
-        self.sleep(min(max(wait, 0.0), self.poll.max_interval))
-
-    def _patiently(self, call: Callable[[], T], what: str) -> T:
-        """Retry a call through transient failures that outlast the provider's own retries."""
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except ProviderTransientError as error:
-                attempt += 1
-                if attempt >= _TRANSIENT_ATTEMPTS:
-                    raise
-                delay = self.poll.delay(attempt, error.retry_after, rng=self._rng)
-                log.warning("%s failed (%s); trying again in %.1fs", what, error, delay)
-                self.sleep(delay)
+        wait = min(times, default=now + settings.poll.min_interval) - now
+        # Sleep in bounded slices: a long postponement still checks for a cancel or a takeover.
+        self.sleep(min(max(wait, 0.0), settings.poll.max_interval))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -550,20 +673,36 @@ class BatchRunner:
             return provider
         cls = self.registry.get(provider)
         settings = dict(config or {})
-        settings.setdefault("workdir", str(self.store.path.parent / "payloads"))
+        settings.setdefault("workdir", str(self._payload_dir()))
         return cls(config=settings)
 
+    def _payload_dir(self) -> Path:
+        try:
+            return self.store.path.parent / "payloads"
+        except AttributeError:  # a server store: payloads are rebuilt from it anyway
+            import tempfile
+
+            return Path(tempfile.gettempdir()) / "batchcore-payloads"
+
+    @contextlib.contextmanager
     def _provider_for(
         self, job: JobRow, provider: BaseBatchProvider | None, config: Mapping[str, Any] | None
-    ) -> BaseBatchProvider:
+    ) -> Iterator[BaseBatchProvider]:
+        """The job's provider: the one given (the caller closes it), or one built from the
+        job's recorded config (closed here)."""
         if provider is not None:
             if job.provider != provider.PROVIDER_NAME:
                 raise BatchcoreError(
                     f"job {job.id} belongs to provider {job.provider!r}, "
                     f"not {provider.PROVIDER_NAME!r}"
                 )
-            return provider
-        return self._build(job.provider, {**job.config, **(config or {})})
+            yield provider
+            return
+        built = self._build(job.provider, {**job.config, **(config or {})})
+        try:
+            yield built
+        finally:
+            built.close()
 
     def _payload_for(self, batch: BatchRow, provider: BaseBatchProvider) -> BatchPayload:
         live = self._live_payloads.get(batch.row)
@@ -581,15 +720,16 @@ class BatchRunner:
                 path=Path(path),
                 ids_path=Path(ids_path),
             )
-        # The payload's files are gone (a reboot cleaned them, or the provider keeps payloads
-        # in memory): rebuild it from the requests the store assigned to this batch.
+        # The payload's files are gone (a reboot cleaned them, another machine prepared them,
+        # or the provider keeps payloads in memory): rebuild it from the requests the store
+        # assigned to this batch.
         payloads = provider.prepare_payloads(
             self.store.iter_requests(batch.job_id, batch_row=batch.row)
         )
-        if len(payloads) != 1:
+        if len(payloads) != 1 or payloads[0].request_count != batch.request_count:
             for extra in payloads:
                 extra.discard()
-            raise BatchcoreError(
+            raise JoinError(
                 f"batch row {batch.row} of job {batch.job_id} no longer fits in one batch under "
                 "the provider's current limits; restore the limits it was prepared with"
             )
@@ -601,7 +741,7 @@ class BatchRunner:
         if workdir is None or not workdir.is_dir():
             return
         keep: set[str] = set()
-        for batch in self.store.batches(job.id, state="prepared"):
+        for batch in self.store.batches(job.id, state=BatchRowState.PREPARED):
             record = batch.payload or {}
             keep.update(str(record.get(k)) for k in ("path", "ids_path") if record.get(k))
         keep.update(str(p.path) for p in self._live_payloads.values() if p.path)
@@ -621,29 +761,40 @@ class BatchRunner:
     def _info(self, job: JobRow) -> JobInfo:
         counts: dict[str, int] = dict(self.store.count_results(job.id))
         requests = self.store.count_requests(job.id)
-        counts["pending"] = requests.get("pending", 0) + requests.get("assigned", 0)
+        counts["pending"] = requests.get(RequestState.PENDING, 0) + requests.get(
+            RequestState.ASSIGNED, 0
+        )
         batches = tuple(
             BatchInfo(
-                batch_id=b.handle.batch_id if b.handle else None,
-                state=b.status.state.value if b.status else b.state,
+                batch_id=b.batch_id or (b.handle.batch_id if b.handle else None),
+                state=b.status.state.value if b.status else b.state.value,
                 round=b.round,
                 request_count=b.request_count,
                 status=b.status,
+                error=b.error,
+                next_step_at=(
+                    utc(b.next_poll_at) if b.next_poll_at is not None and b.poll_failures else None
+                ),
+                candidates=b.candidates,
             )
             for b in self.store.batches(job.id)
         )
         return JobInfo(
             id=job.id,
             provider=job.provider,
-            state=job.state,
+            state=job.state.value,
             request_count=job.request_count,
             counts=counts,
             batches=batches,
-            created_at=_utc(job.created_at),
-            updated_at=_utc(job.updated_at),
-            finished_at=None if job.finished_at is None else _utc(job.finished_at),
+            created_at=utc(job.created_at),
+            updated_at=utc(job.updated_at),
+            finished_at=None if job.finished_at is None else utc(job.finished_at),
             cancel_requested=job.cancel_requested,
             error=job.error,
+            sandbox=bool(job.options.get("sandbox")),
+            options=job.options,
+            owner=job.owner,
+            lease_until=None if job.lease_until is None else utc(job.lease_until),
         )
 
     def _emit(
@@ -676,6 +827,31 @@ class BatchRunner:
                 log.exception("job observer %r failed", observer)
 
 
+def _submit(provider: BaseBatchProvider, payload: BatchPayload, journal: _StoreJournal) -> Any:
+    """``provider.submit`` with the store as its journal. A provider that replaced ``submit``
+    with the seed signature (no journal) is called the old way."""
+    if "journal" in inspect.signature(type(provider).submit).parameters:
+        return provider.submit(payload, journal=journal)
+    return provider.submit(payload)
+
+
+def _adopted_handle(provider: BaseBatchProvider, batch_id: str, batch: BatchRow) -> Any:
+    from batchcore.models import BatchHandle
+
+    if batch_id not in batch.candidates:
+        log.warning(
+            "adopting %s, which was not among the candidates %s",
+            batch_id,
+            ", ".join(batch.candidates),
+        )
+    return BatchHandle(
+        provider=provider.PROVIDER_NAME,
+        batch_id=batch_id,
+        created_at=batch.attempted_at or time.time(),
+        metadata={"idempotency_key": batch.idempotency_key, "adopted": True},
+    )
+
+
 def _payload_record(payload: BatchPayload) -> dict[str, Any]:
     return {
         "model": payload.model,
@@ -687,35 +863,11 @@ def _payload_record(payload: BatchPayload) -> dict[str, Any]:
     }
 
 
-def _missing_result(custom_id: str, status: BatchStatus) -> BatchResult:
-    """The result of a request the provider returned nothing for."""
-    if status.state is BatchState.EXPIRED:
-        return BatchResult.unfinished(custom_id, ResultStatus.EXPIRED, batch_id=status.batch_id)
-    if status.state is BatchState.CANCELLED:
-        return BatchResult.unfinished(custom_id, ResultStatus.CANCELLED, batch_id=status.batch_id)
-    if status.state is BatchState.FAILED:
-        reasons = "; ".join(
-            f"{e.code + ': ' if e.code else ''}{e.message}"
-            + (f" (line {e.line})" if e.line else "")
-            for e in status.errors
-        )
-        return BatchResult(
-            custom_id=custom_id,
-            status=ResultStatus.ERRORED,
-            batch_id=status.batch_id,
-            error=ResultError(
-                code="batch_failed",
-                retryable=False,
-                message=f"The batch failed: {reasons or 'no reason given'}",
-            ),
-        )
-    return BatchResult(
-        custom_id=custom_id,
-        status=ResultStatus.ERRORED,
-        batch_id=status.batch_id,
-        error=ResultError(
-            code="missing_result",
-            retryable=True,
-            message="The provider returned no result for this request.",
-        ),
-    )
+def _duration(seconds: float) -> str:
+    if seconds >= 86_400 * 2:
+        return f"{seconds / 86_400:.0f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

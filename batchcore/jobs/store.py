@@ -1,19 +1,21 @@
-"""The durable job store: one SQLite file (WAL) that survives crashes and concurrent processes.
+"""The durable job store: jobs, their requests, batches, results and events.
 
 Every step of a job is written here *before* and *after* its network call (intent, then
 outcome), so a process killed at any instant resumes without losing a paid result or paying
-twice. Writes happen in ``BEGIN IMMEDIATE`` transactions; readers never block writers (WAL).
-Secrets are never written: configuration passes through :func:`public_config` first.
+twice. The SQL is written once; :mod:`batchcore.jobs.database` runs it on SQLite (the default:
+one file in WAL mode, readers never block writers) and the schema comes from one migration
+list (:mod:`batchcore.jobs.schema`). Secrets are never written: configuration passes through
+:func:`public_config` first. States and their transitions: :mod:`batchcore.jobs.states`.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,18 @@ import orjson
 import platformdirs
 
 from batchcore.config import is_secret_key
-from batchcore.errors import BatchcoreError, InvalidRequestError
+from batchcore.errors import InvalidRequestError, StoreError
+from batchcore.jobs.database import Database, Row, SQLiteDatabase
+from batchcore.jobs.errors import JobBusyError, JobNotFoundError, JoinError
+from batchcore.jobs.schema import SCHEMA_VERSION, migrate
+from batchcore.jobs.states import BatchRowState, JobState, RequestState
 from batchcore.models import BatchHandle, BatchRequest, BatchResult, BatchStatus
 
 __all__ = [
     "HOME_ENV",
+    "STORE_ENV",
     "BatchRow",
-    "JobBusyError",
-    "JobNotFoundError",
+    "EventRow",
     "JobRow",
     "JobStore",
     "default_store_path",
@@ -37,80 +43,9 @@ __all__ = [
 ]
 
 HOME_ENV = "BATCHCORE_HOME"
+STORE_ENV = "BATCHCORE_STORE"
 STORE_FILE = "jobs.sqlite3"
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    provider TEXT NOT NULL,
-    config BLOB NOT NULL,
-    options BLOB NOT NULL,
-    state TEXT NOT NULL,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    request_count INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    owner TEXT,
-    lease_until REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS requests (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    custom_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    state TEXT NOT NULL,
-    outcome TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    batch_row INTEGER,
-    PRIMARY KEY (job_id, custom_id)
-);
-CREATE INDEX IF NOT EXISTS requests_by_state ON requests (job_id, state, seq);
--- Counting a job by state and final outcome reads this index alone (no join, no table rows).
-CREATE INDEX IF NOT EXISTS requests_by_outcome ON requests (job_id, state, outcome);
-CREATE INDEX IF NOT EXISTS requests_by_batch ON requests (batch_row);
-CREATE TABLE IF NOT EXISTS batches (
-    row INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    round INTEGER NOT NULL,
-    idempotency_key TEXT NOT NULL UNIQUE,
-    state TEXT NOT NULL,
-    request_count INTEGER NOT NULL,
-    payload BLOB,
-    handle BLOB,
-    status BLOB,
-    batch_state TEXT,
-    cancel_sent INTEGER NOT NULL DEFAULT 0,
-    next_poll_at REAL,
-    polls INTEGER NOT NULL DEFAULT 0,
-    poll_failures INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS batches_by_job ON batches (job_id, state);
-CREATE TABLE IF NOT EXISTS results (
-    job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    custom_id TEXT NOT NULL,
-    batch_row INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    retryable INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    PRIMARY KEY (job_id, custom_id)
-);
-CREATE INDEX IF NOT EXISTS results_by_batch ON results (batch_row);
-"""
-
-
-class JobNotFoundError(BatchcoreError, LookupError):
-    """No job with that id in the store."""
-
-
-class JobBusyError(BatchcoreError):
-    """Another live process is driving this job."""
+_INSERT_CHUNK = 5000
 
 
 def default_store_path() -> Path:
@@ -134,14 +69,17 @@ def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _owner_token() -> str:
+def owner_token() -> str:
+    """Who is driving: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _owner_alive(owner: str) -> bool:
+def owner_alive(owner: str) -> bool:
+    """False only when *owner* is certainly dead: a process of this host that no longer
+    exists. An owner on another host can only be judged by its lease."""
     host, _, pid_text = owner.rpartition(":")
     if host != socket.gethostname():
-        return True  # cannot tell: trust the lease time
+        return True
     try:
         pid = int(pid_text)
     except ValueError:
@@ -163,10 +101,12 @@ class JobRow:
     provider: str
     config: Mapping[str, Any]
     options: Mapping[str, Any]
-    state: str
+    state: JobState
     cancel_requested: bool
     request_count: int
     error: str | None
+    owner: str | None
+    lease_until: float | None
     created_at: float
     updated_at: float
     finished_at: float | None
@@ -178,99 +118,182 @@ class BatchRow:
     job_id: str
     round: int
     idempotency_key: str
-    state: str
+    state: BatchRowState
     request_count: int
     payload: Mapping[str, Any] | None
     handle: BatchHandle | None
     status: BatchStatus | None
     cancel_sent: bool
+    #: When the batch's next step (submit, poll or fetch) is due; None: now.
     next_poll_at: float | None
     polls: int
+    #: Transient failures of the current step in a row (reset when a step succeeds).
     poll_failures: int
     error: str | None
+    batch_id: str | None
+    staged: Mapping[str, Any]
+    attempted_at: float | None
+    candidates: tuple[str, ...]
 
 
-def _job(row: sqlite3.Row) -> JobRow:
+@attrs.frozen(kw_only=True)
+class EventRow:
+    at: float
+    kind: str
+    batch_id: str | None
+    actor: str | None
+    detail: str | None
+
+
+def _json(value: Any) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def _job(row: Row) -> JobRow:
     return JobRow(
         id=row["id"],
         provider=row["provider"],
         config=orjson.loads(row["config"]),
         options=orjson.loads(row["options"]),
-        state=row["state"],
+        state=JobState(row["state"]),
         cancel_requested=bool(row["cancel_requested"]),
         request_count=row["request_count"],
         error=row["error"],
+        owner=row["owner"],
+        lease_until=row["lease_until"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
     )
 
 
-def _batch(row: sqlite3.Row) -> BatchRow:
+def _batch(row: Row) -> BatchRow:
+    handle = _json(row["handle"])
+    status = _json(row["status"])
     return BatchRow(
         row=row["row"],
         job_id=row["job_id"],
         round=row["round"],
         idempotency_key=row["idempotency_key"],
-        state=row["state"],
+        state=BatchRowState(row["state"]),
         request_count=row["request_count"],
-        payload=orjson.loads(row["payload"]) if row["payload"] else None,
-        handle=BatchHandle.from_dict(orjson.loads(row["handle"])) if row["handle"] else None,
-        status=BatchStatus.from_dict(orjson.loads(row["status"])) if row["status"] else None,
+        payload=_json(row["payload"]),
+        handle=None if handle is None else BatchHandle.from_dict(handle),
+        status=None if status is None else BatchStatus.from_dict(status),
         cancel_sent=bool(row["cancel_sent"]),
         next_poll_at=row["next_poll_at"],
         polls=row["polls"],
         poll_failures=row["poll_failures"],
         error=row["error"],
+        batch_id=row["batch_id"],
+        staged=_json(row["staged"]) or {},
+        attempted_at=row["attempted_at"],
+        candidates=tuple(_json(row["candidates"]) or ()),
     )
 
 
-class JobStore:
-    """Jobs, their requests, batches and results in one SQLite file.
+def open_database(location: str | Path | None, *, readonly: bool = False) -> Database:
+    """The database a store location names: a PostgreSQL URL or a SQLite file path (default:
+    ``$BATCHCORE_STORE``, else :func:`default_store_path`)."""
+    if location is None:
+        location = os.environ.get(STORE_ENV) or default_store_path()
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        raise StoreError(f"{text.split('@')[-1]}: PostgreSQL stores are not available yet")
+    return SQLiteDatabase(Path(text).expanduser(), readonly=readonly)
 
-    ``path`` defaults to :func:`default_store_path`. One instance per thread; any number of
-    processes may open the same file.
+
+class JobStore:
+    """Jobs, their requests, batches, results and events, in one database.
+
+    *location* is a SQLite file path or a PostgreSQL URL (default: ``$BATCHCORE_STORE``, else
+    ``$BATCHCORE_HOME/jobs.sqlite3``). *readonly* never writes (read commands work on
+    read-only media; an older store must be opened writable once to be upgraded). One instance
+    per thread; any number of processes may open the same store.
     """
 
-    def __init__(self, path: str | Path | None = None, *, clock: Any = time.time) -> None:
-        self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(
+        self,
+        location: str | Path | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        readonly: bool = False,
+        database: Database | None = None,
+    ) -> None:
+        self.location = location
+        self._db = database or open_database(location, readonly=readonly)
+        self.readonly = readonly
         self._clock = clock
-        self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA busy_timeout=60000")
-        self._init_schema()
+        try:
+            if readonly and not getattr(self._db, "missing", False):
+                self._check_version()
+            else:
+                migrate(self._db)
+        except BaseException:
+            self._db.close()
+            raise
 
-    def _init_schema(self) -> None:
-        # executescript commits on its own; run it outside our transaction helper, guarded by
-        # IF NOT EXISTS so concurrent first openings are harmless.
-        self._db.executescript(_SCHEMA)
-        with self.transaction() as db:
-            found = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if found is None:
-                db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(found["value"]) > SCHEMA_VERSION:
-                raise BatchcoreError(
-                    f"the job store {self.path} was written by a newer batchcore "
-                    f"(schema {found['value']}); upgrade batchcore to read it"
-                )
+    @property
+    def where(self) -> str:
+        """The store's path or URL (without a password), for messages."""
+        return self._db.where
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (payload files live beside it). Raises for a server store."""
+        if not isinstance(self._db, SQLiteDatabase):
+            raise AttributeError("a server store has no file path")
+        return self._db.path
+
+    @property
+    def database(self) -> Database:
+        return self._db
+
+    def reopen(self) -> JobStore:
+        """Another connection to the same store (for another thread)."""
+        return JobStore(
+            self.location if self.location is not None else self.where,
+            clock=self._clock,
+            readonly=self.readonly,
+        )
+
+    def _check_version(self) -> None:
+        found = None
+        if self._db.query_one(
+            "SELECT name FROM sqlite_master WHERE name='meta'"
+            if self._db.dialect == "sqlite"
+            else "SELECT table_name AS name FROM information_schema.tables WHERE table_name='meta'"
+        ):
+            found = self._db.query_one("SELECT value FROM meta WHERE key='schema'")
+        version = 0 if found is None else int(found["value"])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"job store {self.where} was written by a newer batchcore (schema {version}; "
+                f"this one reads up to {SCHEMA_VERSION}); upgrade batchcore to read it",
+                where=self.where,
+            )
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"job store {self.where} is at schema {version}, older than this batchcore's "
+                f"{SCHEMA_VERSION}: open it once with a command that writes (`batchcore resume`, "
+                "`run`) to upgrade it in place",
+                where=self.where,
+            )
 
     def close(self) -> None:
         self._db.close()
 
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[Database]:
         """A write transaction taken up front, so two writers never deadlock mid-way."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.transaction(durable=durable):
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -301,140 +324,195 @@ class JobStore:
         (so a caller can prepare payloads from the same pass) and batches are added with
         :meth:`NewJob.add_batch`. Any exception rolls everything back."""
         now = self._clock()
-        with self.transaction() as db:
-            db.execute(
+        with self.transaction():
+            self._db.execute(
                 "INSERT INTO jobs (id, provider, config, options, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     provider,
                     orjson.dumps(public_config(config)),
                     orjson.dumps(dict(options)),
+                    JobState.ACTIVE.value,
                     now,
                     now,
                 ),
             )
-            job = NewJob(self, db, job_id)
+            job = NewJob(self, job_id)
             yield job
             job.flush()
             if job.count == 0:
                 raise InvalidRequestError("no requests: a job needs at least one request")
-            db.execute("UPDATE jobs SET request_count=? WHERE id=?", (job.count, job_id))
+            self._db.execute("UPDATE jobs SET request_count=? WHERE id=?", (job.count, job_id))
 
-    @staticmethod
-    def _insert_requests(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_requests(self, rows: list[tuple[Any, ...]]) -> None:
+        failure: StoreError | None = None
         try:
-            db.executemany(
+            self._db.executemany(
                 "INSERT INTO requests (job_id, custom_id, seq, data, state)"
-                " VALUES (?, ?, ?, ?, 'pending')",
+                f" VALUES (?, ?, ?, ?, '{RequestState.PENDING.value}')",
                 rows,
             )
-        except sqlite3.IntegrityError:
-            seen: set[str] = set()
-            for row in rows:
-                if (
-                    row[1] in seen
-                    or db.execute(
-                        "SELECT 1 FROM requests WHERE job_id=? AND custom_id=?", (row[0], row[1])
-                    ).fetchone()
-                ):
-                    raise InvalidRequestError(
-                        f"custom_id {row[1]!r} appears more than once (again as request "
-                        f"#{row[2]}); custom_ids must be unique within a job",
-                        custom_id=row[1],
-                        field="custom_id",
-                    ) from None
-                seen.add(row[1])
-            raise
+        except StoreError as error:
+            failure = error
+        if failure is None:
+            return
+        seen: set[str] = set()
+        for row in rows:
+            if row[1] in seen or self._db.query_one(
+                "SELECT 1 FROM requests WHERE job_id=? AND custom_id=?", (row[0], row[1])
+            ):
+                raise InvalidRequestError(
+                    f"custom_id {row[1]!r} appears more than once (again as request "
+                    f"#{row[2]}); custom_ids must be unique within a job",
+                    custom_id=row[1],
+                    field="custom_id",
+                )
+            seen.add(row[1])
+        raise failure
 
     def job(self, job_id: str) -> JobRow:
-        row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = self._db.query_one("SELECT * FROM jobs WHERE id=?", (job_id,))
         if row is None:
-            raise JobNotFoundError(f"no job {job_id!r} in {self.path}")
+            raise JobNotFoundError(f"no job {job_id!r} in {self.where}")
         return _job(row)
 
     def jobs(self) -> list[JobRow]:
-        return [_job(r) for r in self._db.execute("SELECT * FROM jobs ORDER BY created_at, id")]
+        return [_job(r) for r in self._db.query("SELECT * FROM jobs ORDER BY created_at, id")]
 
-    def set_job_state(self, job_id: str, state: str, *, error: str | None = None) -> None:
+    def set_job_state(self, job_id: str, state: JobState, *, error: str | None = None) -> None:
         now = self._clock()
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET state=?, error=?, updated_at=?,"
-                " finished_at=CASE WHEN ? IN ('finished', 'cancelled') THEN ? ELSE NULL END"
-                " WHERE id=?",
-                (state, error, now, state, now, job_id),
+        state = JobState(state)
+        with self.transaction():
+            self._db.execute(
+                "UPDATE jobs SET state=?, error=?, updated_at=?, finished_at=? WHERE id=?",
+                (state.value, error, now, now if state.is_final else None, job_id),
+            )
+
+    def set_job_options(self, job_id: str, options: Mapping[str, Any]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE jobs SET options=?, updated_at=? WHERE id=?",
+                (orjson.dumps(dict(options)), self._clock(), job_id),
             )
 
     def request_cancel(self, job_id: str) -> None:
         self.job(job_id)
-        with self.transaction() as db:
-            db.execute(
+        with self.transaction():
+            self._db.execute(
                 "UPDATE jobs SET cancel_requested=1, updated_at=? WHERE id=?",
                 (self._clock(), job_id),
             )
 
-    def acquire(self, job_id: str, *, lease_seconds: float = 120.0) -> str:
-        """Claim the right to drive *job_id*. Raises :class:`JobBusyError` when a live process
-        holds it; a holder that died (same host, pid gone) or whose lease ran out is replaced."""
-        me = _owner_token()
-        now = time.time()  # wall time: leases are compared across processes
-        with self.transaction() as db:
-            row = db.execute("SELECT owner, lease_until FROM jobs WHERE id=?", (job_id,)).fetchone()
+    # -- the driver's lease ------------------------------------------------------------------
+
+    def acquire(self, job_id: str, *, lease_seconds: float = 120.0, me: str | None = None) -> str:
+        """Claim the right to drive *job_id*. Raises :class:`JobBusyError` while another
+        process holds it; takes it over from an owner that is dead (same host) or whose lease
+        ran out (silent: a live driver renews it), and records the takeover as a job event."""
+        me = me or owner_token()
+        now = time.time()  # wall time: leases are compared across processes and hosts
+        with self.transaction():
+            row = self._db.query_one("SELECT owner, lease_until FROM jobs WHERE id=?", (job_id,))
             if row is None:
-                raise JobNotFoundError(f"no job {job_id!r} in {self.path}")
+                raise JobNotFoundError(f"no job {job_id!r} in {self.where}")
             owner, until = row["owner"], row["lease_until"]
-            if owner and owner != me and until and until > now and _owner_alive(owner):
-                raise JobBusyError(
-                    f"job {job_id} is being run by another process ({owner}); wait for it, or "
-                    f"stop it and run `batchcore resume {job_id}`"
-                )
-            db.execute(
+            if owner and owner != me:
+                expired = until is None or until <= now
+                if not expired and owner_alive(owner):
+                    raise JobBusyError(
+                        f"job {job_id} is being run by another process ({owner}); wait for it, "
+                        f"or stop it and run `batchcore resume {job_id}`"
+                    )
+                why = "its lease ran out" if expired else "it is no longer running"
+                self._event(job_id, "takeover", f"took over from {owner}: {why}", actor=me)
+            self._db.execute(
                 "UPDATE jobs SET owner=?, lease_until=? WHERE id=?",
                 (me, now + lease_seconds, job_id),
             )
         return me
 
-    def renew(self, job_id: str, owner: str, *, lease_seconds: float = 120.0) -> None:
-        with self.transaction() as db:
-            db.execute(
+    def renew(self, job_id: str, owner: str, *, lease_seconds: float = 120.0) -> bool:
+        """Extend *owner*'s lease; False when it no longer holds it (it was taken over)."""
+        with self.transaction():
+            changed = self._db.execute(
                 "UPDATE jobs SET lease_until=? WHERE id=? AND owner=?",
                 (time.time() + lease_seconds, job_id, owner),
             )
+        return changed == 1
 
     def release(self, job_id: str, owner: str) -> None:
-        with self.transaction() as db:
-            db.execute(
+        with self.transaction():
+            self._db.execute(
                 "UPDATE jobs SET owner=NULL, lease_until=NULL WHERE id=? AND owner=?",
                 (job_id, owner),
             )
 
+    # -- events ------------------------------------------------------------------------------
+
+    def _event(
+        self,
+        job_id: str,
+        kind: str,
+        detail: str | None,
+        *,
+        batch_id: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO events (job_id, at, kind, batch_id, actor, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, self._clock(), kind, batch_id, actor, detail),
+        )
+
+    def record_event(
+        self,
+        job_id: str,
+        kind: str,
+        detail: str | None = None,
+        *,
+        batch_id: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        with self.transaction():
+            self._event(job_id, kind, detail, batch_id=batch_id, actor=actor)
+
+    def events(self, job_id: str) -> list[EventRow]:
+        return [
+            EventRow(
+                at=r["at"],
+                kind=r["kind"],
+                batch_id=r["batch_id"],
+                actor=r["actor"],
+                detail=r["detail"],
+            )
+            for r in self._db.query(
+                "SELECT at, kind, batch_id, actor, detail FROM events WHERE job_id=? ORDER BY row",
+                (job_id,),
+            )
+        ]
+
     # -- requests --------------------------------------------------------------------------
 
     def iter_requests(
-        self, job_id: str, *, state: str | None = None, batch_row: int | None = None
+        self, job_id: str, *, state: RequestState | None = None, batch_row: int | None = None
     ) -> Iterator[BatchRequest]:
         """Requests in input order, streamed from the database."""
         sql = "SELECT data FROM requests WHERE job_id=?"
         args: list[Any] = [job_id]
         if state is not None:
             sql += " AND state=?"
-            args.append(state)
+            args.append(RequestState(state).value)
         if batch_row is not None:
             sql += " AND batch_row=?"
             args.append(batch_row)
-        cursor = self._db.execute(sql + " ORDER BY seq", args)
-        while True:
-            rows = cursor.fetchmany(1000)
-            if not rows:
-                return
-            for row in rows:
-                yield BatchRequest.from_dict(orjson.loads(row["data"]))
+        for row in self._db.iterate(sql + " ORDER BY seq", args):
+            yield BatchRequest.from_dict(orjson.loads(row["data"]))
 
-    def count_requests(self, job_id: str) -> dict[str, int]:
+    def count_requests(self, job_id: str) -> dict[RequestState, int]:
         return {
-            r["state"]: r["n"]
-            for r in self._db.execute(
+            RequestState(r["state"]): r["n"]
+            for r in self._db.query(
                 "SELECT state, COUNT(*) AS n FROM requests WHERE job_id=? GROUP BY state",
                 (job_id,),
             )
@@ -444,12 +522,19 @@ class JobStore:
         """Final results by status (requests whose outcome is settled)."""
         return {
             r["outcome"]: r["n"]
-            for r in self._db.execute(
-                "SELECT outcome, COUNT(*) AS n FROM requests WHERE job_id=? AND state='done'"
+            for r in self._db.query(
+                "SELECT outcome, COUNT(*) AS n FROM requests WHERE job_id=? AND state=?"
                 " GROUP BY outcome",
-                (job_id,),
+                (job_id, RequestState.DONE.value),
             )
         }
+
+    def iter_pending_ids(self, job_id: str) -> Iterator[str]:
+        for row in self._db.iterate(
+            "SELECT custom_id FROM requests WHERE job_id=? AND state=? ORDER BY seq",
+            (job_id, RequestState.PENDING.value),
+        ):
+            yield row["custom_id"]
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -463,12 +548,11 @@ class JobStore:
         custom_ids: Iterable[str],
     ) -> int:
         """Record a prepared payload (the intent to submit) and assign its requests to it."""
-        with self.transaction() as db:
-            return self._add_batch(db, job_id, round_number, idempotency_key, payload, custom_ids)
+        with self.transaction():
+            return self._add_batch(job_id, round_number, idempotency_key, payload, custom_ids)
 
     def _add_batch(
         self,
-        db: sqlite3.Connection,
         job_id: str,
         round_number: int,
         idempotency_key: str,
@@ -476,52 +560,97 @@ class JobStore:
         custom_ids: Iterable[str],
     ) -> int:
         now = self._clock()
-        cursor = db.execute(
+        expected = payload["request_count"]
+        row = self._db.insert_id(
             "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
-            " payload, created_at, updated_at) VALUES (?, ?, ?, 'prepared', ?, ?, ?, ?)",
+            " payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING row",
             (
                 job_id,
                 round_number,
                 idempotency_key,
-                payload["request_count"],
+                BatchRowState.PREPARED.value,
+                expected,
                 orjson.dumps(dict(payload)),
                 now,
                 now,
             ),
         )
-        row = cursor.lastrowid
-        assert row is not None
-        db.executemany(
-            "UPDATE requests SET state='assigned', batch_row=?, attempts=attempts+1"
-            " WHERE job_id=? AND custom_id=? AND state='pending'",
-            ((row, job_id, cid) for cid in custom_ids),
+        assigned = self._db.executemany(
+            "UPDATE requests SET state=?, batch_row=?, attempts=attempts+1"
+            " WHERE job_id=? AND custom_id=? AND state=?",
+            (
+                (RequestState.ASSIGNED.value, row, job_id, cid, RequestState.PENDING.value)
+                for cid in custom_ids
+            ),
         )
+        if assigned != expected:
+            # The structural guard against paying for a batch whose results can never be
+            # joined: every request of a payload must be a pending request of this job.
+            raise JoinError(
+                f"job {job_id}: a batch of {expected} requests matched {assigned} pending "
+                "requests of the job; nothing was submitted. This is a bug: please report it"
+            )
         return row
 
-    def batches(self, job_id: str, *, state: str | None = None) -> list[BatchRow]:
+    def batches(self, job_id: str, *, state: BatchRowState | None = None) -> list[BatchRow]:
         sql = "SELECT * FROM batches WHERE job_id=?"
         args: list[Any] = [job_id]
         if state is not None:
             sql += " AND state=?"
-            args.append(state)
-        return [_batch(r) for r in self._db.execute(sql + " ORDER BY row", args)]
+            args.append(BatchRowState(state).value)
+        return [_batch(r) for r in self._db.query(sql + " ORDER BY row", args)]
+
+    def batch(self, row: int) -> BatchRow:
+        found = self._db.query_one("SELECT * FROM batches WHERE row=?", (row,))
+        if found is None:
+            raise JobNotFoundError(f"no batch row {row} in {self.where}")
+        return _batch(found)
+
+    def knows_batch_id(self, batch_id: str) -> bool:
+        """Whether any job of this store has recorded the vendor batch *batch_id*."""
+        return (
+            self._db.query_one("SELECT 1 FROM batches WHERE batch_id=? LIMIT 1", (batch_id,))
+            is not None
+        )
+
+    def batch_staged(self, row: int, staged: Mapping[str, Any]) -> None:
+        with self.transaction(durable=True):
+            self._db.execute(
+                "UPDATE batches SET staged=?, updated_at=? WHERE row=?",
+                (orjson.dumps(dict(staged)), self._clock(), row),
+            )
+
+    def batch_attempting(self, row: int, at: datetime) -> None:
+        """A create is about to be sent: durable before it is (even across a power loss)."""
+        with self.transaction(durable=True):
+            self._db.execute(
+                "UPDATE batches SET attempted_at=?, updated_at=? WHERE row=?",
+                (at.timestamp(), self._clock(), row),
+            )
 
     def batch_submitted(self, row: int, handle: BatchHandle, next_poll_at: float) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE batches SET state='submitted', handle=?, payload=NULL, next_poll_at=?,"
-                " updated_at=? WHERE row=?",
-                (orjson.dumps(handle.to_dict()), next_poll_at, self._clock(), row),
+        with self.transaction(durable=True):
+            self._db.execute(
+                "UPDATE batches SET state=?, handle=?, batch_id=?, payload=NULL, candidates=NULL,"
+                " next_poll_at=?, poll_failures=0, error=NULL, updated_at=? WHERE row=?",
+                (
+                    BatchRowState.SUBMITTED.value,
+                    orjson.dumps(handle.to_dict()),
+                    handle.batch_id,
+                    next_poll_at,
+                    self._clock(),
+                    row,
+                ),
             )
 
     def batch_polled(self, row: int, status: BatchStatus, next_poll_at: float | None) -> None:
-        state = "ended" if status.is_terminal else "submitted"
-        with self.transaction() as db:
-            db.execute(
+        state = BatchRowState.ENDED if status.is_terminal else BatchRowState.SUBMITTED
+        with self.transaction():
+            self._db.execute(
                 "UPDATE batches SET state=?, status=?, batch_state=?, next_poll_at=?,"
                 " polls=polls+1, poll_failures=0, error=NULL, updated_at=? WHERE row=?",
                 (
-                    state,
+                    state.value,
                     orjson.dumps(status.to_dict()),
                     status.state.value,
                     next_poll_at,
@@ -530,19 +659,43 @@ class JobStore:
                 ),
             )
 
-    def batch_poll_failed(self, row: int, error: str, next_poll_at: float) -> None:
-        with self.transaction() as db:
-            db.execute(
+    def batch_step_failed(self, row: int, error: str, next_poll_at: float) -> None:
+        """The batch's current step failed transiently: try it again at *next_poll_at*."""
+        with self.transaction():
+            self._db.execute(
                 "UPDATE batches SET poll_failures=poll_failures+1, error=?, next_poll_at=?,"
                 " updated_at=? WHERE row=?",
                 (error, next_poll_at, self._clock(), row),
             )
 
     def batch_cancel_sent(self, row: int) -> None:
-        with self.transaction() as db:
-            db.execute(
+        with self.transaction():
+            self._db.execute(
                 "UPDATE batches SET cancel_sent=1, next_poll_at=?, updated_at=? WHERE row=?",
                 (self._clock(), self._clock(), row),
+            )
+
+    def batch_unresolved(self, row: int, candidates: Iterable[str], error: str) -> None:
+        """A create may have made one of several vendor batches: stop for a human decision."""
+        with self.transaction(durable=True):
+            self._db.execute(
+                "UPDATE batches SET state=?, candidates=?, error=?, updated_at=? WHERE row=?",
+                (
+                    BatchRowState.UNRESOLVED.value,
+                    orjson.dumps(list(candidates)),
+                    error,
+                    self._clock(),
+                    row,
+                ),
+            )
+
+    def batch_resubmit(self, row: int) -> None:
+        """A human said none of the candidates is this batch's: submit it afresh."""
+        with self.transaction(durable=True):
+            self._db.execute(
+                "UPDATE batches SET state=?, attempted_at=NULL, candidates=NULL, error=NULL,"
+                " next_poll_at=NULL, poll_failures=0, updated_at=? WHERE row=?",
+                (BatchRowState.PREPARED.value, self._clock(), row),
             )
 
     # -- results ---------------------------------------------------------------------------
@@ -550,6 +703,7 @@ class JobStore:
     def save_results(self, job_id: str, row: int, results: Iterable[BatchResult]) -> int:
         """Store results of batch *row* (one transaction). A result only counts for a request
         still assigned to that batch; storing the same result twice changes nothing."""
+        assigned = RequestState.ASSIGNED.value
         items = [
             (
                 job_id,
@@ -561,31 +715,30 @@ class JobStore:
                 job_id,
                 r.custom_id,
                 row,
+                assigned,
             )
             for r in results
         ]
-        with self.transaction() as db:
-            before = db.total_changes
-            db.executemany(
+        with self.transaction():
+            return self._db.executemany(
                 "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
                 " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM requests WHERE job_id=?"
-                " AND custom_id=? AND batch_row=? AND state='assigned')"
+                " AND custom_id=? AND batch_row=? AND state=?)"
                 " ON CONFLICT (job_id, custom_id) DO UPDATE SET batch_row=excluded.batch_row,"
                 " status=excluded.status, retryable=excluded.retryable, data=excluded.data",
                 items,
             )
-            return db.total_changes - before
 
     def missing_results(self, job_id: str, row: int) -> list[str]:
         """custom_ids assigned to batch *row* with no result from it yet."""
         return [
             r["custom_id"]
-            for r in self._db.execute(
+            for r in self._db.query(
                 "SELECT req.custom_id FROM requests req LEFT JOIN results res"
                 " ON res.job_id = req.job_id AND res.custom_id = req.custom_id"
                 " AND res.batch_row = req.batch_row"
-                " WHERE req.job_id=? AND req.batch_row=? AND res.custom_id IS NULL",
-                (job_id, row),
+                " WHERE req.job_id=? AND req.batch_row=? AND req.state=? AND res.custom_id IS NULL",
+                (job_id, row, RequestState.ASSIGNED.value),
             )
         ]
 
@@ -593,45 +746,47 @@ class JobStore:
         """After a batch's results are stored: successes and permanent failures become final;
         retryable failures go back to pending (for a follow-up batch) while attempts remain and
         *retry* holds. Returns how many requests were sent back."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE requests SET state='done', outcome=(SELECT status FROM results res"
+        assigned, done = RequestState.ASSIGNED.value, RequestState.DONE.value
+        with self.transaction():
+            self._db.execute(
+                "UPDATE requests SET state=?, outcome=(SELECT status FROM results res"
                 " WHERE res.job_id=requests.job_id AND res.custom_id=requests.custom_id)"
                 " WHERE job_id=? AND batch_row=?"
-                " AND state='assigned' AND (? = 0 OR attempts >= ? OR custom_id IN"
+                " AND state=? AND (? = 0 OR attempts >= ? OR custom_id IN"
                 " (SELECT custom_id FROM results WHERE job_id=? AND batch_row=?"
                 " AND (status='succeeded' OR retryable=0)))",
-                (job_id, row, int(retry), max_attempts, job_id, row),
+                (done, job_id, row, assigned, int(retry), max_attempts, job_id, row),
             )
-            back = db.execute(
-                "UPDATE requests SET state='pending', batch_row=NULL WHERE job_id=?"
-                " AND batch_row=? AND state='assigned'",
-                (job_id, row),
-            ).rowcount
-            db.execute(
-                "UPDATE batches SET state='fetched', updated_at=? WHERE row=?", (self._clock(), row)
+            back = self._db.execute(
+                "UPDATE requests SET state=?, batch_row=NULL WHERE job_id=?"
+                " AND batch_row=? AND state=?",
+                (RequestState.PENDING.value, job_id, row, assigned),
+            )
+            self._db.execute(
+                "UPDATE batches SET state=?, updated_at=? WHERE row=?",
+                (BatchRowState.FETCHED.value, self._clock(), row),
             )
         return back
 
     def abandon_batch(self, job_id: str, row: int) -> None:
         """Forget a prepared batch that was never submitted: its requests are pending again,
         with the attempt it would have been given back."""
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE requests SET state='pending', batch_row=NULL, attempts=attempts-1"
-                " WHERE job_id=? AND batch_row=? AND state='assigned'",
-                (job_id, row),
+        with self.transaction():
+            self._db.execute(
+                "UPDATE requests SET state=?, batch_row=NULL, attempts=attempts-1"
+                " WHERE job_id=? AND batch_row=? AND state=?",
+                (RequestState.PENDING.value, job_id, row, RequestState.ASSIGNED.value),
             )
-            db.execute(
-                "UPDATE batches SET state='abandoned', updated_at=? WHERE row=?",
-                (self._clock(), row),
+            self._db.execute(
+                "UPDATE batches SET state=?, updated_at=? WHERE row=?",
+                (BatchRowState.ABANDONED.value, self._clock(), row),
             )
 
     def settle_pending_as(self, job_id: str, results: Iterable[BatchResult]) -> None:
         """Give never-submitted requests a final result (a cancelled job's leftovers)."""
         items = list(results)
-        with self.transaction() as db:
-            db.executemany(
+        with self.transaction():
+            self._db.executemany(
                 "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
                 " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (job_id, custom_id) DO UPDATE SET"
                 " status=excluded.status, retryable=excluded.retryable, data=excluded.data",
@@ -646,39 +801,26 @@ class JobStore:
                     for r in items
                 ],
             )
-            db.executemany(
-                "UPDATE requests SET state='done', outcome=? WHERE job_id=? AND custom_id=?",
-                [(r.status.value, job_id, r.custom_id) for r in items],
+            self._db.executemany(
+                "UPDATE requests SET state=?, outcome=? WHERE job_id=? AND custom_id=?",
+                [(RequestState.DONE.value, r.status.value, job_id, r.custom_id) for r in items],
             )
 
     def iter_results(self, job_id: str) -> Iterator[BatchResult]:
         """Every stored result, in input order (one per custom_id)."""
-        cursor = self._db.execute(
+        for row in self._db.iterate(
             "SELECT res.data FROM requests req JOIN results res ON res.job_id = req.job_id"
             " AND res.custom_id = req.custom_id WHERE req.job_id=? ORDER BY req.seq",
             (job_id,),
-        )
-        while True:
-            rows = cursor.fetchmany(1000)
-            if not rows:
-                return
-            for row in rows:
-                yield BatchResult.from_dict(orjson.loads(row["data"]))
-
-    def iter_pending_ids(self, job_id: str) -> Iterator[str]:
-        for row in self._db.execute(
-            "SELECT custom_id FROM requests WHERE job_id=? AND state='pending' ORDER BY seq",
-            (job_id,),
         ):
-            yield row["custom_id"]
+            yield BatchResult.from_dict(orjson.loads(row["data"]))
 
 
 class NewJob:
     """A job being recorded (see :meth:`JobStore.new_job`)."""
 
-    def __init__(self, store: JobStore, db: sqlite3.Connection, job_id: str) -> None:
+    def __init__(self, store: JobStore, job_id: str) -> None:
         self._store = store
-        self._db = db
         self.job_id = job_id
         self.count = 0
         self._chunk: list[tuple[Any, ...]] = []
@@ -690,13 +832,13 @@ class NewJob:
         for request in requests:
             self.count += 1
             chunk.append((job_id, request.custom_id, self.count, orjson.dumps(request.to_dict())))
-            if len(chunk) >= 5000:
+            if len(chunk) >= _INSERT_CHUNK:
                 self.flush()
             yield request
 
     def flush(self) -> None:
         if self._chunk:
-            self._store._insert_requests(self._db, self._chunk)
+            self._store._insert_requests(self._chunk)
             self._chunk.clear()
 
     def add_batch(
@@ -709,5 +851,5 @@ class NewJob:
     ) -> int:
         self.flush()
         return self._store._add_batch(
-            self._db, self.job_id, round_number, idempotency_key, payload, custom_ids
+            self.job_id, round_number, idempotency_key, payload, custom_ids
         )

@@ -41,8 +41,15 @@ class SleepRecorder(list[float]):
     """A sleep function that waits for nothing: ``recorder(seconds)`` appends *seconds*.
 
     Put it where a component takes a sleep (``provider.sleep = recorder``), then assert on
-    the waits it asked for (``recorder == [2.0]``).
+    the waits it asked for (``recorder == [2.0]``). Given a *clock*, each wait also advances
+    it, so code that sleeps until a time comes (a settle window) sees that time come at once.
     """
+
+    def __init__(self, clock: ManualClock | None = None) -> None:
+        super().__init__()
+        self.clock = clock
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        if self.clock is not None:
+            self.clock.sleep(seconds)

@@ -1,9 +1,10 @@
 """What a vendor emulator implements so the conformance kit can drive it.
 
-The kit only needs four things from a backend: move its clock, break the next call, count the
-calls, and name a request it will fail inside a batch. Emulators built on
-:class:`~batchcore.testing.LoopbackServer` implement them in a few lines; the in-memory
-:class:`~batchcore.testing.fake.FakeBackend` implements them too.
+The kit needs six things from a backend: the fault kinds it can inject (declared in
+``FAULTS``, never probed), a way to inject one, a clock to move, a count of the calls it
+received and of the batches it created, and a request it will fail inside a batch. Emulators
+built on :class:`~batchcore.testing.VendorEmulator` get most of it from the base class; the
+in-memory :class:`~batchcore.testing.FakeBackend` implements it too.
 """
 
 from __future__ import annotations
@@ -21,9 +22,16 @@ from batchcore.errors import (
 )
 from batchcore.models import BatchRequest
 
-__all__ = ["EXPECTED_FAULT_ERRORS", "FAULT_KINDS", "TRANSIENT_FAULT_KINDS", "ContractBackend"]
+__all__ = [
+    "CONTRACT_BACKEND_MEMBERS",
+    "EXPECTED_FAULT_ERRORS",
+    "FAULT_KINDS",
+    "LOST_CREATE",
+    "TRANSIENT_FAULT_KINDS",
+    "ContractBackend",
+]
 
-#: The error each injected fault must surface as (the provider's own subclasses are fine).
+#: The error each injected call fault must surface as (the provider's own subclasses are fine).
 EXPECTED_FAULT_ERRORS: Mapping[str, type[ProviderError]] = {
     "rate_limit": RateLimitError,  # HTTP 429 with retry-after: 0
     "server_error": ProviderServerError,  # HTTP 500
@@ -32,7 +40,7 @@ EXPECTED_FAULT_ERRORS: Mapping[str, type[ProviderError]] = {
     "reset": ProviderConnectionError,  # the connection is reset before any response
 }
 
-#: Every fault kind a backend may be asked to inject.
+#: The fault kinds that make the next call fail, whatever it is.
 FAULT_KINDS: tuple[str, ...] = tuple(EXPECTED_FAULT_ERRORS)
 
 #: The kinds a provider must retry (under its ``max_retries``).
@@ -40,22 +48,43 @@ TRANSIENT_FAULT_KINDS: tuple[str, ...] = tuple(
     kind for kind, error in EXPECTED_FAULT_ERRORS.items() if error.retryable
 )
 
+#: The fault that carries out the next batch create but loses its answer: the client's read
+#: timeout fires, and the batch exists all the same.
+LOST_CREATE = "lost_create"
+
+#: What a backend must have, for the message that names what is missing.
+CONTRACT_BACKEND_MEMBERS: tuple[str, ...] = (
+    "FAULTS",
+    "advance",
+    "inject_fault",
+    "call_count",
+    "batch_count",
+    "failing_request",
+)
+
 
 @runtime_checkable
 class ContractBackend(Protocol):
     """The handle on a vendor emulator that lets the kit drive time and faults."""
 
+    @property
+    def FAULTS(self) -> frozenset[str]:
+        """The fault kinds :meth:`inject_fault` can inject: any of :data:`FAULT_KINDS` and
+        :data:`LOST_CREATE`. The kit skips the tests of a kind left out, saying so."""
+
+    def inject_fault(self, kind: str) -> None:
+        """Make the NEXT call the provider makes fail with *kind* (``"lost_create"``: the next
+        batch create is carried out and its answer never arrives). Raises ValueError for a
+        kind not in :attr:`FAULTS`."""
+
     def advance(self, seconds: float) -> None:
         """Move the backend's clock forward (batches progress with it)."""
 
-    def inject_fault(self, kind: str) -> bool:
-        """Make the NEXT HTTP call the provider makes fail. kinds: ``"rate_limit"`` (429 with
-        retry-after: 0), ``"server_error"`` (500), ``"overloaded"`` (503 or 529, the vendor's
-        spelling), ``"unauthorized"`` (401), ``"reset"`` (connection reset). Return False when
-        this kind is not supported (the test then skips)."""
-
     def call_count(self) -> int:
-        """HTTP calls received so far (the kit checks prepare_payloads makes none)."""
+        """Calls received so far (the kit checks that what must stay offline does)."""
+
+    def batch_count(self) -> int:
+        """Batches created so far (the kit checks a lost create made exactly one)."""
 
     def failing_request(self, custom_id: str, model: str) -> BatchRequest | None:
         """A request the backend will answer with a per-request error inside the batch (not an

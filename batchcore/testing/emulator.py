@@ -17,6 +17,11 @@ reads the time with :meth:`~VendorEmulator.now` and keeps its files under
     with ThingsEmulator(clock=ManualClock()) as emulator:
         emulator.advance(60)
         requests.get(emulator.url + "/v1/now")
+
+To be a :class:`~batchcore.testing.ContractBackend` for the conformance kit, an emulator names
+its faults (:meth:`~VendorEmulator.fault`), its batch create route (``CREATE_ROUTE``, which
+gives it the ``lost_create`` fault), and implements ``batch_count()`` and
+``failing_request()``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from batchcore.testing.clock import ManualClock
+from batchcore.testing.contract_backend import FAULT_KINDS, LOST_CREATE
 from batchcore.testing.server import Fault, LoopbackServer
 
 __all__ = ["VendorEmulator"]
@@ -52,6 +58,9 @@ class VendorEmulator:
 
     #: Start of the working directory's name.
     WORKDIR_PREFIX = "batchcore-emulator-"
+    #: The route that creates a batch, as registered: ``("POST", "/v1/batches")``. With it,
+    #: the emulator can inject ``lost_create`` (the create runs, its answer never comes).
+    CREATE_ROUTE: ClassVar[tuple[str, str] | None] = None
 
     def __init__(
         self,
@@ -146,16 +155,35 @@ class VendorEmulator:
         ``server_error``, ``overloaded``, ``unauthorized`` and ``reset``)."""
         return None
 
+    @property
+    def FAULTS(self) -> frozenset[str]:
+        """The conformance kit's fault kinds this emulator can inject: those :meth:`fault`
+        names, and ``lost_create`` when ``CREATE_ROUTE`` is set. (:meth:`inject_fault` takes
+        any other kind :meth:`fault` names too.)"""
+        kinds = {kind for kind in FAULT_KINDS if self.fault(kind) is not None}
+        if self.CREATE_ROUTE is not None:
+            kinds.add(LOST_CREATE)
+        return frozenset(kinds)
+
     def inject_fault(
         self, kind: str, *, method: str = "*", route: str = "*", times: int = 1
-    ) -> bool:
+    ) -> None:
         """Make the next *times* calls (to *route*, a route pattern; default any) fail with
-        the fault named *kind* (see :meth:`fault`). False for an unknown kind."""
+        the fault named *kind* (see :meth:`fault`). ``lost_create`` loses the answers of the
+        next *times* calls to ``CREATE_ROUTE`` after they have run. ValueError for a kind this
+        emulator does not know."""
+        if kind == LOST_CREATE and self.CREATE_ROUTE is not None:
+            create_method, create_route = self.CREATE_ROUTE
+            self.inject(create_method, create_route, Fault.lose_response(), times=times)
+            return
         fault = self.fault(kind)
         if fault is None:
-            return False
+            known = ", ".join(sorted(self.FAULTS)) or "none"
+            raise ValueError(
+                f"{type(self).__name__} cannot inject fault {kind!r} (the conformance kit's "
+                f"kinds it knows: {known})"
+            )
         self.inject(method, route, fault, times=times)
-        return True
 
     def call_count(self) -> int:
         """HTTP calls received so far."""

@@ -12,8 +12,8 @@ from typing import Any
 import attrs
 import orjson
 
-from batchcore.models import SAFE_CUSTOM_ID
-from batchcore_anthropic._mapping import MESSAGES_PARAMS
+from batchcore.plugin import SAFE_CUSTOM_ID
+from batchcore_anthropic._mapping import ERROR_STATUS, MESSAGES_PARAMS
 
 __all__ = [
     "ERROR_TRIGGER",
@@ -32,18 +32,7 @@ __all__ = [
 ERROR_TRIGGER = "emulator-error:"
 _REQUIRED_PARAMS = ("model", "messages", "max_tokens")
 #: The HTTP status the API answers with for each error type.
-STATUS_OF = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
+STATUS_OF = ERROR_STATUS
 
 
 def error_body(error_type: str, message: str, request_id: str | None = None) -> dict[str, Any]:

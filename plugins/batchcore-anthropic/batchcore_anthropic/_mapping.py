@@ -1,4 +1,4 @@
-"""Pure conversions between batchcore's unified requests and Anthropic's Message Batches API.
+"""The one wire module of the Anthropic provider: pure conversions in both directions.
 
 Unified request (OpenAI chat-completions shape) -> Messages API ``params``:
 
@@ -15,21 +15,53 @@ Unified request (OpenAI chat-completions shape) -> Messages API ``params``:
 
 Anything that has no faithful Anthropic spelling raises :class:`InvalidRequestError` naming the
 custom_id and the field: a silently dropped parameter would change results.
+
+Anthropic's answers -> batchcore DTOs: a ``message_batch`` object -> :class:`BatchStatus`
+(:func:`batch_status`), one line of a results file -> :class:`BatchResult`
+(:func:`batch_result`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol, TypeGuard
 
 import orjson
 
-from batchcore.errors import InvalidRequestError
-from batchcore.models import CHAT_COMPLETIONS, BatchRequest
-from batchcore_anthropic._responses import PROVIDER
+from batchcore.plugin import (
+    CHAT_COMPLETIONS,
+    BatchRequest,
+    BatchResult,
+    BatchState,
+    BatchStatus,
+    FrozenDict,
+    InvalidRequestError,
+    ResultError,
+    ResultStatus,
+    Usage,
+    parse_timestamp,
+)
 
-__all__ = ["MESSAGES_PARAMS", "NATIVE_BLOCK_TYPES", "encode_item", "message_params"]
+__all__ = [
+    "ERROR_STATUS",
+    "MESSAGES_PARAMS",
+    "NATIVE_BLOCK_TYPES",
+    "PROVIDER",
+    "ResultErrorFactory",
+    "batch_created_at",
+    "batch_result",
+    "batch_state",
+    "batch_status",
+    "encode_item",
+    "message_params",
+    "request_total",
+]
+
+PROVIDER = "anthropic"
+log = logging.getLogger("batchcore_anthropic")
 
 #: Top-level fields of the Messages API create body (``CreateMessageParams`` in the spec).
 MESSAGES_PARAMS = frozenset(
@@ -208,7 +240,7 @@ def _plain_messages(
     system = None
     turns = messages
     first = messages[0]
-    if first.__class__ is dict and len(first) == 2:
+    if (first.__class__ is FrozenDict or first.__class__ is dict) and len(first) == 2:
         role = first.get("role")
         if role == "system" or role == "developer":
             system = first.get("content")
@@ -219,7 +251,8 @@ def _plain_messages(
                 return None
     previous = None
     for message in turns:
-        if message.__class__ is not dict or len(message) != 2:
+        cls = message.__class__
+        if (cls is not FrozenDict and cls is not dict) or len(message) != 2:
             return None
         role = message.get("role")
         content = message.get("content")
@@ -764,3 +797,229 @@ def _merge_native(native: Any, out: dict[str, Any]) -> None:
             out["output_config"] = {**out["output_config"], **value}
         else:
             out[key] = value
+
+
+# -- Anthropic's answers -> batchcore DTOs -------------------------------------------------------
+
+#: The HTTP status the API answers with for each error type (its errors documentation). A
+#: request that failed inside a batch with one of these types is classified as a call answered
+#: with that status would be: hopeless for 400-404 and 413, retryable for 429, 500, 504, 529.
+ERROR_STATUS: Mapping[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class ResultErrorFactory(Protocol):
+    """Builds the :class:`ResultError` of one failed request (the provider's ``result_error``,
+    which applies the core's one rule for what is retryable)."""
+
+    def __call__(
+        self, *, code: str | None, message: str | None = None, status_code: int | None = None
+    ) -> ResultError: ...
+
+
+def request_total(batch: Mapping[str, Any]) -> int:
+    """How many requests a ``message_batch`` holds: the sum of its ``request_counts`` (which
+    the API keeps equal to the total at every stage)."""
+    counts = batch.get("request_counts")
+    if not _is_mapping(counts):
+        return 0
+    return sum(value for value in counts.values() if value.__class__ is int)
+
+
+def batch_created_at(batch: Mapping[str, Any]) -> datetime | None:
+    """When a ``message_batch`` was created, or None when it does not say readably."""
+    try:
+        return parse_timestamp(batch.get("created_at"))
+    except ValueError:
+        return None
+
+
+def batch_state(batch: Mapping[str, Any]) -> BatchState:
+    """The normalised state of a ``message_batch`` object.
+
+    ``ended`` becomes CANCELLED when a cancel was initiated (whatever the counts: the batch was
+    asked to stop), else EXPIRED when any request expired (only the 24-hour limit expires
+    requests), else COMPLETED. Errored requests do not fail a batch: they are per-request
+    results. A ``processing_status`` newer than this code is logged and read as IN_PROGRESS, so
+    the batch keeps being polled until it says ``ended``.
+    """
+    status = batch.get("processing_status")
+    if status == "in_progress":
+        return BatchState.IN_PROGRESS
+    if status == "canceling":
+        return BatchState.CANCELLING
+    if status == "ended":
+        if batch.get("cancel_initiated_at"):
+            return BatchState.CANCELLED
+        counts = batch.get("request_counts")
+        if _is_mapping(counts) and counts.get("expired"):
+            return BatchState.EXPIRED
+        return BatchState.COMPLETED
+    log.warning(
+        "anthropic: batch %s has processing_status %r, unknown to this version of "
+        "batchcore-anthropic; treating it as in progress",
+        batch.get("id"),
+        status,
+    )
+    return BatchState.IN_PROGRESS
+
+
+_TIMESTAMPS = ("created_at", "expires_at", "ended_at", "cancel_initiated_at", "archived_at")
+
+
+def batch_status(batch: Mapping[str, Any]) -> BatchStatus:
+    """A ``message_batch`` object as a :class:`BatchStatus` (raw object kept in ``raw``).
+
+    Counts: ``total`` is the sum of ``request_counts``, ``completed`` the succeeded requests,
+    ``failed`` the errored, expired and canceled ones. Anthropic reports them only once the
+    batch has ended; before that everything is ``processing``.
+    """
+    counts = batch.get("request_counts")
+    counts = counts if _is_mapping(counts) else {}
+    succeeded = int(counts.get("succeeded") or 0)
+    failed = sum(int(counts.get(k) or 0) for k in ("errored", "expired", "canceled"))
+    return BatchStatus(
+        provider=PROVIDER,
+        batch_id=str(batch["id"]),
+        state=batch_state(batch),
+        raw_status=str(batch.get("processing_status")),
+        total=request_total(batch),
+        completed=succeeded,
+        failed=failed,
+        created_at=batch.get("created_at"),
+        expires_at=batch.get("expires_at"),
+        ended_at=batch.get("ended_at"),
+        timestamps={k: batch[k] for k in _TIMESTAMPS if batch.get(k)},
+        raw=batch,
+    )
+
+
+def batch_result(
+    line: Any, *, result_error: ResultErrorFactory, batch_id: str | None = None
+) -> BatchResult:
+    """One line of a batch's results file (``MessageBatchIndividualResponse``).
+
+    ``succeeded``: ``text`` is every text block of the message in order (citations split one
+    answer into several blocks), ``refusal`` is set when ``stop_reason`` is ``refusal``.
+    ``errored``: *result_error* classifies the error type with its HTTP-equivalent status
+    (:data:`ERROR_STATUS`). ``canceled`` and ``expired`` requests never ran (retryable).
+    Raises ValueError for a line that is not a result at all.
+    """
+    if not _is_mapping(line):
+        raise ValueError("a results line must be a JSON object")
+    custom_id = line.get("custom_id")
+    result = line.get("result")
+    if not isinstance(custom_id, str) or not _is_mapping(result):
+        raise ValueError("a results line needs a custom_id and a result object")
+    kind = result.get("type")
+    if kind == "succeeded":
+        message = result.get("message")
+        if not _is_mapping(message):
+            raise ValueError(f"succeeded result {custom_id!r} has no message")
+        text = _text(message.get("content"))
+        return BatchResult(
+            custom_id=custom_id,
+            status=ResultStatus.SUCCEEDED,
+            response=message,
+            text=text,
+            usage=_usage(message.get("usage")),
+            batch_id=batch_id,
+            refusal=_refusal(message) if message.get("stop_reason") == "refusal" else None,
+        )
+    if kind == "errored":
+        body = result.get("error")
+        inner = body.get("error") if _is_mapping(body) else None
+        inner = inner if _is_mapping(inner) else {}
+        code = inner.get("type")
+        code = code if isinstance(code, str) and code else None
+        message_text = inner.get("message")
+        return BatchResult(
+            custom_id=custom_id,
+            status=ResultStatus.ERRORED,
+            response=body if _is_mapping(body) else None,
+            error=result_error(
+                code=code,
+                message=message_text if isinstance(message_text, str) else None,
+                status_code=None if code is None else ERROR_STATUS.get(code),
+            ),
+            batch_id=batch_id,
+        )
+    if kind == "canceled":
+        return BatchResult.unfinished(custom_id, ResultStatus.CANCELLED, batch_id=batch_id)
+    if kind == "expired":
+        return BatchResult.unfinished(custom_id, ResultStatus.EXPIRED, batch_id=batch_id)
+    # A result type newer than this code: keep it (with the vendor's object) rather than drop
+    # it. Whether it was billed is unknown, so it is not marked retryable.
+    return BatchResult(
+        custom_id=custom_id,
+        status=ResultStatus.ERRORED,
+        response=result,
+        error=result_error(
+            code=f"unknown_result_type:{kind}",
+            message=f"result type {kind!r} is not known to this version of batchcore-anthropic",
+        ),
+        batch_id=batch_id,
+    )
+
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    # Parsed JSON is made of dicts: check that first, the abstract Mapping check is slow.
+    return value.__class__ is dict or isinstance(value, Mapping)
+
+
+def _text(content: Any) -> str | None:
+    if not isinstance(content, Iterable):
+        return None
+    parts = [
+        block["text"]
+        for block in content
+        if _is_mapping(block) and block.get("type") == "text" and isinstance(block.get("text"), str)
+    ]
+    return "".join(parts) if parts else None
+
+
+def _refusal(message: Mapping[str, Any]) -> str:
+    details = message.get("stop_details")
+    details = details if _is_mapping(details) else {}
+    explanation = details.get("explanation")
+    if isinstance(explanation, str) and explanation:
+        return explanation
+    category = details.get("category")
+    about = f" (category: {category})" if isinstance(category, str) and category else ""
+    return f"The model declined to answer{about}."
+
+
+def _count(value: Any) -> int | None:
+    return value if value.__class__ is int else None
+
+
+def _usage(usage: Any) -> Usage | None:
+    """Anthropic's ``usage`` in batchcore's terms: ``input_tokens`` is the whole input, the
+    uncached part plus what was written to and read from the prompt cache."""
+    if not _is_mapping(usage):
+        return None
+    uncached = _count(usage.get("input_tokens"))
+    written = _count(usage.get("cache_creation_input_tokens"))
+    read = _count(usage.get("cache_read_input_tokens"))
+    outputs = _count(usage.get("output_tokens"))
+    details = usage.get("output_tokens_details")
+    thinking = _count(details.get("thinking_tokens")) if _is_mapping(details) else None
+    inputs = None if uncached is None else uncached + (written or 0) + (read or 0)
+    return Usage(
+        input_tokens=inputs,
+        output_tokens=outputs,
+        total_tokens=None if inputs is None or outputs is None else inputs + outputs,
+        cache_read_tokens=read,
+        cache_write_tokens=written,
+        reasoning_tokens=thinking,
+    )

@@ -1,8 +1,12 @@
-"""Exceptions specific to the Anthropic provider."""
+"""Exceptions of the Anthropic provider.
+
+:class:`ResultsNotReadyError` is the core's (``fetch_results`` before the batch ended), named
+here too so code written against earlier versions keeps importing it from this package.
+"""
 
 from __future__ import annotations
 
-from batchcore.errors import ProviderPermanentError, ProviderTransientError
+from batchcore.plugin import ProviderTransientError, ResultsNotReadyError
 
 __all__ = ["BatchNotVisibleYetError", "ResultsNotReadyError"]
 
@@ -15,9 +19,3 @@ class BatchNotVisibleYetError(ProviderTransientError):
     is this (transient: retry later); after it, a 404 stays a permanent
     :class:`~batchcore.NotFoundError`.
     """
-
-
-class ResultsNotReadyError(ProviderPermanentError):
-    """``fetch_results`` was called before the batch ended: Anthropic publishes results only
-    once processing has ended (completed, expired or cancelled). Poll until the status is
-    terminal, then fetch."""

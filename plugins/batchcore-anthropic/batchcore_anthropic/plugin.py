@@ -6,8 +6,7 @@ Only registers the provider by import path: discovering it imports nothing heavy
 
 from __future__ import annotations
 
-from batchcore.hookspecs import hookimpl
-from batchcore.provider_spec import ProviderSpec
+from batchcore.plugin import ProviderSpec, hookimpl
 
 __all__ = ["batchcore_providers"]
 

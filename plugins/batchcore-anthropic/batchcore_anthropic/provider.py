@@ -1,39 +1,49 @@
 """AnthropicBatchProvider: batchcore's ``anthropic`` provider, over the Message Batches API.
 
-Every HTTP call goes through the core's shared transport (retries, ``Retry-After``,
-``x-should-retry``, error classification and redaction are written there once).
+Only the vendor half lives here, one small method per API call, over the core's
+:class:`HttpTransport`. The core's ``submit``/``poll_status``/``fetch_results``/``cancel`` keep
+the money rules: ownership checks, reconciling a create whose answer was lost, exactly-once
+results, cancel after the end. The wire formats are in :mod:`batchcore_anthropic._mapping`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 import orjson
 
-from batchcore.config import read_float, read_int, read_str
-from batchcore.errors import (
-    ConfigurationError,
-    InvalidRequestError,
-    NotFoundError,
-    ProviderConnectionError,
-    ProviderPermanentError,
-)
-from batchcore.http import HttpTransport
-from batchcore.models import (
+from batchcore.plugin import (
+    JSON_ARRAY_FIELD,
     SAFE_CUSTOM_ID,
+    BaseBatchProvider,
     BatchHandle,
     BatchLimits,
     BatchPayload,
     BatchRequest,
     BatchResult,
     BatchStatus,
+    ConfigurationError,
+    HttpTransport,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderPermanentError,
+    ResponseLostError,
+    UnsupportedOperationError,
+    read_float,
+    read_int,
+    read_str,
 )
-from batchcore.payloads import JSON_ARRAY_FIELD
-from batchcore.provider import BaseBatchProvider
-from batchcore_anthropic._mapping import encode_item, message_params
-from batchcore_anthropic._responses import batch_result, batch_status
-from batchcore_anthropic.errors import BatchNotVisibleYetError, ResultsNotReadyError
+from batchcore_anthropic._mapping import (
+    batch_created_at,
+    batch_result,
+    batch_status,
+    encode_item,
+    message_params,
+    request_total,
+)
+from batchcore_anthropic.errors import BatchNotVisibleYetError
 
 __all__ = ["AnthropicBatchProvider"]
 
@@ -57,6 +67,9 @@ class AnthropicBatchProvider(BaseBatchProvider):
 
     ``api_key`` falls back to ``ANTHROPIC_API_KEY`` and ``base_url`` to ``ANTHROPIC_BASE_URL``
     (the API root, as for the official SDK: ``https://api.anthropic.com``).
+
+    Submitting is not idempotent (a Message Batch carries no key or metadata), so a create
+    whose answer was lost is reconciled by the core through :meth:`find_batches`.
     """
 
     PROVIDER_NAME: ClassVar[str] = "anthropic"
@@ -73,6 +86,15 @@ class AnthropicBatchProvider(BaseBatchProvider):
     # The payload file is the create body itself, {"requests": [...]}, uploaded as it is.
     PAYLOAD_FRAMING = JSON_ARRAY_FIELD("requests")
     SANDBOX: ClassVar[str | None] = "batchcore_anthropic.testing:sandbox"
+    IDEMPOTENT_SUBMIT: ClassVar[bool] = False
+    # A new batch can be missing from the list (and answer 404) for a few seconds; wait as long
+    # as the 404 grace window before concluding that a lost create made nothing.
+    SUBMIT_SETTLE_SECONDS: ClassVar[float] = 60.0
+    #: How far the API's clock may be behind ours: a batch created up to this long before the
+    #: create was sent (by our clock) is still a candidate when looking for it.
+    CLOCK_SKEW_SECONDS: ClassVar[float] = 600.0
+    #: Batches per page when listing (the API allows 1 to 1000).
+    LIST_PAGE_SIZE: ClassVar[int] = 100
 
     DEFAULT_ANTHROPIC_VERSION: ClassVar[str] = "2023-06-01"
     DEFAULT_NOT_FOUND_GRACE_SECONDS: ClassVar[float] = 60.0
@@ -107,22 +129,14 @@ class AnthropicBatchProvider(BaseBatchProvider):
     def payload_model(self, request: BatchRequest) -> str | None:
         return None
 
-    # -- the network half ------------------------------------------------------------------
+    # -- the vendor half -------------------------------------------------------------------
 
-    def submit(self, payload: BatchPayload) -> BatchHandle:
-        """Create a Message Batch; the payload file (the create body) is streamed from disk.
-
-        Not idempotent: Anthropic batches carry no metadata, so a batch created earlier for the
-        same ``payload.idempotency_key`` cannot be found, and a create whose answer is lost (a
-        timeout or reset after the API received the body) may leave a batch behind that a retry
-        duplicates. The key is kept in ``handle.metadata["idempotency_key"]``.
-        """
-        if payload.provider != self.PROVIDER_NAME:
-            raise InvalidRequestError(
-                f"this payload was prepared by provider {payload.provider!r}, not "
-                f"{self.PROVIDER_NAME!r}",
-                provider=self.PROVIDER_NAME,
-            )
+    def create_batch(
+        self, payload: BatchPayload, *, staged: Mapping[str, Any], idempotency_key: str
+    ) -> BatchHandle:
+        """``POST /v1/messages/batches`` with the payload file (the create body) streamed from
+        disk. Never repeated after an unknown outcome: the transport raises
+        :class:`~batchcore.OutcomeUnknownError` and the core reconciles."""
         if payload.path is None:
             raise InvalidRequestError(
                 "the payload has no file; build payloads with prepare_payloads()",
@@ -137,50 +151,80 @@ class AnthropicBatchProvider(BaseBatchProvider):
                 data=body,
                 headers={"content-type": "application/json"},
                 action="create message batch",
+                idempotent=False,
             )
-        batch = self._batch_object(batch, "create message batch")
-        metadata: dict[str, Any] = {
-            "request_count": payload.request_count,
-            "submitted_at": submitted_at,
-        }
-        if payload.idempotency_key is not None:
-            metadata["idempotency_key"] = payload.idempotency_key
-        return BatchHandle(
-            provider=self.PROVIDER_NAME,
-            batch_id=batch["id"],
-            created_at=batch.get("created_at") or submitted_at,
-            metadata=metadata,
+        return self._handle(
+            self._batch_object(batch, "create message batch"),
+            submitted_at=submitted_at,
+            idempotency_key=idempotency_key,
         )
 
-    def poll_status(self, handle: BatchHandle) -> BatchStatus:
-        """The batch's status (``GET /v1/messages/batches/{id}``); see :func:`batch_state`
-        in ``_responses`` for how ``ended`` splits into completed, expired and cancelled."""
-        return batch_status(self._retrieve(handle))
-
-    def fetch_results(self, handle: BatchHandle) -> Iterator[BatchResult]:
-        """Stream the results of an ended batch, one per request, in the API's (random) order.
-
-        Always downloads from ``{base_url}/v1/messages/batches/{id}/results``: a ``results_url``
-        naming another host is never followed with our key. Raises
-        :class:`ResultsNotReadyError` before the batch has ended, and
-        :class:`~batchcore.NotFoundError` once its results are archived (29 days after
-        creation). The check and the download start when this is called; results stream as
-        the iterator is consumed.
-        """
-        batch = self._retrieve(handle)
-        batch_id = handle.batch_id
-        if batch.get("processing_status") != "ended":
-            raise ResultsNotReadyError(
-                f"batch {batch_id} is {batch.get('processing_status')}: results exist only once "
-                "it has ended; poll until then",
+    def find_batches(
+        self,
+        payload: BatchPayload,
+        *,
+        staged: Mapping[str, Any],
+        idempotency_key: str,
+        since: datetime | None,
+    ) -> Iterator[BatchHandle]:
+        """The batches a create of *payload* sent at *since* may have made: every batch listed
+        (newest first) created no earlier than *since* minus :attr:`CLOCK_SKEW_SECONDS` whose
+        request count equals the payload's, ended or not. A Message Batch echoes nothing else
+        of its create body, so the core refuses to guess when there are several."""
+        if since is None:
+            # Without the time of the attempt, a batch of the same size could be anyone's.
+            raise UnsupportedOperationError(
+                "anthropic: a batch can only be looked for from the time it was created",
                 provider=self.PROVIDER_NAME,
             )
-        if batch.get("archived_at"):
+        cutoff = since - timedelta(seconds=self.CLOCK_SKEW_SECONDS)
+        http = self._transport()
+        params: dict[str, Any] = {"limit": self.LIST_PAGE_SIZE}
+        while True:
+            page = http.request_json(
+                "GET", BATCHES_PATH, params=params, action="list message batches"
+            )
+            data = page.get("data") if isinstance(page, Mapping) else None
+            if not isinstance(data, list):
+                raise ProviderPermanentError(
+                    "list message batches: the answer is not a page of message_batch objects",
+                    provider=self.PROVIDER_NAME,
+                )
+            for batch in data:
+                batch = self._batch_object(batch, "list message batches")
+                created = batch_created_at(batch)
+                if created is not None and created < cutoff:
+                    return  # newest first: everything after this is older still
+                if request_total(batch) == payload.request_count:
+                    yield self._handle(
+                        batch, submitted_at=since.timestamp(), idempotency_key=idempotency_key
+                    )
+            last_id = page.get("last_id")
+            if not page.get("has_more") or not isinstance(last_id, str) or not data:
+                return
+            if last_id == params.get("after_id"):
+                return  # a page that does not move on would loop forever
+            params = {"limit": self.LIST_PAGE_SIZE, "after_id": last_id}
+
+    def get_status(self, handle: BatchHandle) -> BatchStatus:
+        """``GET /v1/messages/batches/{id}``; see :func:`~batchcore_anthropic._mapping.batch_state`
+        for how ``ended`` splits into completed, expired and cancelled."""
+        return batch_status(self._retrieve(handle))
+
+    def read_results(self, handle: BatchHandle, status: BatchStatus) -> Iterator[BatchResult]:
+        """Stream ``{base_url}/v1/messages/batches/{id}/results``, in the API's (random) order.
+
+        Always from the configured host: a ``results_url`` naming another host is never
+        followed with our key. Results are archived 29 days after creation; asking later is a
+        :class:`~batchcore.NotFoundError` that says so.
+        """
+        batch_id = handle.batch_id
+        archived = status.timestamps.get("archived_at")
+        if archived is not None:
             raise NotFoundError(
-                f"the results of batch {batch_id} were archived at {batch['archived_at']} and "
+                f"the results of batch {batch_id} were archived at {archived.isoformat()} and "
                 "can no longer be downloaded (Anthropic keeps them 29 days)",
                 provider=self.PROVIDER_NAME,
-                status_code=None,
                 code="archived",
             )
         http = self._transport()
@@ -191,30 +235,28 @@ class AnthropicBatchProvider(BaseBatchProvider):
                 "GET", f"{BATCHES_PATH}/{batch_id}/results", stream=True, action=action
             ),
         )
-        return self._results(http.iter_jsonl(response, action=action), batch_id)
-
-    def cancel(self, handle: BatchHandle) -> BatchStatus:
-        """Ask Anthropic to cancel; the batch is ``canceling`` until in-flight requests end.
-
-        Cancelling a batch that has already ended returns its final status: there is nothing
-        left to stop, whatever the API answers to the cancel itself.
-        """
-        http = self._transport()
+        lines = http.iter_jsonl(response, action=action)
         try:
-            batch = self._within_grace(
-                handle,
-                lambda: http.request_json(
-                    "POST",
-                    f"{BATCHES_PATH}/{handle.batch_id}/cancel",
-                    action="cancel message batch",
-                ),
-            )
-        except InvalidRequestError:
-            ended = self._retrieve(handle)
-            if ended.get("processing_status") != "ended":
-                raise
-            return batch_status(ended)
-        return batch_status(self._batch_object(batch, "cancel message batch"))
+            for number, line in enumerate(lines, start=1):
+                yield self._result(line, number, batch_id)
+        finally:
+            # Closing the line stream closes the HTTP response, also when the caller stops early.
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
+
+    def cancel_batch(self, handle: BatchHandle) -> BatchStatus:
+        """``POST /v1/messages/batches/{id}/cancel``; the batch is ``canceling`` until its
+        in-flight requests end. Asking twice is harmless, so the call is retried like a read."""
+        http = self._transport()
+        action = "cancel message batch"
+        batch = self._within_grace(
+            handle,
+            lambda: http.request_json(
+                "POST", f"{BATCHES_PATH}/{handle.batch_id}/cancel", action=action, idempotent=True
+            ),
+        )
+        return batch_status(self._batch_object(batch, action))
 
     def close(self) -> None:
         """Close the HTTP session (a new one opens on the next call)."""
@@ -240,6 +282,21 @@ class AnthropicBatchProvider(BaseBatchProvider):
             )
         return self._http
 
+    def _handle(
+        self, batch: Mapping[str, Any], *, submitted_at: float, idempotency_key: str
+    ) -> BatchHandle:
+        return BatchHandle(
+            provider=self.PROVIDER_NAME,
+            batch_id=batch["id"],
+            created_at=batch.get("created_at") or submitted_at,
+            metadata={
+                "request_count": request_total(batch),
+                # Our clock's time of the create: the 404 grace window counts from it.
+                "submitted_at": submitted_at,
+                "idempotency_key": idempotency_key,
+            },
+        )
+
     def _retrieve(self, handle: BatchHandle) -> Mapping[str, Any]:
         http = self._transport()
         action = "retrieve message batch"
@@ -251,57 +308,57 @@ class AnthropicBatchProvider(BaseBatchProvider):
 
     def _within_grace(self, handle: BatchHandle, call: Callable[[], T]) -> T:
         """Run *call*; a 404 soon after submitting is the API's propagation delay: transient."""
+        missing: NotFoundError | None = None
         try:
             return call()
         except NotFoundError as error:
-            submitted = handle.metadata.get("submitted_at")
-            started = (
-                float(submitted)
-                if isinstance(submitted, (int, float)) and not isinstance(submitted, bool)
-                else handle.created_at.timestamp()
-            )
-            elapsed = self.clock() - started
-            if elapsed >= self.not_found_grace_seconds:
-                raise
-            raise BatchNotVisibleYetError(
-                f"batch {handle.batch_id} not found {max(elapsed, 0):.0f}s after it was "
-                "created; new batches take a few seconds to become visible, retry shortly",
-                provider=self.PROVIDER_NAME,
-                status_code=error.status_code,
-                code=error.code,
-                request_id=error.request_id,
-            ) from error
+            missing = error
+        submitted = handle.metadata.get("submitted_at")
+        started = (
+            float(submitted)
+            if isinstance(submitted, (int, float)) and not isinstance(submitted, bool)
+            else handle.created_at.timestamp()
+        )
+        elapsed = self.clock() - started
+        if elapsed >= self.not_found_grace_seconds:
+            raise missing
+        # Raised outside the except block, so the 404 does not ride along as __context__.
+        raise BatchNotVisibleYetError(
+            f"batch {handle.batch_id} not found {max(elapsed, 0):.0f}s after it was "
+            "created; new batches take a few seconds to become visible, retry shortly",
+            provider=self.PROVIDER_NAME,
+            status_code=missing.status_code,
+            code=missing.code,
+            request_id=missing.request_id,
+        )
 
     def _batch_object(self, batch: Any, action: str) -> Mapping[str, Any]:
-        if (
-            not isinstance(batch, Mapping)
-            or not isinstance(batch.get("id"), str)
-            or batch.get("processing_status") not in ("in_progress", "canceling", "ended")
-        ):
+        if not isinstance(batch, Mapping) or not isinstance(batch.get("id"), str):
             raise ProviderPermanentError(
                 f"{action}: the answer is not a message_batch object",
                 provider=self.PROVIDER_NAME,
             )
         return batch
 
-    def _results(self, lines: Iterator[bytes], batch_id: str) -> Iterator[BatchResult]:
+    def _result(self, line: bytes, number: int, batch_id: str) -> BatchResult:
         try:
-            for number, line in enumerate(lines, start=1):
-                try:
-                    result = batch_result(orjson.loads(line), batch_id=batch_id)
-                except orjson.JSONDecodeError:
-                    raise ProviderConnectionError(
-                        f"results of batch {batch_id}: line {number} is not valid JSON",
-                        provider=self.PROVIDER_NAME,
-                    ) from None
-                except ValueError as exc:
-                    raise ProviderPermanentError(
-                        f"results of batch {batch_id}: line {number}: {exc}",
-                        provider=self.PROVIDER_NAME,
-                    ) from None
-                yield result
-        finally:
-            # Closing the line stream closes the HTTP response, also when the caller stops early.
-            close = getattr(lines, "close", None)
-            if close is not None:
-                close()
+            parsed = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            parsed = _UNREADABLE
+        if parsed is _UNREADABLE:
+            # A line that is not JSON is a download gone wrong; fetching again can cure it.
+            raise ResponseLostError(
+                f"results of batch {batch_id}: line {number} is not valid JSON",
+                provider=self.PROVIDER_NAME,
+            )
+        problem = "not a result"
+        try:
+            return batch_result(parsed, result_error=self.result_error, batch_id=batch_id)
+        except ValueError as exc:
+            problem = str(exc)
+        raise ProviderPermanentError(
+            f"results of batch {batch_id}: line {number}: {problem}", provider=self.PROVIDER_NAME
+        )
+
+
+_UNREADABLE = object()

@@ -39,7 +39,9 @@ unfinished requests are ``expired``), or ``cancel_seconds`` after a cancel (``ca
 between; requests unfinished when the cancel arrived are ``canceled``). With
 ``not_found_seconds`` > 0 a new batch answers 404 for that long, like the API's propagation
 delay. Faults: :meth:`AnthropicEmulator.inject` (any :class:`~batchcore.testing.Fault`) and
-:func:`error_fault` for the API's error bodies.
+:func:`error_fault` for the API's error bodies; for the conformance kit, the named faults of
+:meth:`AnthropicEmulator.fault` and ``lost_create`` (the next create is carried out, its answer
+never arrives: ``Fault.lose_response()`` on :attr:`AnthropicEmulator.CREATE_ROUTE`).
 
 Memory: each batch keeps its create body on disk and a few fields per request, so a
 100,000-request batch is fine.
@@ -54,11 +56,11 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
-from batchcore.models import BatchRequest
+from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
 from batchcore_anthropic._emulation import (
     ERROR_TRIGGER,
@@ -121,6 +123,8 @@ class AnthropicEmulator(VendorEmulator):
     """
 
     WORKDIR_PREFIX = "batchcore-anthropic-emulator-"
+    #: The create call, as registered: where the kit's ``lost_create`` fault is injected.
+    CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", _BATCHES)
 
     def __init__(
         self,
@@ -154,6 +158,7 @@ class AnthropicEmulator(VendorEmulator):
         self._batches: dict[str, EmulatedBatch] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self._created = 0
         self._register_routes()
 
     # -- faults, inspection (time, lifecycle, fault injection: see the base) ---------------
@@ -189,6 +194,11 @@ class AnthropicEmulator(VendorEmulator):
             if found is None:
                 raise KeyError(batch_id)
             return self._batch_object(found, self.now())
+
+    def batch_count(self) -> int:
+        """Batches created so far (deleted ones included): what a lost create must not double."""
+        with self._lock:
+            return self._created
 
     def batch_ids(self) -> list[str]:
         """Ids of the batches that exist (not deleted), oldest first."""
@@ -279,6 +289,7 @@ class AnthropicEmulator(VendorEmulator):
                 shuffle_seed=self._random.randrange(2**32),
             )
             self._batches[batch_id] = batch
+            self._created += 1
             return Response.json(self._batch_object(batch, now))
 
     def _list(self, request: Request) -> Response:

@@ -78,16 +78,23 @@ def sleeps() -> SleepRecorder:
 def make_provider(
     emulator: AnthropicEmulator, clock: ManualClock, sleeps: SleepRecorder
 ) -> Iterator[Callable[..., AnthropicBatchProvider]]:
-    """Build providers pointed at the emulator, on the manual clock, recording their sleeps."""
+    """Build providers pointed at the emulator, on the manual clock, recording their sleeps.
+
+    A sleep advances the clock instead of waiting, so waits that end at a time (the settle
+    window of a submit whose answer was lost) pass at once. *cls* builds a subclass."""
     made: list[AnthropicBatchProvider] = []
 
-    def make(**config: Any) -> AnthropicBatchProvider:
+    def sleep(seconds: float) -> None:
+        sleeps(seconds)
+        clock.sleep(seconds)
+
+    def make(
+        cls: type[AnthropicBatchProvider] = AnthropicBatchProvider, **config: Any
+    ) -> AnthropicBatchProvider:
         settings = {"base_url": emulator.url, "api_key": emulator.api_key, **config}
-        provider = AnthropicBatchProvider(
-            config={k: v for k, v in settings.items() if v is not None}
-        )
+        provider = cls(config={k: v for k, v in settings.items() if v is not None})
         provider.clock = clock.now
-        provider.sleep = sleeps
+        provider.sleep = sleep
         made.append(provider)
         return provider
 

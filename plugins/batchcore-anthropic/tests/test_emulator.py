@@ -13,7 +13,7 @@ import requests
 
 from batchcore import BatchRequest, BatchState, ResultStatus
 from batchcore.testing import ManualClock
-from batchcore.testing.contract_backend import FAULT_KINDS, ContractBackend
+from batchcore.testing.contract_backend import FAULT_KINDS, LOST_CREATE, ContractBackend
 from batchcore_anthropic.provider import AnthropicBatchProvider
 from batchcore_anthropic.testing import AnthropicEmulator
 
@@ -368,8 +368,9 @@ def test_list_pages_newest_first(api: Api, emulator: AnthropicEmulator, spec: Sp
 
 def test_is_a_contract_backend(emulator: AnthropicEmulator, api: Api) -> None:
     assert isinstance(emulator, ContractBackend)
+    assert frozenset(FAULT_KINDS) | {LOST_CREATE} == emulator.FAULTS
     for kind in FAULT_KINDS:
-        assert emulator.inject_fault(kind)
+        assert emulator.inject_fault(kind) is None
         before = emulator.call_count()
         try:
             response = api.call("GET", "/v1/messages/batches")
@@ -378,8 +379,36 @@ def test_is_a_contract_backend(emulator: AnthropicEmulator, api: Api) -> None:
         else:
             assert response.status_code in {429, 500, 529, 401}
         assert emulator.call_count() == before + 1
-    assert not emulator.inject_fault("meteor_strike")
+    with pytest.raises(ValueError, match="meteor_strike"):
+        emulator.inject_fault("meteor_strike")
     assert api.call("GET", "/v1/messages/batches").status_code == 200
+
+
+def test_lost_create_runs_the_create_and_never_answers(
+    emulator: AnthropicEmulator, api: Api
+) -> None:
+    assert emulator.CREATE_ROUTE == ("POST", "/v1/messages/batches")
+    assert emulator.batch_count() == 0
+    emulator.inject_fault(LOST_CREATE)
+    assert api.call("GET", "/v1/messages/batches").status_code == 200  # only the create
+    with pytest.raises(requests.Timeout):
+        api.session.post(
+            emulator.url + "/v1/messages/batches",
+            json={"requests": [{"custom_id": "a", "params": params()}]},
+            timeout=0.5,
+        )
+    assert emulator.batch_count() == 1
+    assert len(emulator.batch_ids()) == 1
+    assert api.create(("b", params())).status_code == 200  # the next create answers
+    assert emulator.batch_count() == 2
+
+
+def test_batch_count_includes_deleted_batches(api: Api, emulator: AnthropicEmulator) -> None:
+    batch = api.create(("a", params())).json()
+    emulator.advance(61)
+    assert api.call("DELETE", f"/v1/messages/batches/{batch['id']}").status_code == 200
+    assert emulator.batch_ids() == []
+    assert emulator.batch_count() == 1
 
 
 def test_advance_on_a_callable_clock() -> None:

@@ -26,6 +26,7 @@ from batchcore import (
     RequestTooLargeError,
 )
 from batchcore.testing import Fault, ManualClock
+from batchcore_anthropic import BatchNotVisibleYetError
 from batchcore_anthropic.provider import AnthropicBatchProvider
 from batchcore_anthropic.testing import AnthropicEmulator, error_fault
 
@@ -228,6 +229,29 @@ def test_real_413_for_an_oversized_body(
     assert emulator.batch_ids() == []
 
 
+def chain(error: BaseException) -> list[BaseException]:
+    """*error* and everything reachable through ``__cause__`` and ``__context__``."""
+    found: list[BaseException] = []
+    stack = [error]
+    while stack:
+        current = stack.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return found
+
+
+def assert_secret_unreachable(error: BaseException, secret: str) -> None:
+    """Not in the message, repr, args, attributes or pickle of *error* or of any exception
+    it was raised from or during."""
+    for item in chain(error):
+        for text in (str(item), repr(item), repr(item.args), repr(vars(item))):
+            assert secret not in text, f"{type(item).__name__} shows the key"
+        assert secret.encode() not in pickle.dumps(item), f"{type(item).__name__} pickles it"
+        assert secret not in repr(pickle.loads(pickle.dumps(item)))
+
+
 def test_wrong_key_is_an_authentication_error_without_the_key(
     make_provider: MakeProvider, emulator: AnthropicEmulator
 ) -> None:
@@ -235,16 +259,43 @@ def test_wrong_key_is_an_authentication_error_without_the_key(
     provider = make_provider(api_key=wrong)
     with pytest.raises(AuthenticationError) as caught:
         submit(provider)
-    error = caught.value
-    for text in (
-        str(error),
-        repr(error),
-        repr(provider),
-        str(error.__cause__),
-        str(error.__context__),
-    ):
-        assert wrong not in text
-    assert wrong not in repr(pickle.loads(pickle.dumps(error)))
+    assert_secret_unreachable(caught.value, wrong)
+    assert wrong not in repr(provider)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, AuthenticationError), (400, InvalidRequestError)]
+)
+@pytest.mark.parametrize("route", [CREATE, RETRIEVE], ids=["create", "retrieve"])
+def test_a_key_echoed_by_the_server_is_in_no_exception(
+    make_provider: MakeProvider,
+    emulator: AnthropicEmulator,
+    handle: BatchHandle,
+    status: int,
+    error: type[ProviderError],
+    route: tuple[str, str],
+) -> None:
+    key = emulator.api_key
+    provider = make_provider()
+    emulator.inject(*route, error_fault(status, message=f"the key {key} cannot do this"))
+    call = (lambda: submit(provider)) if route == CREATE else (lambda: provider.poll_status(handle))
+    with pytest.raises(error) as caught:
+        call()
+    assert "[REDACTED]" in str(caught.value)
+    assert_secret_unreachable(caught.value, key)
+
+
+def test_a_key_echoed_in_the_404_of_a_new_batch_is_in_no_exception(
+    provider: AnthropicBatchProvider, emulator: AnthropicEmulator
+) -> None:
+    # The grace window turns the 404 into another exception: the 404 must not ride along.
+    key = emulator.api_key
+    fresh = submit(provider)
+    emulator.inject(*RETRIEVE, error_fault(404, message=f"no batch for {key}"))
+    with pytest.raises(BatchNotVisibleYetError) as caught:
+        provider.poll_status(fresh)
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+    assert_secret_unreachable(caught.value, key)
 
 
 def test_secrets_echoed_by_the_server_are_redacted(

@@ -714,11 +714,6 @@ ERRORS: list[tuple[str, BatchRequest, str]] = [
         "provider_params.anthropic.model",
     ),
     (
-        "provider_params not an object",
-        request(provider_params={"anthropic": ["x"]}),
-        "provider_params.anthropic",
-    ),
-    (
         "system message mid-conversation",
         request([USER, {"role": "system", "content": "Now be rude."}]),
         "messages[1].role",
@@ -919,6 +914,14 @@ def test_unconvertible_requests_name_the_custom_id_and_field(
     assert error.field == field
     assert error.provider == "anthropic"
     assert "req-1" in str(error) and field in str(error)
+
+
+def test_provider_params_that_are_not_an_object_never_reach_the_conversion() -> None:
+    # The request itself refuses them (the core checks provider_params' shape for every
+    # provider), naming the same field the conversion would.
+    with pytest.raises(InvalidRequestError) as caught:
+        request(provider_params={"anthropic": ["x"]})
+    assert (caught.value.custom_id, caught.value.field) == ("req-1", "provider_params.anthropic")
 
 
 def test_max_tokens_message_says_where_to_set_it() -> None:

@@ -4,6 +4,7 @@ poll, fetch and cancel, expiry, the post-create 404 window and configuration."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ from batchcore import (
     ResultStatus,
     UnsupportedModelError,
 )
-from batchcore.testing import ManualClock
+from batchcore.testing import Fault, ManualClock
 from batchcore_anthropic import BatchNotVisibleYetError, ResultsNotReadyError
 from batchcore_anthropic.provider import AnthropicBatchProvider
-from batchcore_anthropic.testing import AnthropicEmulator, error_fault
+from batchcore_anthropic.testing import ERROR_TRIGGER, AnthropicEmulator, error_fault
 
 MODEL = "claude-haiku-4-5"
 MakeProvider = Callable[..., AnthropicBatchProvider]
@@ -223,11 +224,81 @@ def test_submit_poll_fetch(
     assert results["r3"].status is ResultStatus.SUCCEEDED
     assert results["r3"].text == "This is an emulated reply to request r3."
     assert results["r3"].usage is not None and results["r3"].usage.output_tokens == 8
+    usage = results["r3"].usage
+    assert usage.input_tokens is not None and usage.input_tokens > 0
+    assert usage.total_tokens == usage.input_tokens + 8
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (None, None)  # no cache used
+    assert results["r3"].refusal is None
     assert results["r3"].batch_id == handle.batch_id
     bad = results["bad"]
     assert bad.status is ResultStatus.ERRORED
     assert bad.error is not None and bad.error.code == "invalid_request_error"
+    assert bad.error.status_code == 400
     assert not bad.retryable
+
+
+@pytest.mark.parametrize(
+    ("error_type", "status_code", "retryable"),
+    [
+        ("invalid_request_error", 400, False),
+        ("authentication_error", 401, False),
+        ("billing_error", 402, False),
+        ("permission_error", 403, False),
+        ("not_found_error", 404, False),
+        ("rate_limit_error", 429, True),
+        ("api_error", 500, True),
+        ("overloaded_error", 529, True),
+    ],
+)
+def test_per_request_errors_carry_their_status_and_retryability(
+    provider: AnthropicBatchProvider,
+    emulator: AnthropicEmulator,
+    error_type: str,
+    status_code: int,
+    retryable: bool,
+) -> None:
+    failing = chat("bad", user=f"{ERROR_TRIGGER}{error_type}")
+    handle = submit_one(provider, [chat("ok"), failing])
+    emulator.advance(61)
+    results = {r.custom_id: r for r in provider.fetch_results(handle)}
+    assert results["ok"].ok
+    error = results["bad"].error
+    assert error is not None
+    assert (error.code, error.status_code, error.retryable) == (error_type, status_code, retryable)
+    assert results["bad"].response is not None  # the vendor's error object, kept
+
+
+def test_an_unknown_processing_status_keeps_polling(
+    provider: AnthropicBatchProvider,
+    emulator: AnthropicEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handle = submit_one(provider, [chat("a")])
+    newer = {**emulator.batch(handle.batch_id), "processing_status": "paused"}
+    emulator.inject("GET", "/v1/messages/batches/{batch_id}", Fault.status(200, body=newer))
+    with caplog.at_level(logging.WARNING, logger="batchcore_anthropic"):
+        status = provider.poll_status(handle)
+    assert (status.state, status.raw_status, status.is_terminal) == (
+        BatchState.IN_PROGRESS,
+        "paused",
+        False,
+    )
+    assert "paused" in caplog.text
+    emulator.inject("GET", "/v1/messages/batches/{batch_id}", Fault.status(200, body=newer))
+    with pytest.raises(ResultsNotReadyError, match="paused"):
+        provider.fetch_results(handle)
+    emulator.advance(61)
+    assert provider.poll_status(handle).state is BatchState.COMPLETED
+
+
+def test_handles_of_another_provider_are_refused_before_any_call(
+    provider: AnthropicBatchProvider, emulator: AnthropicEmulator
+) -> None:
+    foreign = BatchHandle(provider="openai", batch_id="batch_1", created_at=0)
+    for call in (provider.poll_status, provider.fetch_results, provider.cancel):
+        with pytest.raises(InvalidRequestError, match="openai"):
+            call(foreign)
+    assert emulator.call_count() == 0
 
 
 def _fields(payload: Any) -> dict[str, Any]:
@@ -398,3 +469,9 @@ def test_sandbox_config_reaches_a_working_emulator(tmp_path: Path) -> None:
         handle = submit_one(provider, [chat("a")])
         assert provider.poll_status(handle).state is BatchState.IN_PROGRESS
         provider.close()
+
+
+def test_results_not_ready_is_the_cores_error() -> None:
+    import batchcore
+
+    assert ResultsNotReadyError is batchcore.ResultsNotReadyError

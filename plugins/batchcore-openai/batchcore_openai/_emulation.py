@@ -19,7 +19,7 @@ from typing import IO, Any
 import attrs
 import orjson
 
-from batchcore.models import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
+from batchcore.plugin import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MODERATIONS, RESPONSES
 
 __all__ = [
     "EMULATED_ENDPOINTS",

@@ -1,9 +1,10 @@
-"""Pure functions between batchcore's neutral data and OpenAI's batch formats.
+"""The wire format of the OpenAI Batch API, both directions, as pure functions.
 
 No I/O and no SDK here: requests to JSONL lines, Batch objects to :class:`BatchStatus`, and
 output/error file lines to :class:`BatchResult`. Everything reads plain JSON (dicts), so the same
 code serves OpenAI, Azure OpenAI (capitalised statuses, ISO timestamps, null counts) and
-OpenAI-compatible services.
+OpenAI-compatible services. Whether a failed request is worth resubmitting is never decided
+here: the caller's ``result_error`` (the core's one rule) decides.
 """
 
 from __future__ import annotations
@@ -11,16 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from batchcore.classify import QUOTA_CODES
-from batchcore.models import (
+from batchcore.plugin import (
     CHAT_COMPLETIONS,
     COMPLETIONS,
     EMBEDDINGS,
-    ENDPOINTS,
     MODERATIONS,
     RESPONSES,
     BatchError,
@@ -38,14 +37,15 @@ __all__ = [
     "BATCH_ENDPOINTS",
     "IDEMPOTENCY_METADATA_KEY",
     "OPENAI_MODEL_PATTERNS",
+    "RETRYABLE_RESULT_CODES",
     "TIMESTAMP_FIELDS",
+    "ResultErrorBuilder",
+    "answer_parts",
     "batch_state",
     "batch_status",
     "encode_line",
     "failed_batch_result",
-    "first_text",
     "input_count",
-    "missing_result",
     "read_timestamp",
     "result_from_line",
     "usage_of",
@@ -78,6 +78,13 @@ BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS, EMBEDDINGS, RESPONSES, COMPLETION
 #: The batch metadata key that carries a payload's idempotency key.
 IDEMPOTENCY_METADATA_KEY = "batchcore_idempotency_key"
 
+_CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
+
+#: OpenAI's own per-request and batch-level codes that resubmitting can cure, besides the core's
+#: table: the per-model queue of enqueued tokens was full (it drains as other batches end), and
+#: the other spellings of a cancellation.
+RETRYABLE_RESULT_CODES = frozenset({"token_limit_exceeded"}) | _CANCELLED_CODES
+
 TIMESTAMP_FIELDS = (
     "created_at",
     "in_progress_at",
@@ -90,13 +97,22 @@ TIMESTAMP_FIELDS = (
     "cancelled_at",
 )
 
+
+class ResultErrorBuilder(Protocol):
+    """:meth:`BaseBatchProvider.result_error`: the core's rule for a request's failure."""
+
+    def __call__(
+        self, *, code: str | None, message: str | None = None, status_code: int | None = None
+    ) -> ResultError: ...
+
+
 # -- requests -> JSONL --------------------------------------------------------------------------
 
 _LINE_START = b'{"custom_id":'
 # Everything between the custom_id and the body, per endpoint, serialised once.
 _LINE_MIDDLE = {
     endpoint: b',"method":"POST","url":' + orjson.dumps(endpoint) + b',"body":'
-    for endpoint in ENDPOINTS
+    for endpoint in BATCH_ENDPOINTS
 }
 
 
@@ -106,8 +122,10 @@ def encode_line(request: BatchRequest, extra: Mapping[str, Any] | None = None) -
     The request's cached body bytes are reused as they are unless *extra* (vendor-only body
     fields) must be merged in.
     """
-    body = request.openai_body_json() if not extra else orjson.dumps(
-        {**request.openai_body(), **extra}
+    body = (
+        orjson.dumps({**request.openai_body(), **extra})
+        if extra
+        else request.openai_body_json()
     )
     return b"".join(
         (_LINE_START, orjson.dumps(request.custom_id), _LINE_MIDDLE[request.endpoint], body, b"}")
@@ -167,21 +185,16 @@ def _batch_errors(value: Any) -> tuple[BatchError, ...]:
     items = value.get("data") if isinstance(value, Mapping) else value
     if not isinstance(items, list):
         return ()
-    errors = []
-    for item in items:
-        if isinstance(item, Mapping):
-            line = item.get("line")
-            param = item.get("param")
-            code = item.get("code")
-            errors.append(
-                BatchError(
-                    code=str(code) if code is not None else None,
-                    message=str(item.get("message") or ""),
-                    line=_count(line),
-                    param=param if isinstance(param, str) else None,
-                )
-            )
-    return tuple(errors)
+    return tuple(
+        BatchError(
+            code=None if item.get("code") is None else str(item["code"]),
+            message=str(item.get("message") or ""),
+            line=_count(item.get("line")),
+            param=item["param"] if isinstance(item.get("param"), str) else None,
+        )
+        for item in items
+        if isinstance(item, Mapping)
+    )
 
 
 def batch_status(provider: str, batch: Mapping[str, Any]) -> BatchStatus:
@@ -193,8 +206,9 @@ def batch_status(provider: str, batch: Mapping[str, Any]) -> BatchStatus:
     raw_status = str(batch.get("status") or "")
     state = batch_state(raw_status)
     if state is None:
-        log.warning("batch %s has unknown status %r; treating it as in progress",
-                    batch.get("id"), raw_status)
+        log.warning(
+            "batch %s has unknown status %r; treating it as in progress", batch.get("id"), raw_status
+        )
         state = BatchState.IN_PROGRESS
     timestamps = {}
     for name in TIMESTAMP_FIELDS:
@@ -221,112 +235,122 @@ def batch_status(provider: str, batch: Mapping[str, Any]) -> BatchStatus:
     )
 
 
-# -- output / error file lines -> BatchResult ----------------------------------------------------
-
-# Error codes of a single request, or of a whole batch, that a later retry can cure.
-_TRANSIENT_CODES = frozenset(
-    {
-        "rate_limit_exceeded",
-        "server_error",
-        "internal_error",
-        "timeout",
-        "request_timeout",
-        "service_unavailable",
-        "overloaded",
-        "token_limit_exceeded",
-        "too_many_tasks",
-        "too_many_requests",
-    }
-)
-_CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
+# -- response bodies -> text, refusal, usage ----------------------------------------------------
 
 
-def first_text(body: Mapping[str, Any]) -> str | None:
-    """The first text output of a response body: chat ``choices[0].message.content``, legacy
-    completions ``choices[0].text``, the Responses API's first ``output_text``; else None."""
+def answer_parts(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(text, refusal)`` of a response body.
+
+    *text* joins every text part of the answer in order, as the SDK's ``output_text`` does: a
+    chat ``choices[0].message.content`` (a string or its ``text`` parts), legacy completions'
+    ``choices[0].text``, or every ``output_text`` of every message item of a Responses result.
+    Other choices (``n`` > 1) are alternative answers and stay in the response. *refusal* is
+    the model's refusal (``message.refusal``, or ``refusal`` parts); None when absent.
+    """
     # This runs once per result line. Decoded JSON objects are dicts: the exact type test
     # comes first, as the Mapping check is an (expensive) ABC check.
     choices = body.get("choices")
     if isinstance(choices, list):
         first = choices[0] if choices else None
         if type(first) is not dict and not isinstance(first, Mapping):
-            return None
+            return None, None
         message = first.get("message")
-        if type(message) is dict or isinstance(message, Mapping):
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return _first_part_text(content, ("text", "output_text"))
-            return None
-        text = first.get("text")
-        return text if isinstance(text, str) else None
+        if type(message) is not dict and not isinstance(message, Mapping):
+            text = first.get("text")
+            return (text if isinstance(text, str) else None), None
+        refusal = message.get("refusal")
+        refusal = refusal if isinstance(refusal, str) and refusal else None
+        content = message.get("content")
+        if isinstance(content, str):
+            return content, refusal
+        if isinstance(content, list):
+            text, part_refusal = _joined_parts(content, ("text", "output_text"))
+            return text, refusal or part_refusal
+        return None, refusal
     output = body.get("output")
     if isinstance(output, list):
-        for item in output:
-            if isinstance(item, Mapping) and item.get("type") == "message":
-                content = item.get("content")
-                if isinstance(content, list):
-                    text = _first_part_text(content, ("output_text",))
-                    if text is not None:
-                        return text
-    return None
+        parts = [
+            part
+            for item in output
+            if isinstance(item, Mapping) and item.get("type") == "message"
+            for part in (item.get("content") or ())
+        ]
+        return _joined_parts(parts, ("output_text",))
+    return None, None
 
 
-def _first_part_text(parts: list[Any], kinds: tuple[str, ...]) -> str | None:
-    for part in parts:
-        if isinstance(part, Mapping) and part.get("type") in kinds:
-            text = part.get("text")
-            if isinstance(text, str):
-                return text
-    return None
+def _joined_parts(parts: Any, text_kinds: tuple[str, ...]) -> tuple[str | None, str | None]:
+    texts: list[str] = []
+    refusals: list[str] = []
+    for part in parts if isinstance(parts, list) else ():
+        if not isinstance(part, Mapping):
+            continue
+        kind = part.get("type")
+        if kind in text_kinds and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "refusal" and isinstance(part.get("refusal"), str):
+            refusals.append(part["refusal"])
+    return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None)
+
+
+def _int(value: Any) -> int | None:
+    return value if value.__class__ is int else None
 
 
 def usage_of(body: Mapping[str, Any]) -> Usage | None:
-    """Token usage in neutral names (``prompt/completion`` and ``input/output`` spellings)."""
+    """Token usage in neutral names, from the chat spelling (``prompt_tokens``,
+    ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``)
+    or the Responses one (``input_tokens``, ``input_tokens_details``, ...)."""
     usage = body.get("usage")
-    if not isinstance(usage, dict):
+    if type(usage) is not dict:
         return None
     # This runs once per result line: plain lookups and exact type checks keep it cheap.
-    prompt = usage.get("input_tokens")
-    if prompt is None:
-        prompt = usage.get("prompt_tokens")
-    output = usage.get("output_tokens")
-    if output is None:
-        output = usage.get("completion_tokens")
-    total = usage.get("total_tokens")
+    if "input_tokens" in usage:
+        prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
+        prompt_details = usage.get("input_tokens_details")
+        output_details = usage.get("output_tokens_details")
+    else:
+        prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        prompt_details = usage.get("prompt_tokens_details")
+        output_details = usage.get("completion_tokens_details")
+    if type(prompt_details) is not dict:
+        prompt_details = {}
+    if type(output_details) is not dict:
+        output_details = {}
     return Usage(
-        input_tokens=prompt if prompt.__class__ is int else None,
-        output_tokens=output if output.__class__ is int else None,
-        total_tokens=total if total.__class__ is int else None,
+        input_tokens=_int(prompt),
+        output_tokens=_int(output),
+        total_tokens=_int(usage.get("total_tokens")),
+        cache_read_tokens=_int(prompt_details.get("cached_tokens")),
+        cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
+        reasoning_tokens=_int(output_details.get("reasoning_tokens")),
     )
 
 
-def _error_fields(value: Any) -> tuple[str | None, str]:
+# -- output / error file lines -> BatchResult ----------------------------------------------------
+
+
+def _error_fields(value: Any) -> tuple[str | None, str | None]:
     """(code, message) from an error object or string."""
     if isinstance(value, Mapping):
         inner = value.get("error", value)
         if isinstance(inner, Mapping):
             code = inner.get("code") or inner.get("type")
-            return (str(code) if code else None), str(inner.get("message") or "")
-        if isinstance(inner, str):
-            return None, inner
-    if isinstance(value, str):
-        return None, value
-    return None, ""
+            return (str(code) if code else None), (str(inner.get("message") or "") or None)
+        value = inner
+    return None, (value or None) if isinstance(value, str) else None
 
 
-def _http_error_retryable(status: int, code: str | None) -> bool:
-    if code in QUOTA_CODES:
-        return False
-    return status in (408, 409, 429) or status >= 500
-
-
-def result_from_line(line: Mapping[str, Any], batch_id: str | None = None) -> BatchResult | None:
+def result_from_line(
+    line: Mapping[str, Any], batch_id: str | None, *, error: ResultErrorBuilder
+) -> BatchResult | None:
     """The result in one output or error file line, or None for a line without a custom_id.
 
-    * a 2xx ``response`` -> succeeded, with ``text`` and ``usage``;
-    * a non-2xx ``response.status_code`` -> errored, retryable for 408/409/429/5xx;
+    * a 2xx ``response`` -> succeeded, with ``text``, ``refusal`` and ``usage`` (a refusal is
+      still a success: the request ran and was billed); except a Responses result whose
+      ``status`` is ``incomplete``, which is errored (``response_incomplete``, see
+      :func:`_answer`);
+    * a non-2xx ``response.status_code`` -> errored, with that status;
     * an ``error`` object -> expired for ``batch_expired``, cancelled for a cancellation code,
       otherwise errored.
     """
@@ -334,7 +358,7 @@ def result_from_line(line: Mapping[str, Any], batch_id: str | None = None) -> Ba
     if not isinstance(custom_id, str) or not custom_id:
         return None
     response = line.get("response")
-    # Exact dict tests first, as in first_text: this runs once per result line.
+    # Exact dict tests first, as in answer_parts: this runs once per result line.
     if type(response) is dict or isinstance(response, Mapping):
         body = response.get("body")
         status = response.get("status_code")
@@ -342,14 +366,7 @@ def result_from_line(line: Mapping[str, Any], batch_id: str | None = None) -> Ba
             if not isinstance(status, int):
                 status = 500 if "error" in body else 200
             if 200 <= status < 300:
-                return BatchResult(
-                    custom_id=custom_id,
-                    status=ResultStatus.SUCCEEDED,
-                    response=body,
-                    text=first_text(body),
-                    usage=usage_of(body),
-                    batch_id=batch_id,
-                )
+                return _answer(custom_id, body, batch_id, error)
         elif not isinstance(status, int):
             status = 500
         code, message = _error_fields(body)
@@ -357,81 +374,68 @@ def result_from_line(line: Mapping[str, Any], batch_id: str | None = None) -> Ba
             custom_id=custom_id,
             status=ResultStatus.ERRORED,
             response=body if isinstance(body, Mapping) else None,
-            error=ResultError(
-                code=code or f"http_{status}",
-                message=message or f"HTTP {status}",
-                retryable=_http_error_retryable(status, code),
-                status_code=status,
-            ),
+            error=error(code=code, message=message or f"HTTP {status}", status_code=status),
             batch_id=batch_id,
         )
     code, message = _error_fields(line.get("error"))
-    code = code or "unknown_error"
     if code == "batch_expired":
-        status_kind = ResultStatus.EXPIRED
+        kind = ResultStatus.EXPIRED
     elif code in _CANCELLED_CODES:
-        status_kind = ResultStatus.CANCELLED
+        kind = ResultStatus.CANCELLED
     else:
-        status_kind = ResultStatus.ERRORED
+        kind = ResultStatus.ERRORED
     return BatchResult(
         custom_id=custom_id,
-        status=status_kind,
-        error=ResultError(
-            code=code,
-            message=message or code,
-            retryable=status_kind is not ResultStatus.ERRORED or code in _TRANSIENT_CODES,
-        ),
+        status=kind,
+        error=error(code=code, message=message),
         batch_id=batch_id,
     )
 
 
-def missing_result(custom_id: str, batch_id: str | None = None) -> BatchResult:
-    """A request of a completed batch that neither result file mentions."""
+def _answer(
+    custom_id: str, body: Mapping[str, Any], batch_id: str | None, error: ResultErrorBuilder
+) -> BatchResult:
+    """A 2xx answer. A Responses result with ``status: incomplete`` (cut short by
+    ``max_output_tokens`` or a content filter) is reported as errored, code
+    ``response_incomplete``, so a truncated answer is never taken for a whole one; it keeps
+    its partial text and usage (they were billed) and is not retryable, as the same request
+    would stop at the same place again."""
+    text, refusal = answer_parts(body)
+    failure: ResultError | None = None
+    if body.get("status") == "incomplete":
+        details = body.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, Mapping) else None
+        failure = error(
+            code="response_incomplete",
+            message=f"The response is incomplete ({reason or 'no reason given'}).",
+        )
     return BatchResult(
         custom_id=custom_id,
-        status=ResultStatus.ERRORED,
-        error=ResultError(
-            code="result_missing",
-            message="The batch ended without a result for this request.",
-            retryable=True,
-        ),
+        status=ResultStatus.SUCCEEDED if failure is None else ResultStatus.ERRORED,
+        response=body,
+        text=text,
+        usage=usage_of(body),
+        error=failure,
         batch_id=batch_id,
+        refusal=refusal,
     )
 
 
 def failed_batch_result(
-    custom_id: str,
-    line_error: BatchError | None,
-    errors: tuple[BatchError, ...],
-    batch_id: str | None = None,
+    custom_id: str, line_error: BatchError | None, status: BatchStatus, *, error: ResultErrorBuilder
 ) -> BatchResult:
     """A request of a batch that failed validation and never ran.
 
-    A request whose own input line was at fault (*line_error*) cannot succeed unchanged. The
-    others were never tried: they are retryable, except when the batch failed for a reason
-    that would fail them again (a bad model, for instance).
+    It carries the error of its own input line when that line was at fault, else the batch's
+    own reason (an error without a line, such as a full token queue), else the core's rule for
+    a request its failed batch never ran (:meth:`BatchResult.missing`).
     """
-    if line_error is not None:
-        error = ResultError(
-            code=line_error.code or "invalid_request",
-            message=line_error.message or "The input line was rejected.",
-            retryable=False,
-        )
-    else:
-        general = next((e for e in errors if e.line is None), None)
-        if general is not None:
-            code = general.code or "batch_failed"
-            error = ResultError(
-                code=code,
-                message=general.message or "The batch failed.",
-                retryable=code in _TRANSIENT_CODES,
-            )
-        else:
-            error = ResultError(
-                code="batch_failed",
-                message="The batch failed because of other requests in it; this one never ran.",
-                retryable=True,
-            )
+    reason = line_error or next((e for e in status.errors if e.line is None), None)
+    if reason is None:
+        return BatchResult.missing(custom_id, status)
     return BatchResult(
-        custom_id=custom_id, status=ResultStatus.ERRORED, error=error, batch_id=batch_id
+        custom_id=custom_id,
+        status=ResultStatus.ERRORED,
+        error=error(code=reason.code or "invalid_request", message=reason.message or None),
+        batch_id=status.batch_id,
     )

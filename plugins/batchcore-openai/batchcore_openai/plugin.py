@@ -6,7 +6,7 @@ Nothing here imports the ``openai`` SDK; the registry imports a provider class o
 
 from __future__ import annotations
 
-from batchcore import ProviderSpec, hookimpl
+from batchcore.plugin import ProviderSpec, hookimpl
 
 __all__ = ["batchcore_providers"]
 

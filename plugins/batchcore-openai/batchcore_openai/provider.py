@@ -1,38 +1,33 @@
-"""The OpenAI and Azure OpenAI batch providers, over the official ``openai`` SDK.
+"""The OpenAI and Azure OpenAI batch providers: the vendor half, over the official ``openai`` SDK.
 
-Every HTTP call goes through the SDK with its own retries off; failures are translated into
-batchcore exceptions and retried by the core's ``retry_call`` under ``self.retry_policy()`` and
-``self.sleep``, like every other provider. The SDK client is built on the first network call,
-so ``prepare_payloads`` works offline and without a key.
+The core (:class:`BaseBatchProvider`) keeps the money rules: ownership checks, reconciling a
+create whose answer was lost, exactly-once results, cancelling after the end. This module makes
+the vendor's calls, each through the SDK with the SDK's own retries off and retried by the core
+(``self.call``). An SDK exception is classified by the core and the translation raised after
+the ``except`` block: the SDK's exception holds the request, Authorization header included, so
+it must not ride along as ``__cause__`` or ``__context__``.
+
+The SDK client is built on the first network call, so ``prepare_payloads`` works offline and
+without a key.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import TracebackType
 from typing import Any, ClassVar, TypeVar, cast
 
 import openai
 import orjson
 
-from batchcore.config import env_first, read_str, read_str_list
-from batchcore.errors import (
-    ConfigurationError,
-    InvalidRequestError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderPermanentError,
-)
-from batchcore.jsonl import iter_lines
-from batchcore.models import (
+from batchcore.plugin import (
     CHAT_COMPLETIONS,
     EMBEDDINGS,
     RESPONSES,
+    BaseBatchProvider,
     BatchHandle,
     BatchLimits,
     BatchPayload,
@@ -40,23 +35,32 @@ from batchcore.models import (
     BatchResult,
     BatchState,
     BatchStatus,
-    ResultStatus,
+    ConfigurationError,
+    InvalidRequestError,
+    ProviderError,
+    ProviderPermanentError,
+    ResponseLostError,
+    env_first,
+    error_from_response,
+    iter_lines,
+    read_str,
+    read_str_list,
+    redact,
+    retry_iter,
+    transport_failure,
 )
-from batchcore.provider import BaseBatchProvider
-from batchcore.retry import retry_call, retry_iter
 from batchcore_openai._mapping import (
     BATCH_ENDPOINTS,
     IDEMPOTENCY_METADATA_KEY,
     OPENAI_MODEL_PATTERNS,
+    RETRYABLE_RESULT_CODES,
     batch_status,
     encode_line,
     failed_batch_result,
     input_count,
-    missing_result,
     read_timestamp,
     result_from_line,
 )
-from batchcore_openai._sdk_errors import transfer_error, translate
 
 __all__ = ["AzureOpenAIBatchProvider", "OpenAIBatchProvider"]
 
@@ -64,6 +68,8 @@ log = logging.getLogger("batchcore_openai")
 T = TypeVar("T")
 
 _DOWNLOAD_CHUNK = 1 << 20
+#: How much older than the attempt a batch may look (clocks differ) and still be its batch.
+_CLOCK_SKEW = timedelta(minutes=10)
 
 
 class OpenAIBatchProvider(BaseBatchProvider):
@@ -84,6 +90,9 @@ class OpenAIBatchProvider(BaseBatchProvider):
     BASE_URL_ENV: ClassVar[tuple[str, ...]] = ("OPENAI_BASE_URL",)
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.openai.com/v1"
     SANDBOX: ClassVar[str | None] = "batchcore_openai.testing:sandbox"
+    # The create puts the idempotency key in the batch's metadata, which the list shows.
+    IDEMPOTENT_SUBMIT = True
+    RETRYABLE_RESULT_CODES = RETRYABLE_RESULT_CODES
 
     #: Endpoints this provider batches.
     SUPPORTED_ENDPOINTS: ClassVar[frozenset[str]] = BATCH_ENDPOINTS
@@ -91,8 +100,7 @@ class OpenAIBatchProvider(BaseBatchProvider):
     PROVIDER_PARAMS_KEYS: ClassVar[tuple[str, ...]] = ("openai",)
     #: OpenAI allows at most this many embedding inputs in one batch, across its requests.
     MAX_EMBEDDING_INPUTS: ClassVar[int] = 50_000
-    #: How many pages (of how many batches) of the most recent batches a submit searches for
-    #: its idempotency key.
+    #: How many pages (of how many batches) of the newest batches are searched for a key.
     IDEMPOTENCY_SEARCH_PAGES: ClassVar[int] = 5
     IDEMPOTENCY_SEARCH_PAGE_SIZE: ClassVar[int] = 100
 
@@ -102,128 +110,41 @@ class OpenAIBatchProvider(BaseBatchProvider):
         self._client_lock = threading.Lock()
         self._local = threading.local()
 
-    # -- the SDK client --------------------------------------------------------------------
-
-    def _build_client(self) -> openai.OpenAI:
-        return openai.OpenAI(
-            api_key=self.require_api_key(),
-            base_url=self.base_url,
-            # None lets the SDK read OPENAI_ORG_ID / OPENAI_PROJECT_ID, as it always does.
-            organization=read_str(self.config, "organization"),
-            project=read_str(self.config, "project"),
-            timeout=self.timeout,
-            max_retries=0,  # retries are batchcore's (retry_call), the same for every provider
-        )
-
-    def _sdk(self) -> openai.OpenAI:
-        client = self._client
-        if client is None:
-            with self._client_lock:
-                if self._client is None:
-                    try:
-                        self._client = self._build_client()
-                    except (openai.OpenAIError, ValueError) as exc:
-                        if isinstance(exc, ConfigurationError):
-                            raise
-                        raise ConfigurationError(
-                            f"provider {self.PROVIDER_NAME!r}: cannot build the openai client: "
-                            f"{exc}"
-                        ) from exc
-                client = self._client
-        return client
-
-    def close(self) -> None:
-        """Close the SDK client's connections (a later call opens new ones)."""
-        with self._client_lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
-
-    def __enter__(self) -> OpenAIBatchProvider:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def _call(self, action: str, call: Callable[[openai.OpenAI], T], *, retry: bool = True) -> T:
-        """Run one SDK call; SDK exceptions become batchcore ones, transient ones are retried."""
-        client = self._sdk()
-
-        def once() -> T:
-            try:
-                return call(client)
-            except openai.OpenAIError as exc:
-                raise translate(
-                    exc, provider=self.PROVIDER_NAME, secrets=self.secrets(), action=action
-                ) from exc
-
-        if not retry:
-            return once()
-        return retry_call(
-            once, policy=self.retry_policy(), sleep=self.sleep,
-            describe=f"{self.PROVIDER_NAME} {action}",
-        )
-
-    def _json(
-        self, action: str, call: Callable[[openai.OpenAI], Any], *, retry: bool = True
-    ) -> dict[str, Any]:
-        """An SDK call made ``with_raw_response``, its body read as a JSON object.
-
-        Raw JSON rather than SDK models: Azure's capitalised statuses, ISO timestamps and null
-        counts are read as they are, and an unreadable body is retried like a reset.
-        """
-
-        def parsed(client: openai.OpenAI) -> dict[str, Any]:
-            return _json_object(call(client).content, action, self.PROVIDER_NAME)
-
-        return self._call(action, parsed, retry=retry)
-
     # -- preparing -------------------------------------------------------------------------
 
     def check_request(self, request: BatchRequest) -> None:
         super().check_request(request)
+        cid = request.custom_id
+
+        def refuse(message: str, field: str) -> InvalidRequestError:
+            return InvalidRequestError(
+                f"request {cid!r}: {message}", custom_id=cid, field=field, provider=self.PROVIDER_NAME
+            )
+
         if request.endpoint not in self.SUPPORTED_ENDPOINTS:
-            raise InvalidRequestError(
-                f"request {request.custom_id!r}: provider {self.PROVIDER_NAME!r} does not batch "
-                f"{request.endpoint}; use one of {', '.join(sorted(self.SUPPORTED_ENDPOINTS))}",
-                custom_id=request.custom_id, field="endpoint", provider=self.PROVIDER_NAME,
+            raise refuse(
+                f"provider {self.PROVIDER_NAME!r} does not batch {request.endpoint}; use one of "
+                + ", ".join(sorted(self.SUPPORTED_ENDPOINTS)),
+                "endpoint",
             )
         if request.params.get("stream"):
-            raise InvalidRequestError(
-                f"request {request.custom_id!r}: batches cannot stream; drop params['stream']",
-                custom_id=request.custom_id, field="params.stream", provider=self.PROVIDER_NAME,
-            )
+            raise refuse("batches cannot stream; drop params['stream']", "params.stream")
         for key in self.PROVIDER_PARAMS_KEYS if request.provider_params else ():
             extra = request.provider_params.get(key)
-            if extra is None:
-                continue
-            if not isinstance(extra, Mapping):
-                raise InvalidRequestError(
-                    f"request {request.custom_id!r}: provider_params[{key!r}] must be an object",
-                    custom_id=request.custom_id, field=f"provider_params.{key}",
-                    provider=self.PROVIDER_NAME,
-                )
-            clash = sorted({"model", "messages"} & set(extra))
+            clash = sorted({"model", "messages"} & set(extra or ()))
             if clash:
-                raise InvalidRequestError(
-                    f"request {request.custom_id!r}: provider_params[{key!r}] must not set "
-                    f"{', '.join(clash)}; use the request's own fields",
-                    custom_id=request.custom_id, field=f"provider_params.{key}",
-                    provider=self.PROVIDER_NAME,
+                raise refuse(
+                    f"provider_params[{key!r}] must not set {', '.join(clash)}; use the "
+                    "request's own fields",
+                    f"provider_params.{key}",
                 )
         if request.endpoint == EMBEDDINGS:
             inputs = input_count(request.params.get("input"))
             if inputs > self.MAX_EMBEDDING_INPUTS:
-                raise InvalidRequestError(
-                    f"request {request.custom_id!r} has {inputs} embedding inputs; a batch "
-                    f"holds at most {self.MAX_EMBEDDING_INPUTS}",
-                    custom_id=request.custom_id, field="params.input",
-                    provider=self.PROVIDER_NAME,
+                raise refuse(
+                    f"{inputs} embedding inputs; a batch holds at most "
+                    f"{self.MAX_EMBEDDING_INPUTS}",
+                    "params.input",
                 )
 
     def encode_request(self, request: BatchRequest) -> bytes:
@@ -260,238 +181,254 @@ class OpenAIBatchProvider(BaseBatchProvider):
         buckets[request.model] = (bucket, used + count)
         return (*group, bucket)
 
-    # -- submit ----------------------------------------------------------------------------
+    # -- the vendor half -------------------------------------------------------------------
 
-    def submit(self, payload: BatchPayload) -> BatchHandle:
-        """Upload the payload file (streamed from disk) and create its batch.
+    def upload(self, payload: BatchPayload) -> Mapping[str, Any]:
+        """Upload the payload file (``purpose=batch``), streamed from disk. An extra uploaded
+        file costs nothing, so an upload whose answer was lost is simply repeated."""
+        path = payload.path
+        if path is None or not path.is_file():
+            raise InvalidRequestError(
+                f"the payload file {path} does not exist (was the payload discarded?)",
+                provider=self.PROVIDER_NAME,
+            )
+        uploaded = self._call("upload batch input", lambda sdk: _upload(sdk, path))
+        return {"input_file_id": self._field(uploaded, "id", "upload batch input")}
 
-        The batch's metadata carries an idempotency key. With ``payload.idempotency_key`` set, a
-        batch already created for it (by an earlier submit whose answer was lost) is found among
-        recent batches and returned instead of creating a second one; a create that failed in
-        transit is checked the same way before it is retried.
-        """
-        path = self._payload_path(payload)
-        key = payload.idempotency_key or uuid.uuid4().hex
-        if payload.idempotency_key:
-            found = self._find_batch(key)
-            if found is not None:
-                log.info("batch %s already exists for idempotency key %s", found.get("id"), key)
-                return self._handle(found, key)
-        uploaded = self._json("upload batch input", lambda client: _upload(client, path))
-        file_id = uploaded.get("id")
+    def create_batch(
+        self, payload: BatchPayload, *, staged: Mapping[str, Any], idempotency_key: str
+    ) -> BatchHandle:
+        """Create the batch, its metadata carrying *idempotency_key*. Never repeated here when
+        the answer is lost: the core finds the batch by its key instead."""
+        file_id = staged.get("input_file_id")
         if not isinstance(file_id, str) or not file_id:
-            raise ProviderConnectionError(
-                "upload batch input: the response has no file id", provider=self.PROVIDER_NAME
-            )
-        return self._handle(self._create_batch(file_id, payload.endpoint, key), key)
-
-    def _payload_path(self, payload: BatchPayload) -> Path:
-        if not isinstance(payload, BatchPayload):
             raise InvalidRequestError(
-                f"submit takes a BatchPayload from prepare_payloads, got {type(payload).__name__}",
-                provider=self.PROVIDER_NAME,
+                "the staged payload names no input_file_id", provider=self.PROVIDER_NAME
             )
-        if payload.provider != self.PROVIDER_NAME:
-            raise InvalidRequestError(
-                f"this payload was prepared for provider {payload.provider!r}, not "
-                f"{self.PROVIDER_NAME!r}",
-                provider=self.PROVIDER_NAME,
-            )
-        if payload.path is None or not payload.path.is_file():
-            raise InvalidRequestError(
-                f"the payload file {payload.path} does not exist (was the payload discarded?)",
-                provider=self.PROVIDER_NAME,
-            )
-        return payload.path
-
-    def _create_batch(self, file_id: str, endpoint: str, key: str) -> dict[str, Any]:
-        attempts = 0
-
-        def create(client: openai.OpenAI) -> dict[str, Any]:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                # The failed attempt may have created the batch before its answer was lost.
-                found = self._find_batch(key, retry=False)
-                if found is not None:
-                    return found
-            raw = client.batches.with_raw_response.create(
+        batch = self._call(
+            "create batch",
+            lambda sdk: sdk.batches.with_raw_response.create(
                 input_file_id=file_id,
-                endpoint=cast(Any, endpoint),
+                endpoint=cast(Any, payload.endpoint),
                 completion_window="24h",
-                metadata={IDEMPOTENCY_METADATA_KEY: key},
-            )
-            return _json_object(raw.content, "create batch", self.PROVIDER_NAME)
+                metadata={IDEMPOTENCY_METADATA_KEY: idempotency_key},
+            ),
+            idempotent=False,
+        )
+        return self._handle(batch, "create batch")
 
-        return self._call("create batch", create)
-
-    def _find_batch(self, key: str, *, retry: bool = True) -> dict[str, Any] | None:
-        """The most recent batch whose metadata carries *key*, searching a bounded number of
-        pages of the newest batches."""
+    def find_batches(
+        self,
+        payload: BatchPayload,
+        *,
+        staged: Mapping[str, Any],
+        idempotency_key: str,
+        since: datetime | None,
+    ) -> Iterator[BatchHandle]:
+        """The batches whose metadata carries *idempotency_key*, among the newest
+        ``IDEMPOTENCY_SEARCH_PAGES`` pages (newest first), stopping at the first page with one or
+        at batches older than *since* (less a margin for clock skew)."""
+        oldest = None if since is None else since - _CLOCK_SKEW
         after: str | None = None
+        size = self.IDEMPOTENCY_SEARCH_PAGE_SIZE
         for _ in range(self.IDEMPOTENCY_SEARCH_PAGES):
-            query: dict[str, Any] = {"limit": self.IDEMPOTENCY_SEARCH_PAGE_SIZE}
-            if after is not None:
-                query["after"] = after
-
-            def list_page(client: openai.OpenAI, query: dict[str, Any] = query) -> Any:
-                return client.batches.with_raw_response.list(**query)
-
-            page = self._json("list batches", list_page, retry=retry)
-            data = page.get("data")
-            if not isinstance(data, list) or not data:
-                return None
-            for batch in data:
-                metadata = batch.get("metadata") if isinstance(batch, Mapping) else None
-                if isinstance(metadata, Mapping) and metadata.get(IDEMPOTENCY_METADATA_KEY) == key:
-                    return dict(batch)
-            last = page.get("last_id") or (data[-1].get("id") if isinstance(data[-1], Mapping)
-                                           else None)
-            if not page.get("has_more") or not isinstance(last, str):
-                return None
-            after = last
-        return None
-
-    def _handle(self, batch: Mapping[str, Any], key: str) -> BatchHandle:
-        batch_id = batch.get("id")
-        if not isinstance(batch_id, str) or not batch_id:
-            raise ProviderConnectionError(
-                "create batch: the response has no batch id", provider=self.PROVIDER_NAME
+            cursor = after or openai.omit
+            page = self._call(
+                "list batches",
+                lambda sdk: sdk.batches.with_raw_response.list(limit=size, after=cursor),
             )
-        created = read_timestamp(batch.get("created_at"))
+            data = page.get("data")
+            batches = [b for b in data if isinstance(b, Mapping)] if isinstance(data, list) else []
+            found = [b for b in batches if _idempotency_key(b) == idempotency_key]
+            if found:
+                yield from (self._handle(batch, "list batches") for batch in found)
+                return
+            last = batches[-1] if batches else None
+            if last is None or not page.get("has_more"):
+                return
+            created = read_timestamp(last.get("created_at"))
+            if oldest is not None and created is not None and created < oldest:
+                return
+            after = str(page.get("last_id") or last.get("id"))
+
+    def get_status(self, handle: BatchHandle) -> BatchStatus:
+        return batch_status(self.PROVIDER_NAME, self._batch(handle.batch_id))
+
+    def read_results(self, handle: BatchHandle, status: BatchStatus) -> Iterator[BatchResult]:
+        """The output file, then the error file, streamed. A batch that failed validation ran
+        nothing: each request of its input file is reported with the error of its line."""
+        batch = status.raw if status.raw is not None else self._batch(handle.batch_id)
+        if status.state is BatchState.FAILED:
+            by_line = {error.line: error for error in status.errors if error.line is not None}
+            for number, custom_id in self._input_ids(batch, handle):
+                yield failed_batch_result(
+                    custom_id, by_line.get(number), status, error=self.result_error
+                )
+            return
+        for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
+            if isinstance(file_id, str) and file_id:
+                for _, line in self._file_lines(file_id, "download results"):
+                    result = self._result(line, handle.batch_id)
+                    if result is not None:
+                        yield result
+
+    def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str]:
+        """The custom_ids of the batch's input file."""
+        batch = status.raw if status.raw is not None else {}
+        return (custom_id for _, custom_id in self._input_ids(batch, handle))
+
+    def cancel_batch(self, handle: BatchHandle) -> BatchStatus:
+        batch = self._call(
+            "cancel batch",
+            lambda sdk: sdk.batches.with_raw_response.cancel(handle.batch_id),
+            idempotent=True,  # asking twice changes nothing
+        )
+        return batch_status(self.PROVIDER_NAME, batch)
+
+    def close(self) -> None:
+        """Close the SDK client's connections (a later call opens new ones)."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # -- talking through the SDK -----------------------------------------------------------
+
+    def _build_client(self) -> openai.OpenAI:
+        return openai.OpenAI(
+            api_key=self.require_api_key(),
+            base_url=self.base_url,
+            # None lets the SDK read OPENAI_ORG_ID / OPENAI_PROJECT_ID, as it always does.
+            organization=read_str(self.config, "organization"),
+            project=read_str(self.config, "project"),
+            timeout=self.timeout,
+            max_retries=0,  # retries are the core's, the same for every provider
+        )
+
+    def _sdk(self) -> openai.OpenAI:
+        with self._client_lock:
+            if self._client is not None:
+                return self._client
+            problem = ""
+            try:
+                self._client = client = self._build_client()
+                return client
+            except openai.OpenAIError as exc:
+                problem = redact(f"{type(exc).__name__}: {exc}", self.secrets())
+        raise ConfigurationError(
+            f"provider {self.PROVIDER_NAME!r}: cannot build the openai client: {problem}"
+        )
+
+    def _sdk_call(self, action: str, call: Callable[[], T]) -> T:
+        """*call*, with an SDK exception translated by the core's classification."""
+        failure: ProviderError
+        try:
+            return call()
+        except openai.APIStatusError as exc:
+            try:
+                body: object = exc.response.content
+            except Exception:  # a streamed error body the SDK did not read
+                body = exc.body
+            failure = error_from_response(
+                provider=self.PROVIDER_NAME,
+                status_code=exc.status_code,
+                body=body,
+                headers=exc.response.headers,
+                secrets=self.secrets(),
+                action=action,
+            )
+        except openai.APIConnectionError as exc:  # timeouts included
+            failure = self._transport_failure(exc, action)
+        except openai.OpenAIError as exc:
+            failure = ProviderPermanentError(
+                redact(f"{action}: {type(exc).__name__}: {exc}", self.secrets()),
+                provider=self.PROVIDER_NAME,
+            )
+        raise failure  # outside the except blocks: no SDK exception in the chain
+
+    def _transport_failure(self, exc: BaseException, action: str) -> ProviderError:
+        return transport_failure(
+            exc,
+            provider=self.PROVIDER_NAME,
+            action=action,
+            secrets=self.secrets(),
+            timeout=self.timeout,
+        )
+
+    def _call(
+        self, action: str, request: Callable[[openai.OpenAI], Any], *, idempotent: bool = True
+    ) -> dict[str, Any]:
+        """One SDK call made ``with_raw_response``, under the core's retries, its body read as
+        a JSON object. Raw JSON rather than SDK models: Azure's capitalised statuses, ISO
+        timestamps and null counts are read as they are."""
+        client = self._sdk()
+
+        def once() -> dict[str, Any]:
+            raw = self._sdk_call(action, lambda: request(client))
+            try:
+                data = orjson.loads(raw.content)
+            except orjson.JSONDecodeError:
+                data = None
+            if not isinstance(data, dict):
+                # The vendor answered 2xx, so it acted; what it said is unreadable.
+                raise ResponseLostError(
+                    f"{action}: the response body is not a JSON object",
+                    provider=self.PROVIDER_NAME,
+                    status_code=raw.status_code,
+                )
+            return data
+
+        return self.call(action, once, idempotent=idempotent)
+
+    def _field(self, obj: Mapping[str, Any], name: str, action: str) -> str:
+        value = obj.get(name)
+        if not isinstance(value, str) or not value:
+            raise ResponseLostError(
+                f"{action}: the answer has no {name}", provider=self.PROVIDER_NAME
+            )
+        return value
+
+    def _handle(self, batch: Mapping[str, Any], action: str) -> BatchHandle:
         metadata = {
             "input_file_id": batch.get("input_file_id"),
             "endpoint": batch.get("endpoint"),
-            "idempotency_key": key,
+            "idempotency_key": _idempotency_key(batch),
         }
         return BatchHandle(
             provider=self.PROVIDER_NAME,
-            batch_id=batch_id,
-            created_at=created or datetime.fromtimestamp(self.clock(), tz=timezone.utc),
-            metadata={k: v for k, v in metadata.items() if v is not None},
+            batch_id=self._field(batch, "id", action),
+            created_at=read_timestamp(batch.get("created_at"))
+            or datetime.fromtimestamp(self.clock(), tz=timezone.utc),
+            metadata={key: value for key, value in metadata.items() if value is not None},
         )
 
-    # -- status and cancel -----------------------------------------------------------------
-
-    def _batch_id(self, handle: BatchHandle) -> str:
-        if not isinstance(handle, BatchHandle):
-            raise InvalidRequestError(
-                f"expected a BatchHandle, got {type(handle).__name__}", provider=self.PROVIDER_NAME
-            )
-        if handle.provider != self.PROVIDER_NAME:
-            raise InvalidRequestError(
-                f"batch {handle.batch_id!r} belongs to provider {handle.provider!r}, not "
-                f"{self.PROVIDER_NAME!r}",
-                provider=self.PROVIDER_NAME,
-            )
-        if not isinstance(handle.batch_id, str) or not handle.batch_id:
-            raise InvalidRequestError("the handle has no batch id", provider=self.PROVIDER_NAME)
-        return handle.batch_id
-
-    def _retrieve(self, batch_id: str) -> dict[str, Any]:
-        return self._json(
-            "retrieve batch", lambda client: client.batches.with_raw_response.retrieve(batch_id)
+    def _batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call(
+            "retrieve batch", lambda sdk: sdk.batches.with_raw_response.retrieve(batch_id)
         )
 
-    def poll_status(self, handle: BatchHandle) -> BatchStatus:
-        return batch_status(self.PROVIDER_NAME, self._retrieve(self._batch_id(handle)))
-
-    def cancel(self, handle: BatchHandle) -> BatchStatus:
-        """Ask for cancellation (the batch goes through ``cancelling``). Cancelling a batch that
-        has already ended returns its final status."""
-        batch_id = self._batch_id(handle)
+    def _result(self, line: bytes, batch_id: str) -> BatchResult | None:
         try:
-            batch = self._json(
-                "cancel batch", lambda client: client.batches.with_raw_response.cancel(batch_id)
-            )
-        except ProviderError as error:
-            if error.status_code not in (400, 409):
-                raise
-            try:
-                status = batch_status(self.PROVIDER_NAME, self._retrieve(batch_id))
-            except ProviderError:
-                raise error from error.__cause__
-            if not status.is_terminal:
-                raise
-            return status
-        return batch_status(self.PROVIDER_NAME, batch)
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = None
+        result = (
+            result_from_line(obj, batch_id, error=self.result_error)
+            if isinstance(obj, dict)
+            else None
+        )
+        if result is None:
+            log.warning("batch %s: skipping a result line without a custom_id", batch_id)
+        return result
 
-    # -- results ---------------------------------------------------------------------------
-
-    def fetch_results(self, handle: BatchHandle) -> Iterator[BatchResult]:
-        """Stream the results of an ended batch: the output file, then the error file.
-
-        A request the files do not mention (an expired or cancelled batch, or a line the vendor
-        lost) is looked up in the input file and reported as expired, cancelled or missing; a
-        batch that failed validation reports each request with its line's error. Every
-        custom_id comes back exactly once. Raises :class:`InvalidRequestError` while the batch
-        has not ended.
-        """
-        batch_id = self._batch_id(handle)
-        batch = self._retrieve(batch_id)
-        status = batch_status(self.PROVIDER_NAME, batch)
-        if not status.is_terminal:
-            raise InvalidRequestError(
-                f"batch {batch_id!r} is {status.raw_status}: results can be fetched once it has "
-                "ended (poll_status until is_terminal)",
-                provider=self.PROVIDER_NAME,
-            )
-        input_file_id = batch.get("input_file_id") or handle.metadata.get("input_file_id")
-        seen: set[str] = set()
-        if status.state is BatchState.FAILED:
-            yield from self._failed_results(input_file_id, status, seen)
-            return
-        for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
-            if not isinstance(file_id, str) or not file_id:
-                continue
-            for _, line in self._file_lines(file_id, "download results"):
-                result = _result(line, batch_id)
-                if result is None or result.custom_id in seen:
-                    continue
-                seen.add(result.custom_id)
-                yield result
-        if status.total is not None and len(seen) >= status.total:
-            return
-        # The files do not account for every request: the input file names the rest.
-        if status.state is BatchState.EXPIRED:
-            def rest(cid: str) -> BatchResult:
-                return BatchResult.unfinished(cid, ResultStatus.EXPIRED, batch_id=batch_id)
-        elif status.state is BatchState.CANCELLED:
-            def rest(cid: str) -> BatchResult:
-                return BatchResult.unfinished(cid, ResultStatus.CANCELLED, batch_id=batch_id)
-        else:
-            def rest(cid: str) -> BatchResult:
-                return missing_result(cid, batch_id)
-        try:
-            for _, custom_id in self._input_custom_ids(input_file_id):
-                if custom_id not in seen:
-                    seen.add(custom_id)
-                    yield rest(custom_id)
-        except ProviderPermanentError as error:
-            # Some accounts may not be allowed to read input files back. Every finished result
-            # has been yielded; the caller (the runner) knows which requests it sent and marks
-            # the rest itself, so stopping here loses nothing that was paid for.
-            log.warning("%s: batch %s: cannot list its unfinished requests (%s); %d results "
-                        "returned", self.PROVIDER_NAME, batch_id, error, len(seen))
-
-    def _failed_results(
-        self, input_file_id: Any, status: BatchStatus, seen: set[str]
-    ) -> Iterator[BatchResult]:
-        by_line = {error.line: error for error in status.errors if error.line is not None}
-        for number, custom_id in self._input_custom_ids(input_file_id):
-            if custom_id not in seen:
-                seen.add(custom_id)
-                yield failed_batch_result(
-                    custom_id, by_line.get(number), status.errors, status.batch_id
-                )
-
-    def _input_custom_ids(self, file_id: Any) -> Iterator[tuple[int, str]]:
+    def _input_ids(
+        self, batch: Mapping[str, Any], handle: BatchHandle
+    ) -> Iterator[tuple[int, str]]:
         """(line number, custom_id) of each request in the batch's input file."""
+        file_id = batch.get("input_file_id") or handle.metadata.get("input_file_id")
         if not isinstance(file_id, str) or not file_id:
-            raise ProviderConnectionError(
-                "the batch names no input file, so its unfinished requests cannot be listed",
-                provider=self.PROVIDER_NAME,
-            )
+            log.warning("batch %s names no input file", handle.batch_id)
+            return
         for number, line in self._file_lines(file_id, "download batch input"):
             try:
                 custom_id = orjson.loads(line).get("custom_id")
@@ -501,35 +438,44 @@ class OpenAIBatchProvider(BaseBatchProvider):
                 yield number, custom_id
 
     def _file_lines(self, file_id: str, action: str) -> Iterator[tuple[int, bytes]]:
-        """(line number, line) for the non-blank lines of a file's content, streamed. A transfer
-        that breaks midway starts over from line 1 (under the retry policy); callers skip the
-        custom_ids they have already seen."""
+        """(line number, line) for the non-blank lines of a file's content, streamed. A
+        download that breaks midway is read again (under the retry policy) and resumes after
+        the lines already delivered: a file's content never changes."""
+        delivered = 0
 
         def open_stream() -> Iterator[tuple[int, bytes]]:
-            response = self._call(
-                action,
-                lambda client: client.files.with_streaming_response.content(file_id).__enter__(),
+            nonlocal delivered
+            client = self._sdk()
+            response = self._sdk_call(
+                action, lambda: client.files.with_streaming_response.content(file_id).__enter__()
             )
             try:
-                yield from enumerate(iter_lines(self._chunks(response, action)), start=1)
+                for number, line in enumerate(iter_lines(self._chunks(response, action)), 1):
+                    if number > delivered:
+                        delivered = number
+                        yield number, line
             finally:
                 response.close()
 
-        return retry_iter(open_stream, policy=self.retry_policy(),
-                          sleep=lambda seconds: self.sleep(seconds),
-                          describe=f"{self.PROVIDER_NAME} {action}")
+        return retry_iter(
+            open_stream,
+            policy=self.retry_policy(),
+            sleep=lambda seconds: self.sleep(seconds),
+            describe=f"{self.PROVIDER_NAME} {action}",
+        )
 
     def _chunks(self, response: Any, action: str) -> Iterator[bytes]:
         chunks = response.iter_bytes(_DOWNLOAD_CHUNK)
         while True:
+            failure: ProviderError | None = None
             try:
-                chunk = next(chunks)
+                chunk: bytes = next(chunks)
             except StopIteration:
                 return
             except Exception as exc:  # the SDK hands its HTTP library's errors through here
-                raise transfer_error(
-                    exc, provider=self.PROVIDER_NAME, secrets=self.secrets(), action=action
-                ) from exc
+                failure = self._transport_failure(exc, action)
+            if failure is not None:
+                raise failure
             yield chunk
 
 
@@ -574,24 +520,18 @@ class AzureOpenAIBatchProvider(OpenAIBatchProvider):
                 "config={'azure_endpoint': 'https://<resource>.openai.azure.com'} or set "
                 "AZURE_OPENAI_ENDPOINT"
             )
-        if self.api_version:
-            if self.base_url:
-                return openai.AzureOpenAI(
-                    base_url=self.base_url, api_version=self.api_version, api_key=key,
-                    timeout=self.timeout, max_retries=0,
-                )
+        common: dict[str, Any] = {"api_key": key, "timeout": self.timeout, "max_retries": 0}
+        if self.api_version and self.base_url:
             return openai.AzureOpenAI(
-                azure_endpoint=cast(str, self.azure_endpoint), api_version=self.api_version,
-                api_key=key, timeout=self.timeout, max_retries=0,
+                base_url=self.base_url, api_version=self.api_version, **common
+            )
+        if self.api_version:
+            return openai.AzureOpenAI(
+                azure_endpoint=cast(str, self.azure_endpoint), api_version=self.api_version, **common
             )
         base_url = self.base_url or f"{cast(str, self.azure_endpoint).rstrip('/')}/openai/v1/"
-        return openai.OpenAI(
-            base_url=base_url,
-            api_key=key,
-            default_headers={"api-key": key},  # Azure's key header; the SDK also sends Bearer
-            timeout=self.timeout,
-            max_retries=0,
-        )
+        # Azure's key header; the SDK also sends it as a Bearer token.
+        return openai.OpenAI(base_url=base_url, default_headers={"api-key": key}, **common)
 
     def __repr__(self) -> str:
         key = "set" if self.api_key is not None else "unset"
@@ -600,35 +540,14 @@ class AzureOpenAIBatchProvider(OpenAIBatchProvider):
 
 
 def _upload(client: openai.OpenAI, path: Path) -> Any:
-    # An open file, not bytes: the SDK's HTTP client streams it from disk in chunks (and
-    # rewinds it when a retry sends it again).
+    # An open file, not bytes: the SDK's HTTP client streams it from disk in chunks; a retry
+    # opens it again.
     with open(path, "rb") as stream:
         return client.files.with_raw_response.create(
             file=(path.name, stream, "application/jsonl"), purpose="batch"
         )
 
 
-def _json_object(content: bytes, action: str, provider: str) -> dict[str, Any]:
-    try:
-        data = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise ProviderConnectionError(
-            f"{action}: the response body is not a JSON object", provider=provider
-        )
-    return data
-
-
-def _result(line: bytes, batch_id: str) -> BatchResult | None:
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        log.warning("batch %s: skipping a result line that is not JSON", batch_id)
-        return None
-    if not isinstance(obj, dict):
-        return None
-    result = result_from_line(obj, batch_id)
-    if result is None:
-        log.warning("batch %s: skipping a result line without a custom_id", batch_id)
-    return result
+def _idempotency_key(batch: Mapping[str, Any]) -> Any:
+    metadata = batch.get("metadata")
+    return metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None

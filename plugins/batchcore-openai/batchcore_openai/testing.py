@@ -32,7 +32,8 @@ What it does, the way the API does it:
   an error-file line with that ``response.status_code``; ``[emulator-fail:some_code]`` an
   ``error`` line with that code; ``[emulator-fail:drop]`` loses the request;
 * HTTP faults: :meth:`OpenAIEmulator.inject_fault` or ``emulator.server.inject(...)``
-  (429 with ``retry-after``, 5xx, resets, hangs, truncated bodies);
+  (429 with ``retry-after``, 5xx, resets, hangs, truncated bodies, and ``lost_create``: the
+  next batch create is carried out but its answer never arrives);
 * ``azure=True``: Azure OpenAI's routes (``/openai/v1/...`` and ``/openai/...?api-version=``)
   and quirks: capitalised statuses, ISO-8601 timestamps, null ``request_counts`` while
   validating, an empty error file on success, no expiry.
@@ -51,14 +52,14 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import orjson
 
-from batchcore.models import BatchRequest
+from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
-from batchcore.testing.multipart import MultipartError, parse_multipart
+from batchcore_openai._multipart import MultipartError, parse_multipart
 from batchcore_openai._emulation import (
     EMULATED_ENDPOINTS,
     FAIL_MARKER,
@@ -90,6 +91,7 @@ _CREATE_FIELDS = frozenset(
     {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
 )
 _PREFIXES = ("/v1", "/openai/v1", "/openai")
+_AZURE_CREATE_ROUTE = ("POST", "/openai/v1/batches")
 _LEGACY_PREFIX = "/openai"
 _AZURE_STATUS = {
     "validating": "Validating", "in_progress": "InProgress", "finalizing": "Finalizing",
@@ -160,11 +162,14 @@ class OpenAIEmulator(VendorEmulator):
     *max_bytes*: the per-batch limits enforced at validation. *seed* fixes ids and the shuffled
     completion order.
 
-    Also a ``ContractBackend`` for batchcore's conformance kit (:meth:`advance`,
-    :meth:`inject_fault`, :meth:`call_count`, :meth:`failing_request`).
+    Also a ``ContractBackend`` for batchcore's conformance kit (``FAULTS``, :meth:`advance`,
+    :meth:`inject_fault`, :meth:`call_count`, :meth:`batch_count`, :meth:`failing_request`).
     """
 
     WORKDIR_PREFIX = "batchcore-openai-emulator-"
+    #: Where OpenAI clients create batches; an Azure emulator's is Azure's v1 route
+    #: (``/openai/v1/batches``), so ``lost_create`` hits the route its clients call.
+    CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", "/v1/batches")
 
     def __init__(
         self,
@@ -196,6 +201,8 @@ class OpenAIEmulator(VendorEmulator):
         self._batches: dict[str, EmulatedBatch] = {}
         self.created_batch_requests: list[dict[str, Any]] = []
         self.uploads: list[UploadRecord] = []
+        if azure:
+            self.CREATE_ROUTE = _AZURE_CREATE_ROUTE  # type: ignore[misc]
         for prefix in _PREFIXES:
             legacy = prefix == _LEGACY_PREFIX
             for method, path, handler in (
@@ -234,6 +241,11 @@ class OpenAIEmulator(VendorEmulator):
             return known
         status, body, headers = known
         return Fault.status(status, headers=headers, body=body)
+
+    def batch_count(self) -> int:
+        """Batches created so far."""
+        with self._lock:
+            return len(self._batches)
 
     def failing_request(self, custom_id: str, model: str) -> BatchRequest:
         """A request this emulator answers with an error line (HTTP 400) inside the batch."""

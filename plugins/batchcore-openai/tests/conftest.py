@@ -1,5 +1,5 @@
-"""Fixtures: an OpenAI emulator on a manual clock, and providers pointed at it that record
-their retry waits instead of sleeping."""
+"""Fixtures: an OpenAI emulator on a manual clock, and providers pointed at it that share that
+clock and record their waits instead of sleeping (each wait moves the clock on)."""
 
 from __future__ import annotations
 
@@ -50,20 +50,20 @@ def azure_emulator(clock: ManualClock) -> Iterator[OpenAIEmulator]:
 
 
 @pytest.fixture
-def sleeps() -> SleepRecorder:
-    return SleepRecorder()
+def sleeps(clock: ManualClock) -> SleepRecorder:
+    return SleepRecorder(clock)
 
 
 @pytest.fixture
 def make_provider(
-    emulator: OpenAIEmulator, sleeps: SleepRecorder
+    emulator: OpenAIEmulator, sleeps: SleepRecorder, clock: ManualClock
 ) -> Iterator[Callable[..., OpenAIBatchProvider]]:
     built: list[OpenAIBatchProvider] = []
 
     def build(**config: Any) -> OpenAIBatchProvider:
         settings = {"base_url": emulator.url + "/v1", "api_key": API_KEY, **config}
         provider = OpenAIBatchProvider(config=settings)
-        provider.sleep = sleeps
+        provider.sleep, provider.clock = sleeps, clock.now
         built.append(provider)
         return provider
 
@@ -79,7 +79,7 @@ def provider(make_provider: Callable[..., OpenAIBatchProvider]) -> OpenAIBatchPr
 
 @pytest.fixture
 def make_azure_provider(
-    azure_emulator: OpenAIEmulator, sleeps: SleepRecorder
+    azure_emulator: OpenAIEmulator, sleeps: SleepRecorder, clock: ManualClock
 ) -> Iterator[Callable[..., AzureOpenAIBatchProvider]]:
     built: list[AzureOpenAIBatchProvider] = []
 
@@ -87,7 +87,7 @@ def make_azure_provider(
         settings = {"azure_endpoint": azure_emulator.url, "api_key": API_KEY,
                     "deployments": ["batch-gpt4o"], **config}
         provider = AzureOpenAIBatchProvider(config=settings)
-        provider.sleep = sleeps
+        provider.sleep, provider.clock = sleeps, clock.now
         built.append(provider)
         return provider
 

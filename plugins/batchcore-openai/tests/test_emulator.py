@@ -273,9 +273,17 @@ def test_azure_flavour(azure_emulator: OpenAIEmulator) -> None:
     assert azure_emulator.file_content(done["error_file_id"]) == b""
 
 
-def test_is_a_contract_backend(emulator: OpenAIEmulator) -> None:
+def test_is_a_contract_backend(emulator: OpenAIEmulator, client: openai.OpenAI) -> None:
     assert isinstance(emulator, ContractBackend)
-    assert emulator.inject_fault("no-such-fault") is False
+    assert emulator.FAULTS == {"rate_limit", "server_error", "overloaded", "unauthorized",
+                               "reset", "lost_create"}
+    with pytest.raises(ValueError, match="no-such-fault"):
+        emulator.inject_fault("no-such-fault")
+    assert emulator.batch_count() == 0
+    file_id = _upload(client, _chat_lines(2))
+    _create(client, file_id)
+    _create(client, file_id)
+    assert emulator.batch_count() == 2
     request = emulator.failing_request("x", "gpt-4o")
     assert request.custom_id == "x" and "[emulator-fail:400]" in request.messages[0]["content"]
     before = emulator.call_count()

@@ -8,17 +8,28 @@ from datetime import datetime, timezone
 import pytest
 from openai_support import chat
 
-from batchcore.models import BatchError, BatchRequest, BatchState, ResultStatus
+from batchcore.models import (
+    BatchError,
+    BatchRequest,
+    BatchResult,
+    BatchState,
+    BatchStatus,
+    ResultStatus,
+)
 from batchcore_openai._mapping import (
+    answer_parts,
     batch_state,
     batch_status,
     encode_line,
     failed_batch_result,
-    first_text,
     input_count,
     result_from_line,
     usage_of,
 )
+from batchcore_openai.provider import OpenAIBatchProvider
+
+#: The provider's rule for a request's failure (the core's table and OpenAI's own codes).
+result_error = OpenAIBatchProvider().result_error
 
 
 def test_encode_line_is_an_openai_batch_line() -> None:
@@ -146,6 +157,7 @@ def test_success_line() -> None:
          "response": {"status_code": 200, "request_id": "req_1", "body": CHAT_BODY},
          "error": None},
         "batch_1",
+        error=result_error,
     )
     assert result is not None
     assert result.status is ResultStatus.SUCCEEDED
@@ -169,7 +181,7 @@ def test_http_error_lines(status: int, code: str | None, retryable: bool) -> Non
         "response": {"status_code": status, "body": {"error": {"message": "nope", "code": code,
                                                                "type": "x_error"}}},
         "error": None,
-    })
+    }, None, error=result_error)
     assert result is not None
     assert result.status is ResultStatus.ERRORED
     assert result.error is not None
@@ -188,7 +200,8 @@ def test_http_error_lines(status: int, code: str | None, retryable: bool) -> Non
 )
 def test_error_object_lines(code: str, status: ResultStatus, retryable: bool) -> None:
     result = result_from_line(
-        {"custom_id": "a", "response": None, "error": {"code": code, "message": "m"}}
+        {"custom_id": "a", "response": None, "error": {"code": code, "message": "m"}}, None,
+        error=result_error,
     )
     assert result is not None
     assert result.status is status
@@ -197,21 +210,43 @@ def test_error_object_lines(code: str, status: ResultStatus, retryable: bool) ->
 
 
 def test_line_without_custom_id_is_not_a_result() -> None:
-    assert result_from_line({"response": {"status_code": 200, "body": {}}}) is None
+    assert result_from_line({"response": {"status_code": 200, "body": {}}}, None,
+                            error=result_error) is None
 
 
-def test_first_text_of_each_endpoint() -> None:
-    assert first_text(CHAT_BODY) == "Hi!"
-    assert first_text({"choices": [{"text": "legacy", "index": 0}]}) == "legacy"
-    assert first_text({"choices": [{"message": {"content": None, "tool_calls": []}}]}) is None
-    assert first_text({"choices": [{"message": {"content": [
-        {"type": "refusal", "refusal": "no"}, {"type": "text", "text": "parts"}]}}]}) == "parts"
-    assert first_text({"output": [
-        {"type": "reasoning", "summary": []},
-        {"type": "message", "content": [{"type": "output_text", "text": "resp"}]},
-    ]}) == "resp"
-    assert first_text({"object": "list", "data": [{"embedding": [0.1]}]}) is None
-    assert first_text({"choices": []}) is None
+def test_answer_text_is_every_text_part_in_order() -> None:
+    assert answer_parts(CHAT_BODY) == ("Hi!", None)
+    assert answer_parts({"choices": [{"text": "legacy", "index": 0}]}) == ("legacy", None)
+    assert answer_parts({"choices": [{"message": {"content": None, "tool_calls": []}}]}) == (
+        None, None)
+    assert answer_parts({"choices": [{"message": {"content": [
+        {"type": "text", "text": "one, "}, {"type": "image_url", "image_url": {}},
+        {"type": "text", "text": "two"}]}}]}) == ("one, two", None)
+    # Other choices (n > 1) are alternative answers, not parts of the first.
+    assert answer_parts({"choices": [{"message": {"content": "first"}},
+                                     {"message": {"content": "second"}}]}) == ("first", None)
+    assert answer_parts({"output": [
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "thinking"}]},
+        {"type": "message", "content": [{"type": "output_text", "text": "Part one. "},
+                                        {"type": "output_text", "text": "Part two."}]},
+        {"type": "function_call", "name": "f", "arguments": "{}"},
+        {"type": "message", "content": [{"type": "output_text", "text": " And three."}]},
+    ]}) == ("Part one. Part two. And three.", None)
+    assert answer_parts({"object": "list", "data": [{"embedding": [0.1]}]}) == (None, None)
+    assert answer_parts({"choices": []}) == (None, None)
+
+
+def test_refusals() -> None:
+    assert answer_parts({"choices": [{"message": {"content": None,
+                                                  "refusal": "I can't help."}}]}) == (
+        None, "I can't help.")
+    assert answer_parts({"choices": [{"message": {"content": [
+        {"type": "refusal", "refusal": "No."}, {"type": "text", "text": "parts"}]}}]}) == (
+        "parts", "No.")
+    assert answer_parts({"output": [{"type": "message", "content": [
+        {"type": "refusal", "refusal": "Not this."}]}]}) == (None, "Not this.")
+    assert answer_parts({"choices": [{"message": {"content": "fine", "refusal": None}}]}) == (
+        "fine", None)
 
 
 def test_usage_spellings() -> None:
@@ -219,19 +254,81 @@ def test_usage_spellings() -> None:
         usage_of({"usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
     embeddings = usage_of({"usage": {"prompt_tokens": 4, "total_tokens": 4}})
     assert embeddings is not None and embeddings.output_tokens is None
+    assert embeddings.cache_read_tokens is None and embeddings.reasoning_tokens is None
     assert usage_of({}) is None
 
 
+def test_usage_details_of_both_apis() -> None:
+    chat_usage = usage_of({"usage": {
+        "prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+        "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0}}})
+    responses_usage = usage_of({"usage": {
+        "input_tokens": 2006, "output_tokens": 300, "total_tokens": 2306,
+        "input_tokens_details": {"cached_tokens": 1920, "cache_write_tokens": 64},
+        "output_tokens_details": {"reasoning_tokens": 256}}})
+    assert chat_usage is not None and responses_usage is not None
+    assert chat_usage.to_dict() == {
+        "input_tokens": 2006, "output_tokens": 300, "total_tokens": 2306,
+        "cache_read_tokens": 1920, "cache_write_tokens": None, "reasoning_tokens": 256}
+    assert responses_usage.to_dict() == {**chat_usage.to_dict(), "cache_write_tokens": 64}
+
+
+def test_a_refusal_is_a_success() -> None:
+    body = {**CHAT_BODY, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "refusal": "I can't help with that."}}]}
+    result = result_from_line({"custom_id": "r", "response": {"status_code": 200, "body": body}},
+                              "batch_1", error=result_error)
+    assert result is not None
+    assert result.ok and result.error is None
+    assert (result.text, result.refusal) == (None, "I can't help with that.")
+
+
+@pytest.mark.parametrize("reason", ["max_output_tokens", "content_filter", None])
+def test_an_incomplete_response_is_an_error(reason: str | None) -> None:
+    body = {"object": "response", "status": "incomplete",
+            "incomplete_details": {"reason": reason} if reason else None,
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": "Half"}]}],
+            "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}}
+    result = result_from_line({"custom_id": "r", "response": {"status_code": 200, "body": body}},
+                              "batch_1", error=result_error)
+    assert result is not None
+    assert result.status is ResultStatus.ERRORED and not result.ok
+    assert result.error is not None
+    assert result.error.code == "response_incomplete"
+    assert (reason or "no reason given") in result.error.message
+    assert result.error.retryable is False
+    # What was produced (and billed) is kept.
+    assert result.text == "Half" and result.usage is not None and result.usage.output_tokens == 1
+
+
+def test_a_finished_response_is_a_success() -> None:
+    body = {"object": "response", "status": "completed", "incomplete_details": None,
+            "output": [{"type": "message", "content": [{"type": "output_text", "text": "All"}]}]}
+    result = result_from_line({"custom_id": "r", "response": {"status_code": 200, "body": body}},
+                              None, error=result_error)
+    assert result is not None and result.ok and result.text == "All"
+
+
+def _failed(*errors: BatchError) -> BatchStatus:
+    return BatchStatus(provider="openai", batch_id="batch_1", state="failed",
+                       raw_status="failed", errors=errors)
+
+
 def test_failed_batch_results() -> None:
-    errors = (BatchError(code="invalid_json_line", message="bad line", line=2),)
-    at_fault = failed_batch_result("b", errors[0], errors)
-    bystander = failed_batch_result("a", None, errors)
+    status = _failed(BatchError(code="invalid_json_line", message="bad line", line=2))
+    at_fault = failed_batch_result("b", status.errors[0], status, error=result_error)
+    bystander = failed_batch_result("a", None, status, error=result_error)
     assert at_fault.error is not None and bystander.error is not None
     assert (at_fault.error.code, at_fault.error.retryable) == ("invalid_json_line", False)
-    assert (bystander.error.code, bystander.error.retryable) == ("batch_failed", True)
-    general = (BatchError(code="token_limit_exceeded", message="queue full"),)
-    queued = failed_batch_result("c", None, general)
+    assert at_fault.error.message == "bad line" and at_fault.batch_id == "batch_1"
+    # A request that was not at fault never ran: the core's rule for it (BatchResult.missing).
+    assert bystander == BatchResult.missing("a", status)
+    assert (bystander.error.code, bystander.error.retryable) == ("batch_failed", False)
+    queued = failed_batch_result("c", None, _failed(
+        BatchError(code="token_limit_exceeded", message="queue full")), error=result_error)
     assert queued.error is not None
     assert (queued.error.code, queued.error.retryable) == ("token_limit_exceeded", True)
-    model = failed_batch_result("d", None, (BatchError(code="model_not_found", message="no"),))
+    model = failed_batch_result("d", None, _failed(
+        BatchError(code="model_not_found", message="no")), error=result_error)
     assert model.error is not None and model.error.retryable is False

@@ -1,4 +1,4 @@
-"""batchcore.testing.multipart: parsing the bodies real HTTP clients send."""
+"""batchcore_openai._multipart: parsing the bodies real HTTP clients send."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from batchcore.testing.multipart import MultipartError, boundary_of, parse_multipart
+from batchcore_openai._multipart import MultipartError, boundary_of, parse_multipart
 
 
 def _encoded(files: dict[str, Any], data: dict[str, str]) -> tuple[bytes, str]:

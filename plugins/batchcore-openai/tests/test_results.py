@@ -12,7 +12,7 @@ from openai import OpenAI
 from openai.types.responses import Response as ResponsesResponse
 from openai_support import API_KEY, FINISHED, chat, schema_errors
 
-from batchcore.errors import InvalidRequestError
+from batchcore.errors import ResultsNotReadyError
 from batchcore.models import BatchHandle, BatchPayload, BatchRequest, BatchResult, ResultStatus
 from batchcore.testing import Fault, ManualClock
 from batchcore_openai.provider import AzureOpenAIBatchProvider, OpenAIBatchProvider
@@ -111,8 +111,8 @@ def test_cancelled_batch_returns_finished_results_and_cancelled_rest(
     requests = [chat(f"r{i}") for i in range(10)]
     handle = _run(provider, emulator, requests, wait=60 + 300)
     provider.cancel(handle)
-    with pytest.raises(InvalidRequestError, match="is cancelling"):
-        list(provider.fetch_results(handle))
+    with pytest.raises(ResultsNotReadyError, match="is cancelling"):
+        provider.fetch_results(handle)  # refused at the call, not at the first result
     emulator.advance(60)
     results = _by_id(list(provider.fetch_results(handle)))
     assert set(results) == {r.custom_id for r in requests}
@@ -182,16 +182,21 @@ def test_failed_batch_reports_each_request(
     at_fault = results["wrong-url"].error
     assert at_fault is not None
     assert (at_fault.code, at_fault.retryable) == ("url_mismatch", False)
-    bystander = results["fine"].error
-    assert bystander is not None
-    assert (bystander.code, bystander.retryable) == ("batch_failed", True)
+    # The others never ran; the core's rule for them (BatchResult.missing) names the batch's
+    # errors and leaves resubmitting to a human, who fixes the line at fault first.
+    for custom_id in ("fine", "also-fine"):
+        bystander = results[custom_id].error
+        assert bystander is not None
+        assert (bystander.code, bystander.retryable) == ("batch_failed", False)
+        assert "url_mismatch" in bystander.message and "(line 2)" in bystander.message
 
 
 def test_fetch_before_the_end_is_refused(emulator: OpenAIEmulator,
                                          provider: OpenAIBatchProvider) -> None:
     handle = _run(provider, emulator, [chat("a")], wait=0)
-    with pytest.raises(InvalidRequestError, match="poll_status until is_terminal"):
-        next(provider.fetch_results(handle))
+    with pytest.raises(ResultsNotReadyError, match="poll_status until is_terminal"):
+        provider.fetch_results(handle)
+    assert emulator.server.count("GET", CONTENT) == 0
 
 
 def test_other_endpoints(emulator: OpenAIEmulator,
@@ -302,5 +307,7 @@ def test_failed_batch_line_numbers_survive_a_restarted_download(
     emulator.server.inject("GET", CONTENT, Fault.truncate(2000))
     results = _by_id(list(provider.fetch_results(handle)))
     assert len(results) == 30 and len(sleeps) == 1
-    at_fault = [cid for cid, r in results.items() if r.error and not r.error.retryable]
+    at_fault = [cid for cid, r in results.items() if r.error and r.error.code == "url_mismatch"]
     assert at_fault == ["r20"]
+    assert {r.error.code for cid, r in results.items() if r.error and cid != "r20"} == {
+        "batch_failed"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import attrs
@@ -9,7 +10,12 @@ import openai
 import pytest
 from openai_support import API_KEY, chat, schema_errors
 
-from batchcore.errors import InvalidRequestError, ProviderConnectionError
+from batchcore.errors import (
+    InvalidRequestError,
+    OutcomeUnknownError,
+    ProviderConnectionError,
+    ProviderServerError,
+)
 from batchcore.models import BatchPayload
 from batchcore.testing import Fault
 from batchcore_openai.provider import OpenAIBatchProvider
@@ -43,7 +49,7 @@ def test_submit_uploads_the_file_and_creates_the_batch(
     assert created["completion_window"] == "24h"
     assert created["endpoint"] == "/v1/chat/completions"
     key = created["metadata"]["batchcore_idempotency_key"]
-    assert len(key) == 32  # a fresh uuid4 when the payload has none
+    assert key.startswith("batchcore-")  # a fresh one when the payload has none
 
     [batch] = emulator.batches()
     assert handle.batch_id == batch["id"]
@@ -78,7 +84,7 @@ def test_a_different_key_creates_a_new_batch(emulator: OpenAIEmulator,
 
 
 @pytest.mark.parametrize("key", ["caller-key-1", None])
-def test_create_whose_answer_was_lost_is_not_repeated(
+def test_create_whose_answer_was_cut_short_is_not_repeated(
     emulator: OpenAIEmulator, provider: OpenAIBatchProvider, sleeps: list[float],
     key: str | None,
 ) -> None:
@@ -88,32 +94,64 @@ def test_create_whose_answer_was_lost_is_not_repeated(
     [batch] = emulator.batches()
     assert handle.batch_id == batch["id"]
     assert emulator.server.count("POST", "/v1/batches") == 1
-    assert len(sleeps) == 1  # one retry, which found the batch instead of creating another
+    assert sleeps == []  # found by its key at once, nothing waited for or repeated
 
 
-def test_create_that_never_arrived_is_retried(
+def test_create_reset_before_the_vendor_acted_is_created_once(
     emulator: OpenAIEmulator, provider: OpenAIBatchProvider, sleeps: list[float]
 ) -> None:
+    # The connection breaks after the request was sent and before the vendor acted: from the
+    # client's side the outcome is unknown, so the batch is looked for until it would have
+    # shown (SUBMIT_SETTLE_SECONDS), and only then created.
     emulator.server.inject("POST", "/v1/batches", Fault.reset())
     handle = provider.submit(_payload(provider, key="k"))
     [batch] = emulator.batches()
     assert handle.batch_id == batch["id"]
     assert emulator.server.count("POST", "/v1/batches") == 2
-    assert len(sleeps) == 1
+    assert sum(sleeps) >= provider.SUBMIT_SETTLE_SECONDS
+    assert emulator.server.count("POST", "/v1/files") == 1  # the upload is not repeated
 
 
-def test_lost_create_without_retries_raises_and_a_keyed_resubmit_recovers(
+def test_connect_refused_is_retried_even_for_a_create(
+    make_provider: Factory, sleeps: list[float]
+) -> None:
+    # Nothing listens there: the request never left, so repeating the create is safe.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    provider = make_provider(base_url=f"http://127.0.0.1:{closed_port}/v1", max_retries=2)
+    payload = attrs.evolve(_payload(provider), staged={"input_file_id": "file-1"})
+    with pytest.raises(ProviderConnectionError, match="could not connect") as caught:
+        provider.submit(payload)
+    assert not isinstance(caught.value, OutcomeUnknownError)
+    assert len(sleeps) == 2  # three attempts at the create, none of them reconciled
+
+
+def test_lost_create_is_recovered_even_without_retries(
+    emulator: OpenAIEmulator, make_provider: Factory, sleeps: list[float]
+) -> None:
+    impatient = make_provider(max_retries=0)
+    emulator.server.inject("POST", "/v1/batches", Fault.truncate(20))
+    handle = impatient.submit(_payload(impatient))
+    [batch] = emulator.batches()
+    assert handle.batch_id == batch["id"] and sleeps == []
+
+
+def test_a_lost_create_that_cannot_be_looked_for_raises_and_a_keyed_resubmit_recovers(
     emulator: OpenAIEmulator, make_provider: Factory
 ) -> None:
     impatient = make_provider(max_retries=0)
     payload = _payload(impatient, key="recover-me")
     emulator.server.inject("POST", "/v1/batches", Fault.truncate(20))
-    with pytest.raises(ProviderConnectionError):
+    # The first search (before any create) passes; the one after the lost answer fails.
+    emulator.server.inject("GET", "/v1/batches", Fault.status(500), calls=[2])
+    with pytest.raises(ProviderServerError):
         impatient.submit(payload)
     handle = make_provider().submit(payload)
     [batch] = emulator.batches()
     assert handle.batch_id == batch["id"]
     assert emulator.server.count("POST", "/v1/files") == 1  # the re-submit uploaded nothing
+    assert emulator.server.count("POST", "/v1/batches") == 1
 
 
 def test_the_key_is_found_beyond_the_first_page(
@@ -145,7 +183,7 @@ def test_the_key_is_found_beyond_the_first_page(
 def test_submit_refuses_payloads_it_cannot_send(provider: OpenAIBatchProvider,
                                                 emulator: OpenAIEmulator) -> None:
     payload = _payload(provider)
-    with pytest.raises(InvalidRequestError, match="prepared for provider 'anthropic'"):
+    with pytest.raises(InvalidRequestError, match="prepared by provider 'anthropic'"):
         provider.submit(attrs.evolve(payload, provider="anthropic"))
     payload.discard()
     with pytest.raises(InvalidRequestError, match="was the payload discarded"):

@@ -1,0 +1,98 @@
+"""What the runner reports about a job and its batches (``status``, ``jobs``, events)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+from batchcore.jobs.states import JobState
+from batchcore.models import BatchStatus, ResultStatus
+
+__all__ = ["BatchInfo", "JobInfo", "utc"]
+
+
+@attrs.frozen(kw_only=True)
+class BatchInfo:
+    """One vendor batch of a job."""
+
+    batch_id: str | None
+    state: str
+    round: int
+    request_count: int
+    status: BatchStatus | None = None
+    error: str | None = None
+    next_step_at: datetime | None = None
+    candidates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "state": self.state,
+            "round": self.round,
+            "request_count": self.request_count,
+            "status": None if self.status is None else self.status.to_dict(),
+            "error": self.error,
+            "next_step_at": None if self.next_step_at is None else self.next_step_at.isoformat(),
+            "candidates": list(self.candidates),
+        }
+
+
+@attrs.frozen(kw_only=True)
+class JobInfo:
+    """Where a job stands. ``counts`` has final results by status plus ``pending`` (requests
+    without a final result yet). ``sandbox`` is true for a job run on a provider's offline
+    emulator (its results are not real answers)."""
+
+    id: str
+    provider: str
+    state: str
+    request_count: int
+    counts: Mapping[str, int]
+    batches: tuple[BatchInfo, ...]
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    cancel_requested: bool
+    error: str | None
+    sandbox: bool = False
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (JobState.FINISHED.value, JobState.CANCELLED.value)
+
+    @property
+    def succeeded(self) -> int:
+        return self.counts.get(ResultStatus.SUCCEEDED.value, 0)
+
+    @property
+    def all_succeeded(self) -> bool:
+        return self.finished and self.succeeded == self.request_count
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "provider": self.provider,
+            "state": self.state,
+            "sandbox": self.sandbox,
+            "request_count": self.request_count,
+            "counts": dict(self.counts),
+            "batches": [b.to_dict() for b in self.batches],
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(),
+            "cancel_requested": self.cancel_requested,
+            "error": self.error,
+            "options": dict(self.options),
+            "owner": self.owner,
+            "lease_until": None if self.lease_until is None else self.lease_until.isoformat(),
+        }
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)

@@ -1,0 +1,167 @@
+"""The job store's schema: one ordered list of migrations, for every backend.
+
+A store records the version it is at (``meta.schema``). Opening a store applies the migrations
+it lacks, in order, inside one transaction that also serialises concurrent first opens; a store
+from a newer batchcore is refused (never downgraded). A migration is a list of steps: SQL in the
+dialect the backends share (``{id}``, ``{blob}``, ``{real}``, ``{bigint}`` stand for the
+column types each backend spells its own way), or a function for data that SQL alone cannot
+move portably.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Union
+
+import attrs
+import orjson
+
+from batchcore.errors import StoreError
+from batchcore.jobs.database import Database
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate"]
+
+Step = Union[str, Callable[[Database], None]]  # noqa: UP007 - runs on 3.10
+
+
+@attrs.frozen
+class Migration:
+    version: int
+    purpose: str
+    steps: Sequence[Step]
+
+
+def _backfill_batch_ids(db: Database) -> None:
+    rows = db.query("SELECT row, handle FROM batches WHERE handle IS NOT NULL")
+    db.executemany(
+        "UPDATE batches SET batch_id=? WHERE row=?",
+        [(orjson.loads(r["handle"])["batch_id"], r["row"]) for r in rows],
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "the first release's layout",
+        (
+            """CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY,
+                provider TEXT NOT NULL,
+                config {blob} NOT NULL,
+                options {blob} NOT NULL,
+                state TEXT NOT NULL,
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                request_count INTEGER NOT NULL DEFAULT 0,
+                error TEXT,
+                owner TEXT,
+                lease_until {real},
+                created_at {real} NOT NULL,
+                updated_at {real} NOT NULL,
+                finished_at {real}
+            )""",
+            """CREATE TABLE IF NOT EXISTS requests (
+                job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                custom_id TEXT NOT NULL,
+                seq {bigint} NOT NULL,
+                data {blob} NOT NULL,
+                state TEXT NOT NULL,
+                outcome TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                batch_row {bigint},
+                PRIMARY KEY (job_id, custom_id)
+            )""",
+            "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (job_id, state, seq)",
+            # Counting a job by state and final outcome reads this index alone.
+            "CREATE INDEX IF NOT EXISTS requests_by_outcome ON requests (job_id, state, outcome)",
+            "CREATE INDEX IF NOT EXISTS requests_by_batch ON requests (batch_row)",
+            """CREATE TABLE IF NOT EXISTS batches (
+                row {id},
+                job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                round INTEGER NOT NULL,
+                idempotency_key TEXT NOT NULL UNIQUE,
+                state TEXT NOT NULL,
+                request_count INTEGER NOT NULL,
+                payload {blob},
+                handle {blob},
+                status {blob},
+                batch_state TEXT,
+                cancel_sent INTEGER NOT NULL DEFAULT 0,
+                next_poll_at {real},
+                polls INTEGER NOT NULL DEFAULT 0,
+                poll_failures INTEGER NOT NULL DEFAULT 0,
+                error TEXT,
+                created_at {real} NOT NULL,
+                updated_at {real} NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS batches_by_job ON batches (job_id, state)",
+            """CREATE TABLE IF NOT EXISTS results (
+                job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                custom_id TEXT NOT NULL,
+                batch_row {bigint} NOT NULL,
+                status TEXT NOT NULL,
+                retryable INTEGER NOT NULL,
+                data {blob} NOT NULL,
+                PRIMARY KEY (job_id, custom_id)
+            )""",
+            "CREATE INDEX IF NOT EXISTS results_by_batch ON results (batch_row)",
+        ),
+    ),
+    Migration(
+        2,
+        "submit journal (staged upload, create attempts, unresolved candidates), vendor batch "
+        "ids, and a job event log",
+        (
+            "ALTER TABLE batches ADD COLUMN batch_id TEXT",
+            "ALTER TABLE batches ADD COLUMN staged {blob}",
+            "ALTER TABLE batches ADD COLUMN attempted_at {real}",
+            "ALTER TABLE batches ADD COLUMN candidates {blob}",
+            "CREATE INDEX IF NOT EXISTS batches_by_batch_id ON batches (batch_id)",
+            _backfill_batch_ids,
+            """CREATE TABLE IF NOT EXISTS events (
+                row {id},
+                job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                at {real} NOT NULL,
+                kind TEXT NOT NULL,
+                batch_id TEXT,
+                actor TEXT,
+                detail TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, row)",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def migrate(db: Database) -> int:
+    """Bring the store to :data:`SCHEMA_VERSION`; returns the version it was at (0: new).
+
+    Safe when several processes open a new store at once: the check and the migrations run in
+    one exclusive transaction, so one of them migrates and the others find it done.
+    """
+    with db.exclusive("batchcore-schema"):
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        found = db.query_one("SELECT value FROM meta WHERE key='schema'")
+        current = 0 if found is None else int(found["value"])
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"job store {db.where} was written by a newer batchcore (schema {current}; this "
+                f"one reads up to {SCHEMA_VERSION}); upgrade batchcore to use it",
+                where=db.where,
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for step in migration.steps:
+                if isinstance(step, str):
+                    db.execute(step.format_map(db.types))
+                else:
+                    step(db)
+        if current != SCHEMA_VERSION:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE"
+                " SET value=excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+    return current
