@@ -6,6 +6,7 @@ End-to-end runs against the vendor emulators (and kill -9 of a real subprocess) 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -309,3 +310,145 @@ def test_progress_display_redraws_one_line_on_a_terminal() -> None:
     display(JobEvent(kind="finished", job_id="j", provider="p", at=0))
     text = stream.getvalue()
     assert text.count("\r\x1b[2K") == 2 and text.endswith("\n") and text.count("\n") == 1
+
+
+# -- trust: no silent sandbox, store errors, no tracebacks, signals, stored options -------------
+
+
+@contextlib.contextmanager
+def fake_sandbox() -> Iterator[dict[str, str]]:
+    """The sandbox of SandboxedFake: what a plugin's emulator factory yields."""
+    yield {"api_key": "sandbox-key-0123456789"}
+
+
+class SandboxedFake(InstantFake):
+    PROVIDER_NAME: ClassVar[str] = "boxed"
+    API_KEY_ENV: ClassVar[tuple[str, ...]] = ("BOXED_API_KEY",)
+    SANDBOX: ClassVar[str | None] = "test_cli:fake_sandbox"
+
+
+@pytest.fixture
+def boxed(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.delenv("BOXED_API_KEY", raising=False)
+    batch_provider_registry.register(SandboxedFake)
+    yield "boxed"
+    batch_provider_registry.unregister("boxed")
+
+
+def test_no_key_and_no_sandbox_records_and_sends_nothing(tmp_path: Path, boxed: str) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    calls = BACKEND.call_count()
+    for command in ("run", "submit"):
+        code, out, err = cli(command, str(source), "--provider", boxed)
+        assert code == 2 and out == ""
+        assert "no API key for 'boxed'" in err and "BOXED_API_KEY" in err and "--sandbox" in err
+    assert BACKEND.call_count() == calls
+    assert cli("jobs", "--json")[1].strip() == "[]"
+
+
+def test_a_sandbox_job_says_so_everywhere_and_is_never_continued(
+    tmp_path: Path, boxed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a"), unified("b")])
+    monkeypatch.setenv("BATCHCORE_SANDBOX", "1")
+    out_file = tmp_path / "out.jsonl"
+    code, out, err = cli("run", str(source), "--provider", boxed, "-o", str(out_file))
+    assert code == 0, err
+    assert "SANDBOX" in err and "invented" in err
+    job_id = out.splitlines()[0]
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [line["sandbox"] for line in lines] == [True, True]
+    assert all(json.loads(x)["sandbox"] for x in cli("results", job_id)[1].splitlines())
+    assert json.loads(cli("status", job_id, "--json")[1])["sandbox"] is True
+    assert "sandbox" in cli("status", job_id)[1] and "sandbox" in cli("jobs")[1]
+    assert cli("resume", job_id)[0] == 0  # finished: reported from the store, nothing sent
+    with JobStore(tmp_path / "home" / "jobs.sqlite3") as store:
+        store.set_job_state(job_id, "error")  # as if the run had been interrupted
+    code, _, err = cli("resume", job_id)
+    assert code == 2 and "sandbox job is never continued" in err
+    code, _, err = cli("submit", str(source), "--provider", boxed)
+    assert code == 2 and "use `batchcore run --sandbox`" in err
+
+
+def test_a_real_job_is_never_continued_on_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    job_id = cli("submit", str(source), "--provider", "instant")[1].splitlines()[0]
+    monkeypatch.setenv("BATCHCORE_SANDBOX", "1")
+    code, _, err = cli("resume", job_id)
+    assert code == 2 and "cannot be continued on the sandbox" in err
+
+
+def test_a_damaged_store_exits_6_without_a_traceback(tmp_path: Path) -> None:
+    store = tmp_path / "home" / "jobs.sqlite3"
+    store.parent.mkdir()
+    store.write_bytes(b"garbage " * 512)
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    for argv in (("jobs",), ("status", "job-x"), ("run", str(source), "--provider", "instant")):
+        code, _, err = cli(*argv)
+        assert code == 6, argv
+        assert str(store) in err and "damaged" in err and "Traceback" not in err
+    code, _, err = cli("--debug", "jobs")
+    assert code == 6 and "Traceback" in err
+
+
+def test_batchcore_home_that_is_a_file_exits_6(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home-file"
+    home.write_text("not a directory")
+    monkeypatch.setenv("BATCHCORE_HOME", str(home))
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    code, _, err = cli("run", str(source), "--provider", "instant")
+    assert code == 6 and "not a directory" in err and "Traceback" not in err
+
+
+def test_a_bug_exits_70_with_a_word_and_no_traceback(tmp_path: Path) -> None:
+    class Buggy(InstantFake):
+        PROVIDER_NAME: ClassVar[str] = "buggy"
+
+        def get_status(self, handle: Any) -> Any:
+            raise ZeroDivisionError("a bug in a provider")
+
+    batch_provider_registry.register(Buggy)
+    try:
+        source = write_input(tmp_path / "in.jsonl", [unified("a")])
+        code, out, err = cli("run", str(source), "--provider", "buggy", "--poll-interval", "0.01")
+        assert code == 70 and "internal error" in err and "Traceback" not in err
+        assert "ZeroDivisionError" in err
+        job_id = out.splitlines()[0]
+        code, _, err = cli("--debug", "resume", job_id, "--poll-interval", "0.01")
+        assert code == 70 and "Traceback" in err
+    finally:
+        batch_provider_registry.unregister("buggy")
+
+
+def test_ctrl_c_before_the_job_exists_says_nothing_was_kept(tmp_path: Path) -> None:
+    class Interrupted(InstantFake):
+        PROVIDER_NAME: ClassVar[str] = "interrupted"
+
+        def check_request(self, request: Any) -> None:
+            raise KeyboardInterrupt
+
+    batch_provider_registry.register(Interrupted)
+    try:
+        source = write_input(tmp_path / "in.jsonl", [unified("a")])
+        code, out, err = cli("run", str(source), "--provider", "interrupted")
+        assert code == 130 and out == "" and "nothing was kept" in err
+        assert cli("jobs", "--json")[1].strip() == "[]"
+    finally:
+        batch_provider_registry.unregister("interrupted")
+
+
+def test_options_are_recorded_and_given_again_override_and_say_so(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    code, out, _ = cli("submit", str(source), "--provider", "instant", "--max-attempts", "5")
+    job_id = out.splitlines()[0]
+    options = json.loads(cli("status", job_id, "--json")[1])["options"]
+    assert options["max_attempts"] == 5 and options["sandbox"] is False
+    code, _, err = cli("wait", job_id, "--max-attempts", "7", "--poll-interval", "0.01")
+    assert code == 0, err
+    assert "given again: max attempts 5 -> 7" in err
+    options = json.loads(cli("status", job_id, "--json")[1])["options"]
+    assert options["max_attempts"] == 7 and options["poll"]["min_interval"] == 0.01

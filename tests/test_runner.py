@@ -3,11 +3,14 @@ every step and resumption, observers. Time is a ManualClock: nothing waits for r
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from batchcore import (
@@ -19,10 +22,21 @@ from batchcore import (
     InvalidRequestError,
     JobEvent,
     JobEventKind,
+    RateLimitError,
     ResultStatus,
     UnsupportedModelError,
 )
-from batchcore.jobs import BatchRunner, JobBusyError, JobStore, PollSchedule
+from batchcore.jobs import (
+    BatchRunner,
+    JobAttentionError,
+    JobBusyError,
+    JobSettings,
+    JobStoppedError,
+    JobStore,
+    JoinError,
+    PollSchedule,
+)
+from batchcore.retry import RetryPolicy
 from batchcore.testing import FakeBackend, FakeBatchProvider, ManualClock, Outcome
 
 
@@ -472,3 +486,196 @@ def test_requests_without_a_returned_result_still_get_one(
     )
     if code == "batch_failed":
         assert "bad line 3" in results[0].error.message  # type: ignore[union-attr]
+
+
+# -- trust: one batch per payload, storms impossible, waits bounded, settings kept -----------------
+
+
+class CrashWhileCreating(FakeBatchProvider):
+    """The process dies after the create left, before its answer (or the handle) came back:
+    the journal has recorded the attempt, the vendor has made the batch."""
+
+    def create_batch(self, payload: BatchPayload, **kwargs: Any) -> BatchHandle:
+        super().create_batch(payload, **kwargs)
+        raise Crash
+
+
+def test_a_crash_mid_create_is_reconciled_without_an_idempotency_key(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, clock: ManualClock
+) -> None:
+    config = cfg(backend, idempotent_submit=False)
+    runner = make_runner()
+    job_id = runner.create("fake", requests(4), config=config)
+    with pytest.raises(Crash):
+        runner.drive(job_id, provider=CrashWhileCreating(config=config))
+    (batch,) = runner.store.batches(job_id)
+    assert batch.attempted_at is not None and batch.state == "prepared"
+    clock.advance(5)
+    info = make_runner().resume(job_id, config=config)
+    assert info.all_succeeded and backend.batch_count() == 1
+
+
+def test_a_lost_create_with_two_candidates_waits_for_a_human_and_resolve_continues(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, tmp_path: Path
+) -> None:
+    config = cfg(backend, idempotent_submit=False)
+    other = make_runner().submit("fake", requests(3, prefix="other"), config=config)
+    runner = make_runner()
+    job_id = runner.create("fake", requests(3), config=config)
+    runner.store.database.execute("DELETE FROM batches WHERE job_id=?", (other,))  # forgotten
+    backend.lose_next_create()
+    with pytest.raises(JobAttentionError, match=f"batchcore resolve {job_id}"):
+        runner.drive(job_id, config=config)
+    assert backend.batch_count() == 2  # nothing was created again
+    info = runner.info(job_id)
+    assert info.state == "attention"
+    (candidates,) = [b.candidates for b in info.batches]
+    assert len(candidates) == 2
+    with pytest.raises(JobAttentionError):
+        runner.resume(job_id, config=config)
+    mine = max(candidates, key=lambda b: backend.batch(b).created_at)
+    runner.resolve(job_id, adopt=mine, config=config)
+    info = make_runner().resume(job_id, config=config)
+    assert info.all_succeeded and backend.batch_count() == 2
+    assert [e.kind for e in runner.store.events(job_id)] == ["attention", "resolved"]
+
+
+def test_resolve_resubmit_creates_the_batch_again(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    config = cfg(backend, idempotent_submit=False)
+    other = make_runner().submit("fake", requests(3, prefix="other"), config=config)
+    runner = make_runner()
+    job_id = runner.create("fake", requests(3), config=config)
+    runner.store.database.execute("DELETE FROM batches WHERE job_id=?", (other,))
+    backend.lose_next_create()
+    with pytest.raises(JobAttentionError):
+        runner.drive(job_id, config=config)
+    runner.resolve(job_id, resubmit=True, config=config)
+    assert make_runner().resume(job_id, config=config).all_succeeded
+    assert backend.batch_count() == 3
+
+
+class SplitsIds(FakeBatchProvider):
+    """A provider whose payload names ids that are not the job's (how a line break in an id
+    once split it in two): the runner must refuse to submit, not loop."""
+
+    def prepare_payloads(self, requests: Any) -> list[BatchPayload]:
+        payloads = super().prepare_payloads(requests)
+        for payload in payloads:
+            assert payload.ids_path is not None
+            payload.ids_path.write_text('"not-a-request"\n' * payload.request_count)
+        return payloads
+
+
+def test_a_batch_whose_requests_cannot_be_assigned_stops_the_job_before_any_create(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    runner = make_runner()
+    with pytest.raises(JoinError, match="matched 0 pending requests"):
+        runner.create(SplitsIds(config=cfg(backend)), requests(2))
+    assert backend.batch_count() == 0 and runner.jobs() == []
+
+
+class RenamesIds(FakeBatchProvider):
+    """A vendor that hands results back under other custom_ids."""
+
+    def read_results(self, handle: BatchHandle, status: Any) -> Any:
+        for result in super().read_results(handle, status):
+            yield attrs.evolve(result, custom_id=result.custom_id + "-renamed")
+
+
+def test_results_that_cannot_be_joined_stop_the_job_instead_of_paying_again(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    runner = make_runner()
+    job_id = runner.create("fake", requests(3), config=cfg(backend))
+    with pytest.raises(JoinError, match="cannot be joined"):
+        runner.drive(job_id, provider=RenamesIds(config=cfg(backend)))
+    assert backend.batch_count() == 1 and runner.info(job_id).state == "error"
+
+
+def test_a_retry_after_beyond_the_cap_stops_the_job_at_once_and_says_when(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, clock: ManualClock
+) -> None:
+    runner = make_runner()
+    job_id = runner.create("fake", requests(2), config=cfg(backend))
+    backend.fail_next("poll_status", RateLimitError("slow down", retry_after=1e9), times=10)
+    started = clock.now()
+    with pytest.raises(JobStoppedError, match=r"asked to wait .* longer than the 1.0 h"):
+        runner.drive(job_id, config=cfg(backend))
+    assert clock.now() - started < 3600  # it did not sit out the wait
+    assert runner.info(job_id).state == "error"
+
+
+def test_a_long_retry_after_is_a_visible_postponement(
+    make_runner: Callable[..., BatchRunner],
+    backend: FakeBackend,
+    clock: ManualClock,
+    events: list[JobEvent],
+) -> None:
+    backend.fail_next("poll_status", RateLimitError("slow down", retry_after=600), times=1)
+    info = make_runner().run("fake", requests(2), config=cfg(backend, max_retries=0))
+    assert info.all_succeeded
+    (waiting,) = [e for e in events if e.kind is JobEventKind.WAITING]
+    assert "next try at" in (waiting.detail or "") and "slow down" in (waiting.detail or "")
+
+
+def test_a_step_that_keeps_failing_stops_the_job_after_the_documented_number_of_tries(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    runner = make_runner(retry=RetryPolicy(max_retries=0, max_postponements=3))
+    job_id = runner.create("fake", requests(2), config=cfg(backend, max_retries=0))
+    backend.fail_next("poll_status", "server_error", times=100)
+    polls_before = backend.calls.count("poll_status")
+    with pytest.raises(JobStoppedError, match="failed 4 times in a row"):
+        runner.drive(job_id, config=cfg(backend, max_retries=0))
+    assert backend.calls.count("poll_status") - polls_before == 4  # 1 + 3 postponements
+
+
+def test_settings_are_recorded_with_the_job_and_used_by_resume(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, events: list[JobEvent]
+) -> None:
+    runner = make_runner(max_attempts=10, poll=PollSchedule(min_interval=2, max_interval=9))
+    job_id = runner.create("fake", requests(2), config=cfg(backend))
+    plain = BatchRunner(runner.store, registry=runner.registry, clock=runner.clock)
+    settings = plain.settings(job_id)
+    assert settings.max_attempts == 10 and settings.poll.max_interval == 9
+    events.clear()
+    make_runner(max_attempts=2).resume(job_id, config=cfg(backend))
+    assert JobSettings.from_options(runner.store.job(job_id).options).max_attempts == 2
+    (notice,) = [e for e in events if e.kind is JobEventKind.NOTICE]
+    assert (notice.detail or "").startswith("given again: max attempts 10 -> 2")
+
+
+def test_a_live_driver_keeps_its_lease_through_a_long_step(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    in_fetch, release = threading.Event(), threading.Event()
+
+    class StalledDownload(FakeBatchProvider):
+        def read_results(self, handle: BatchHandle, status: Any) -> Any:
+            in_fetch.set()
+            release.wait(timeout=30)
+            yield from super().read_results(handle, status)
+
+    runner = make_runner(lease_seconds=0.8)
+    job_id = runner.create("fake", requests(2), config=cfg(backend))
+    driver = threading.Thread(
+        target=runner.drive,
+        args=(job_id,),
+        kwargs={"provider": StalledDownload(config=cfg(backend))},
+    )
+    driver.start()
+    try:
+        assert in_fetch.wait(timeout=30)
+        deadline = time.time() + 1.6  # twice the lease: it would have expired without beats
+        while time.time() < deadline:
+            with pytest.raises(JobBusyError):
+                make_runner().store.acquire(job_id, me="elsewhere:1")  # another host
+            time.sleep(0.2)
+    finally:
+        release.set()
+        driver.join(timeout=30)
+    assert runner.info(job_id).all_succeeded
+    assert [e.kind for e in runner.store.events(job_id)] == []  # never taken over
