@@ -59,7 +59,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT_PYTHON)
 def typecheck(session: nox.Session) -> None:
     plugin_paths = [f"./plugins/{name}[test]" for name in PLUGINS]
-    session.install("mypy>=1.10", "types-requests", ".[test]", *plugin_paths)
+    session.install("mypy>=1.10", "types-requests", "types-jsonschema", ".[test]", *plugin_paths)
     session.run("mypy", "batchcore")
     for name in PLUGINS:
         package = name.replace("-", "_")

@@ -272,7 +272,10 @@ def transport_failure(
         cls: type[ProviderError] = ProviderTimeoutError if timed_out else ProviderConnectionError
     elif timed_out:
         after = f" after {timeout:g}s" if timeout else ""
-        what = f"timed out waiting for the answer{after}; the request was sent, so it may have taken effect"
+        what = (
+            f"timed out waiting for the answer{after}; the request was sent, so it may have "
+            "taken effect"
+        )
         cls = ResponseTimeoutError
     else:
         what = "the connection broke before the whole answer arrived; it may have taken effect"

@@ -28,8 +28,37 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from batchcore.errors import *  # noqa: F403 - every exception is part of the surface
-from batchcore.errors import __all__ as _ERRORS
+from batchcore.errors import (
+    AmbiguousSubmitError,
+    AuthenticationError,
+    BatchcoreError,
+    ConfigurationError,
+    DuplicateProviderError,
+    InvalidRequestError,
+    NotFoundError,
+    OutcomeUnknownError,
+    OverloadedError,
+    PermissionDeniedError,
+    PluginLoadError,
+    PluginLoadWarning,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderNotFoundError,
+    ProviderPermanentError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    ProviderTransientError,
+    QuotaExceededError,
+    RateLimitError,
+    RequestTooLargeError,
+    ResponseLostError,
+    ResponseTimeoutError,
+    ResultsNotReadyError,
+    StoreError,
+    UnsupportedModelError,
+    UnsupportedOperationError,
+    redact,
+)
 from batchcore.hookspecs import hookimpl
 from batchcore.provider_spec import ProviderSpec
 
@@ -75,6 +104,7 @@ if TYPE_CHECKING:
     )
     from batchcore.payloads import JSON_ARRAY_FIELD, JSONL, PayloadFraming
     from batchcore.provider import COMMON_CONFIG_KEYS, BaseBatchProvider, SubmitJournal
+    from batchcore.request_rules import ModelRule, RequestExtensions
     from batchcore.retry import RetryPolicy, retry_call, retry_iter
 
 _LAZY: dict[str, str] = {
@@ -110,6 +140,7 @@ _LAZY: dict[str, str] = {
             "COMPLETIONS",
             "EMBEDDINGS",
             "MODERATIONS",
+            "ModelRule",
             "RESPONSES",
             "SAFE_CUSTOM_ID",
             "BatchError",
@@ -131,6 +162,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         ("COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"), "batchcore.provider"
     ),
+    **dict.fromkeys(("ModelRule", "RequestExtensions"), "batchcore.request_rules"),
     **dict.fromkeys(("RetryPolicy", "retry_call", "retry_iter"), "batchcore.retry"),
 }
 
@@ -148,4 +180,81 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__all__ = sorted([*_ERRORS, *_LAZY, "ProviderSpec", "hookimpl"])
+__all__ = [
+    "CHAT_COMPLETIONS",
+    "COMMON_CONFIG_KEYS",
+    "COMPLETIONS",
+    "EMBEDDINGS",
+    "JSONL",
+    "JSON_ARRAY_FIELD",
+    "MODERATIONS",
+    "RESPONSES",
+    "RETRYABLE_RESULT_CODES",
+    "SAFE_CUSTOM_ID",
+    "AmbiguousSubmitError",
+    "AuthenticationError",
+    "BaseBatchProvider",
+    "BatchError",
+    "BatchHandle",
+    "BatchLimits",
+    "BatchPayload",
+    "BatchRequest",
+    "BatchResult",
+    "BatchState",
+    "BatchStatus",
+    "BatchcoreError",
+    "ConfigurationError",
+    "DuplicateProviderError",
+    "FrozenDict",
+    "HttpTransport",
+    "InvalidRequestError",
+    "ModelRule",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "OverloadedError",
+    "PayloadFraming",
+    "PermissionDeniedError",
+    "PluginLoadError",
+    "PluginLoadWarning",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ProviderPermanentError",
+    "ProviderServerError",
+    "ProviderSpec",
+    "ProviderTimeoutError",
+    "ProviderTransientError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "RequestExtensions",
+    "RequestTooLargeError",
+    "ResponseLostError",
+    "ResponseTimeoutError",
+    "ResultError",
+    "ResultStatus",
+    "ResultsNotReadyError",
+    "RetryPolicy",
+    "Secret",
+    "StoreError",
+    "SubmitJournal",
+    "UnsupportedModelError",
+    "UnsupportedOperationError",
+    "Usage",
+    "env_first",
+    "error_from_response",
+    "hookimpl",
+    "iter_lines",
+    "parse_retry_after",
+    "parse_timestamp",
+    "read_bool",
+    "read_float",
+    "read_int",
+    "read_str",
+    "read_str_list",
+    "redact",
+    "result_error",
+    "retry_call",
+    "retry_iter",
+    "thaw",
+    "transport_failure",
+]

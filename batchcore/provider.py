@@ -64,6 +64,7 @@ from batchcore.models import (
     ResultError,
 )
 from batchcore.payloads import JSONL, PayloadFraming, PayloadWriter
+from batchcore.request_rules import ModelRule, RequestExtensions, check_request_rules
 from batchcore.retry import RetryPolicy, retry_call
 
 __all__ = ["COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"]
@@ -110,6 +111,11 @@ class BaseBatchProvider:
       the vendor's list (reconciliation waits that long before concluding there is none).
     * ``RETRYABLE_RESULT_CODES`` - the vendor's per-request error codes that resubmitting can
       cure, besides the core's :data:`batchcore.classify.RETRYABLE_RESULT_CODES`.
+    * ``REQUEST_EXTENSIONS`` - what the provider understands in the unified request beyond
+      OpenAI's format (extra parameters, message and content-part keys); everything else not in
+      OpenAI's spec is refused offline, pointing at ``provider_params``.
+    * ``MODEL_RULES`` - parameters some of its models refuse, or take only within a range
+      (data: :class:`~batchcore.request_rules.ModelRule`).
 
     A subclass implements, for each public method, either its vendor half (above) or, for full
     control, the public method itself.
@@ -138,6 +144,8 @@ class BaseBatchProvider:
     SUPPORTS_CANCEL: ClassVar[bool] = True
     SUBMIT_SETTLE_SECONDS: ClassVar[float] = 60.0
     RETRYABLE_RESULT_CODES: ClassVar[frozenset[str]] = frozenset()
+    REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = RequestExtensions()
+    MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         cls = type(self)
@@ -239,7 +247,9 @@ class BaseBatchProvider:
     def check_request(self, request: BatchRequest) -> None:
         """Provider-specific validation of one request; raise before any network call.
 
-        The default checks the type, the model and ``CUSTOM_ID_PATTERN``. Extend it with
+        The default checks the type, the model, the custom_id (``MAX_CUSTOM_ID_LENGTH``,
+        ``CUSTOM_ID_PATTERN``) and the unified request's rules (OpenAI's spec for the endpoint,
+        plus ``REQUEST_EXTENSIONS``, and ``MODEL_RULES``). Extend it with
         ``super().check_request(request)``.
         """
         if not isinstance(request, BatchRequest):
@@ -275,6 +285,12 @@ class BaseBatchProvider:
                 field="custom_id",
                 provider=self.PROVIDER_NAME,
             )
+        check_request_rules(
+            request,
+            provider=self.PROVIDER_NAME,
+            extensions=self.REQUEST_EXTENSIONS,
+            model_rules=self.MODEL_RULES,
+        )
 
     def encode_request(self, request: BatchRequest) -> bytes:
         """One request in the vendor's payload format (one JSONL line without the newline).

@@ -31,7 +31,9 @@ def test_readme_main_job_runs_offline_on_the_sandbox(
     env = {k: v for k, v in cli_env.items() if not k.startswith("OPENAI_")}
     out = tmp_path / "results.jsonl"
     done = subprocess.run(
-        batchcore("run", "examples/requests.jsonl", "--provider", "openai", "-o", str(out)),
+        batchcore(
+            "run", "examples/requests.jsonl", "--provider", "openai", "--sandbox", "-o", str(out)
+        ),
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -40,7 +42,7 @@ def test_readme_main_job_runs_offline_on_the_sandbox(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "No API key for 'openai'" in done.stderr and "offline" in done.stderr
+    assert "SANDBOX" in done.stderr and "offline" in done.stderr
     assert done.stdout.splitlines()[0].startswith("job-")
     results = read_results(out)
     expected = [
@@ -48,7 +50,7 @@ def test_readme_main_job_runs_offline_on_the_sandbox(
         for line in (REPO / "examples" / "requests.jsonl").read_text().splitlines()
     ]
     assert [r["custom_id"] for r in results] == expected
-    assert all(r["status"] == "succeeded" and r["text"] for r in results)
+    assert all(r["status"] == "succeeded" and r["text"] and r["sandbox"] for r in results)
 
 
 def test_a_sandbox_job_cannot_be_resumed_elsewhere(tmp_path: Path, cli_env: dict[str, str]) -> None:
@@ -59,6 +61,7 @@ def test_a_sandbox_job_cannot_be_resumed_elsewhere(tmp_path: Path, cli_env: dict
         str(REPO / "examples" / "requests.jsonl"),
         "--provider",
         "openai",
+        "--sandbox",
         "-o",
         str(tmp_path / "r.jsonl"),
     )
