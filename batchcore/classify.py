@@ -153,13 +153,15 @@ def error_from_response(
     text = (message or f"HTTP {status_code}")[:_MAX_MESSAGE]
     if action:
         text = f"{action}: {text}"
+    secrets = tuple(secrets)
     text = redact(text, secrets)
+    # Everything a vendor sent back may echo the key, not only the message.
     details: dict[str, Any] = {
         "provider": provider,
         "status_code": status_code,
         "retry_after": retry_after,
-        "code": code,
-        "request_id": request_id,
+        "code": None if code is None else redact(str(code), secrets)[:_MAX_MESSAGE],
+        "request_id": None if request_id is None else redact(str(request_id), secrets)[:200],
     }
     cls = _classify(status_code, code)
     verdict = should_retry_header(headers)

@@ -773,9 +773,9 @@ class BatchResult:
     def missing(cls, custom_id: str, status: BatchStatus) -> BatchResult:
         """The result of a request its ended batch returned nothing for: the one rule, used by
         every provider and the runner. Expired and cancelled batches give expired/cancelled
-        (retryable); a failed batch gives ``batch_failed`` with the batch's errors (not
-        retryable); a completed batch that lost the request gives ``result_missing``
-        (retryable)."""
+        (retryable); a failed batch gives ``batch_failed`` with the batch's errors (retryable
+        only when every error names another line: this request never ran and is not at
+        fault); a completed batch that lost the request gives ``result_missing`` (retryable)."""
         batch_id = status.batch_id
         if status.state is BatchState.EXPIRED:
             return cls.unfinished(custom_id, ResultStatus.EXPIRED, batch_id=batch_id)
@@ -787,10 +787,19 @@ class BatchResult:
                 + (f" (line {e.line})" if e.line else "")
                 for e in status.errors
             )
+            # A batch refused for some of its lines never ran the others, which are fine: they
+            # may go again without those lines. A batch refused as a whole (a bad model, an
+            # expired file) would be refused again.
+            other_lines = bool(status.errors) and all(e.line is not None for e in status.errors)
             error = ResultError(
                 code="batch_failed",
-                retryable=False,
-                message=f"The batch failed: {reasons or 'no reason given'}",
+                retryable=other_lines,
+                message=(
+                    f"The batch failed because of other requests in it ({reasons}); this one "
+                    "never ran."
+                    if other_lines
+                    else f"The batch failed: {reasons or 'no reason given'}"
+                ),
             )
         else:
             error = ResultError(

@@ -548,7 +548,7 @@ class BaseBatchProvider:
                 continue
             seen.add(result.custom_id)
             yield result
-        if status.total is not None and len(seen) >= status.total:
+        if status.total and len(seen) >= status.total:
             return
         ids = self.request_ids(handle, status)
         if ids is None:

@@ -136,34 +136,51 @@ def scan_input(path: Path, endpoint: str, *, max_requests: int, max_errors: int 
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
-            scan.errors.append(_line_error("invalid_json_line", "This line is not valid JSON.",
-                                           number))
+            scan.errors.append(
+                _line_error("invalid_json_line", "This line is not valid JSON.", number)
+            )
             continue
         if not isinstance(obj, dict):
-            scan.errors.append(_line_error("invalid_request", "A line must be a JSON object.",
-                                           number))
+            scan.errors.append(
+                _line_error("invalid_request", "A line must be a JSON object.", number)
+            )
             continue
         custom_id = obj.get("custom_id")
         body = obj.get("body")
         url = obj.get("url")
         if not isinstance(custom_id, str) or not custom_id:
-            scan.errors.append(_line_error("invalid_request", "Missing 'custom_id'.", number,
-                                           "custom_id"))
+            scan.errors.append(
+                _line_error("invalid_request", "Missing 'custom_id'.", number, "custom_id")
+            )
         elif custom_id in seen:
-            scan.errors.append(_line_error(
-                "duplicate_custom_id",
-                f"The custom_id {custom_id!r} appears more than once; custom_ids must be unique.",
-                number, "custom_id"))
+            scan.errors.append(
+                _line_error(
+                    "duplicate_custom_id",
+                    f"The custom_id {custom_id!r} appears more than once; custom_ids must be "
+                    "unique.",
+                    number,
+                    "custom_id",
+                )
+            )
         elif obj.get("method") != "POST":
-            scan.errors.append(_line_error("invalid_request", "'method' must be 'POST'.", number,
-                                           "method"))
+            scan.errors.append(
+                _line_error("invalid_request", "'method' must be 'POST'.", number, "method")
+            )
         elif not isinstance(url, str) or _normalise_url(url) != normalised_endpoint:
-            scan.errors.append(_line_error(
-                "url_mismatch", f"The line's url {url!r} does not match the batch endpoint "
-                f"{endpoint!r}.", number, "url"))
+            scan.errors.append(
+                _line_error(
+                    "url_mismatch",
+                    f"The line's url {url!r} does not match the batch endpoint {endpoint!r}.",
+                    number,
+                    "url",
+                )
+            )
         elif not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            scan.errors.append(_line_error("invalid_request", "'body' must be an object with a "
-                                           "'model'.", number, "body"))
+            scan.errors.append(
+                _line_error(
+                    "invalid_request", "'body' must be an object with a 'model'.", number, "body"
+                )
+            )
         else:
             model = body["model"]
             if scan.model is None:
@@ -178,9 +195,13 @@ def scan_input(path: Path, endpoint: str, *, max_requests: int, max_errors: int 
     if scan.total == 0:
         scan.errors.append(_line_error("empty_file", "The input file contains no requests.", None))
     elif scan.total > max_requests:
-        scan.errors.append(_line_error(
-            "too_many_tasks", f"The batch has {scan.total} requests; the limit is "
-            f"{max_requests}.", None))
+        scan.errors.append(
+            _line_error(
+                "too_many_tasks",
+                f"The batch has {scan.total} requests; the limit is {max_requests}.",
+                None,
+            )
+        )
     return scan
 
 
@@ -327,7 +348,8 @@ def _text_of(content: Any) -> str:
         return content
     if isinstance(content, list):
         return " ".join(
-            part["text"] for part in content
+            part["text"]
+            for part in content
             if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
@@ -360,8 +382,8 @@ def _answer(body: Mapping[str, Any]) -> tuple[str, int, int, bool]:
     the request's token limit (one word = one token here)."""
     last, prompt_words = _prompt_texts(body)
     words = ["Echo:", *last.split()]
-    limit = body.get("max_completion_tokens") or body.get("max_tokens") or body.get(
-        "max_output_tokens"
+    limit = (
+        body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     )
     truncated = isinstance(limit, int) and 0 < limit < len(words)
     if truncated:
@@ -397,8 +419,14 @@ def answer_body(endpoint: str, body: Mapping[str, Any], ident: str, created: int
         return {
             "id": f"modr-{ident}",
             "model": model,
-            "results": [{"flagged": False, "categories": {}, "category_scores": {},
-                         "category_applied_input_types": {}}],
+            "results": [
+                {
+                    "flagged": False,
+                    "categories": {},
+                    "category_scores": {},
+                    "category_applied_input_types": {},
+                }
+            ],
         }
     text, prompt_tokens, completion_tokens, truncated = _answer(body)
     if endpoint == RESPONSES:
@@ -408,13 +436,15 @@ def answer_body(endpoint: str, body: Mapping[str, Any], ident: str, created: int
             "created_at": created,
             "status": "incomplete" if truncated else "completed",
             "model": model,
-            "output": [{
-                "type": "message",
-                "id": f"msg_{ident}",
-                "status": "completed",
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }],
+            "output": [
+                {
+                    "type": "message",
+                    "id": f"msg_{ident}",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            ],
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
@@ -452,12 +482,19 @@ def answer_body(endpoint: str, body: Mapping[str, Any], ident: str, created: int
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
-            "logprobs": None,
-            "finish_reason": finish,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": text,
+                    "refusal": None,
+                    "annotations": [],
+                },
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
         "usage": usage,
         "service_tier": "default",
     }
@@ -474,8 +511,14 @@ def failure_line(marker: str, custom_id: str, ident: str) -> dict[str, Any]:
             "response": {
                 "status_code": status,
                 "request_id": f"req_{ident}",
-                "body": {"error": {"message": f"Emulated failure: HTTP {status}.", "type": kind,
-                                   "param": None, "code": code}},
+                "body": {
+                    "error": {
+                        "message": f"Emulated failure: HTTP {status}.",
+                        "type": kind,
+                        "param": None,
+                        "code": code,
+                    }
+                },
             },
             "error": None,
         }
@@ -530,8 +573,9 @@ def write_results(
             body = answer_body(batch.endpoint, request["body"], ident, created)
             counts = body.get("usage") or {}
             usage["input_tokens"] += counts.get("input_tokens", counts.get("prompt_tokens", 0))
-            usage["output_tokens"] += counts.get("output_tokens",
-                                                 counts.get("completion_tokens", 0))
+            usage["output_tokens"] += counts.get(
+                "output_tokens", counts.get("completion_tokens", 0)
+            )
             usage["total_tokens"] += counts.get("total_tokens", 0)
             record = {
                 "id": f"batch_req_{ident}",
@@ -556,8 +600,10 @@ def write_results(
             if batch.rank[index] >= done:
                 custom_id = orjson.loads(line)["custom_id"]
                 ident = f"{batch.sequence:06x}{index:018x}"
-                errors.write(orjson.dumps(
-                    error_line("batch_expired", EXPIRED_MESSAGE, custom_id, ident),
-                    option=orjson.OPT_APPEND_NEWLINE,
-                ))
+                errors.write(
+                    orjson.dumps(
+                        error_line("batch_expired", EXPIRED_MESSAGE, custom_id, ident),
+                        option=orjson.OPT_APPEND_NEWLINE,
+                    )
+                )
     return usage

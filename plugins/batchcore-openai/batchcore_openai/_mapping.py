@@ -10,7 +10,7 @@ here: the caller's ``result_error`` (the core's one rule) decides.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,10 +23,13 @@ from batchcore.plugin import (
     MODERATIONS,
     RESPONSES,
     BatchError,
+    BatchHandle,
     BatchRequest,
     BatchResult,
     BatchState,
     BatchStatus,
+    InvalidRequestError,
+    ResponseLostError,
     ResultError,
     ResultStatus,
     Usage,
@@ -34,6 +37,7 @@ from batchcore.plugin import (
 )
 
 __all__ = [
+    "AZURE_BATCH_ENDPOINTS",
     "BATCH_ENDPOINTS",
     "IDEMPOTENCY_METADATA_KEY",
     "OPENAI_MODEL_PATTERNS",
@@ -41,12 +45,20 @@ __all__ = [
     "TIMESTAMP_FIELDS",
     "ResultErrorBuilder",
     "answer_parts",
+    "batch_handle",
+    "batch_key",
     "batch_state",
     "batch_status",
+    "batches_made_for",
     "encode_line",
-    "failed_batch_result",
+    "failed_batch_results",
     "input_count",
+    "input_custom_id",
+    "json_object",
+    "next_page",
+    "read_result_line",
     "read_timestamp",
+    "request_problem",
     "result_from_line",
     "usage_of",
 ]
@@ -74,6 +86,8 @@ OPENAI_MODEL_PATTERNS: tuple[str, ...] = (
 
 #: The endpoints a batch can address that batchcore requests can express.
 BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS, EMBEDDINGS, RESPONSES, COMPLETIONS, MODERATIONS})
+#: The endpoints Azure OpenAI batches.
+AZURE_BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS, RESPONSES})
 
 #: The batch metadata key that carries a payload's idempotency key.
 IDEMPOTENCY_METADATA_KEY = "batchcore_idempotency_key"
@@ -116,20 +130,52 @@ _LINE_MIDDLE = {
 }
 
 
-def encode_line(request: BatchRequest, extra: Mapping[str, Any] | None = None) -> bytes:
+def encode_line(request: BatchRequest, params_keys: tuple[str, ...] = ()) -> bytes:
     """One batch input line (``custom_id, method, url, body``) without the newline.
 
-    The request's cached body bytes are reused as they are unless *extra* (vendor-only body
-    fields) must be merged in.
+    The ``provider_params`` entries named by *params_keys* are merged into the body, in that
+    order; without any, the request's cached body bytes are reused as they are.
     """
-    body = (
-        orjson.dumps({**request.openai_body(), **extra})
-        if extra
-        else request.openai_body_json()
-    )
+    extra: dict[str, Any] = {}
+    for key in params_keys if request.provider_params else ():
+        extra.update(request.provider_params.get(key) or {})
+    body = orjson.dumps({**request.openai_body(), **extra}) if extra else request.openai_body_json()
     return b"".join(
         (_LINE_START, orjson.dumps(request.custom_id), _LINE_MIDDLE[request.endpoint], body, b"}")
     )
+
+
+def request_problem(
+    request: BatchRequest,
+    *,
+    provider: str,
+    endpoints: frozenset[str],
+    params_keys: tuple[str, ...],
+) -> InvalidRequestError | None:
+    """Why the Batch API would refuse *request* (naming the field at fault), or None."""
+
+    def refuse(field: str, problem: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"request {request.custom_id!r}: {problem}",
+            custom_id=request.custom_id,
+            field=field,
+            provider=provider,
+        )
+
+    if request.endpoint not in endpoints:
+        choices = ", ".join(sorted(endpoints))
+        return refuse("endpoint", f"this provider does not batch {request.endpoint}; use {choices}")
+    if request.params.get("stream"):
+        return refuse("params.stream", "batches cannot stream; drop params['stream']")
+    for key in params_keys if request.provider_params else ():
+        clash = sorted({"model", "messages"} & set(request.provider_params.get(key) or ()))
+        if clash:
+            return refuse(
+                f"provider_params.{key}",
+                f"provider_params[{key!r}] must not set {', '.join(clash)}; use the request's "
+                "own fields",
+            )
+    return None
 
 
 def input_count(value: Any) -> int:
@@ -139,7 +185,7 @@ def input_count(value: Any) -> int:
     return 1
 
 
-# -- Batch objects -> BatchStatus ---------------------------------------------------------------
+# -- Batch objects and list pages -> BatchStatus, BatchHandle ------------------------------------
 
 _STATES = {
     "validating": BatchState.VALIDATING,
@@ -207,7 +253,9 @@ def batch_status(provider: str, batch: Mapping[str, Any]) -> BatchStatus:
     state = batch_state(raw_status)
     if state is None:
         log.warning(
-            "batch %s has unknown status %r; treating it as in progress", batch.get("id"), raw_status
+            "batch %s has unknown status %r; treating it as in progress",
+            batch.get("id"),
+            raw_status,
         )
         state = BatchState.IN_PROGRESS
     timestamps = {}
@@ -233,6 +281,71 @@ def batch_status(provider: str, batch: Mapping[str, Any]) -> BatchStatus:
         errors=_batch_errors(batch.get("errors")),
         raw=batch,
     )
+
+
+def batch_key(batch: Mapping[str, Any]) -> Any:
+    """The idempotency key a Batch object's metadata carries, if any."""
+    metadata = batch.get("metadata")
+    return metadata.get(IDEMPOTENCY_METADATA_KEY) if isinstance(metadata, Mapping) else None
+
+
+def batch_handle(provider: str, batch: Mapping[str, Any], *, now: datetime) -> BatchHandle:
+    """The handle of a Batch object (*now* when it has no readable ``created_at``).
+    :class:`ResponseLostError` when it names no batch: the vendor answered, but not usably."""
+    batch_id = batch.get("id")
+    if not isinstance(batch_id, str) or not batch_id:
+        raise ResponseLostError("the answer names no batch id", provider=provider)
+    metadata = {
+        "input_file_id": batch.get("input_file_id"),
+        "endpoint": batch.get("endpoint"),
+        "idempotency_key": batch_key(batch),
+    }
+    return BatchHandle(
+        provider=provider,
+        batch_id=batch_id,
+        created_at=read_timestamp(batch.get("created_at")) or now,
+        metadata={key: value for key, value in metadata.items() if value is not None},
+    )
+
+
+def json_object(content: bytes) -> dict[str, Any] | None:
+    """A response body read as a JSON object; None when it is not one."""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def batches_made_for(
+    page: Mapping[str, Any], *, idempotency_key: str, input_file_id: Any
+) -> list[Mapping[str, Any]]:
+    """The batches of a list page whose metadata carries *idempotency_key*, or that were made
+    from the file *input_file_id* (an upload belongs to one payload)."""
+    data = page.get("data")
+    return [
+        batch
+        for batch in (data if isinstance(data, list) else ())
+        if isinstance(batch, Mapping)
+        and (
+            idempotency_key == batch_key(batch)
+            or (input_file_id and batch.get("input_file_id") == input_file_id)
+        )
+    ]
+
+
+def next_page(page: Mapping[str, Any], *, not_before: datetime | None) -> str | None:
+    """The cursor of the list page after *page* (newest first), or None when there is none or
+    its batches are all older than *not_before*."""
+    data = page.get("data")
+    last = data[-1] if isinstance(data, list) and data else None
+    if not isinstance(last, Mapping) or not page.get("has_more"):
+        return None
+    created = read_timestamp(last.get("created_at"))
+    if not_before is not None and created is not None and created < not_before:
+        return None
+    cursor = page.get("last_id") or last.get("id")
+    return cursor if isinstance(cursor, str) and cursor else None
 
 
 # -- response bodies -> text, refusal, usage ----------------------------------------------------
@@ -341,6 +454,30 @@ def _error_fields(value: Any) -> tuple[str | None, str | None]:
     return None, (value or None) if isinstance(value, str) else None
 
 
+def read_result_line(
+    line: bytes, batch_id: str, *, error: ResultErrorBuilder
+) -> BatchResult | None:
+    """The result in one raw output or error file line; None (logged) for a line that is not
+    a JSON object with a custom_id."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        obj = None
+    result = result_from_line(obj, batch_id, error=error) if isinstance(obj, dict) else None
+    if result is None:
+        log.warning("batch %s: skipping a result line without a custom_id", batch_id)
+    return result
+
+
+def input_custom_id(line: bytes) -> str | None:
+    """The custom_id of one raw input file line, if it has one."""
+    try:
+        custom_id = orjson.loads(line).get("custom_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return custom_id if isinstance(custom_id, str) and custom_id else None
+
+
 def result_from_line(
     line: Mapping[str, Any], batch_id: str | None, *, error: ResultErrorBuilder
 ) -> BatchResult | None:
@@ -421,21 +558,26 @@ def _answer(
     )
 
 
-def failed_batch_result(
-    custom_id: str, line_error: BatchError | None, status: BatchStatus, *, error: ResultErrorBuilder
-) -> BatchResult:
-    """A request of a batch that failed validation and never ran.
+def failed_batch_results(
+    numbered_ids: Iterable[tuple[int, str]], status: BatchStatus, *, error: ResultErrorBuilder
+) -> Iterator[BatchResult]:
+    """The results of a batch that failed validation and ran nothing, from its input file's
+    ``(line number, custom_id)`` pairs.
 
-    It carries the error of its own input line when that line was at fault, else the batch's
-    own reason (an error without a line, such as a full token queue), else the core's rule for
-    a request its failed batch never ran (:meth:`BatchResult.missing`).
+    A request carries the error of its own input line when that line was at fault, else the
+    batch's own reason (an error without a line, such as a full token queue), else the core's
+    rule for a request its failed batch never ran (:meth:`BatchResult.missing`).
     """
-    reason = line_error or next((e for e in status.errors if e.line is None), None)
-    if reason is None:
-        return BatchResult.missing(custom_id, status)
-    return BatchResult(
-        custom_id=custom_id,
-        status=ResultStatus.ERRORED,
-        error=error(code=reason.code or "invalid_request", message=reason.message or None),
-        batch_id=status.batch_id,
-    )
+    by_line = {e.line: e for e in status.errors if e.line is not None}
+    general = next((e for e in status.errors if e.line is None), None)
+    for number, custom_id in numbered_ids:
+        reason = by_line.get(number, general)
+        if reason is None:
+            yield BatchResult.missing(custom_id, status)
+            continue
+        yield BatchResult(
+            custom_id=custom_id,
+            status=ResultStatus.ERRORED,
+            error=error(code=reason.code or "invalid_request", message=reason.message or None),
+            batch_id=status.batch_id,
+        )

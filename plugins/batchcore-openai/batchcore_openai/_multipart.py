@@ -1,7 +1,7 @@
-"""Reading ``multipart/form-data`` request bodies (RFC 7578), for emulators of upload APIs.
+"""Reading ``multipart/form-data`` request bodies (RFC 7578), for the emulator's file uploads.
 
-Vendor file uploads (``POST /v1/files``) arrive as multipart forms. An emulator built on
-:class:`~batchcore.testing.LoopbackServer` receives the whole body as bytes; this module splits it
+Uploads (``POST /v1/files``) arrive as multipart forms. The emulator's
+:class:`~batchcore.testing.LoopbackServer` hands it the whole body as bytes; this module splits it
 into parts without copying them::
 
     parts = parse_multipart(request.body, request.header("content-type") or "")
@@ -9,8 +9,8 @@ into parts without copying them::
     purpose = form["purpose"].text()
     path.write_bytes(form["file"].data)
 
-Malformed bodies raise :class:`MultipartError` (a ``ValueError``) saying what is wrong, so an
-emulator can answer 400 the way the vendor would.
+Malformed bodies raise :class:`MultipartError` (a ``ValueError``) saying what is wrong, so the
+emulator can answer 400 the way the API would.
 """
 
 from __future__ import annotations

@@ -59,7 +59,6 @@ import orjson
 
 from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
-from batchcore_openai._multipart import MultipartError, parse_multipart
 from batchcore_openai._emulation import (
     EMULATED_ENDPOINTS,
     FAIL_MARKER,
@@ -71,6 +70,7 @@ from batchcore_openai._emulation import (
     scan_input,
     write_results,
 )
+from batchcore_openai._multipart import MultipartError, parse_multipart
 
 __all__ = [
     "FAIL_MARKER",
@@ -82,10 +82,18 @@ __all__ = [
 ]
 
 #: The ``endpoint`` values ``CreateBatchRequest`` allows.
-BATCH_ENDPOINT_ENUM = frozenset({
-    "/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions",
-    "/v1/moderations", "/v1/images/generations", "/v1/images/edits", "/v1/videos",
-})
+BATCH_ENDPOINT_ENUM = frozenset(
+    {
+        "/v1/responses",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/v1/completions",
+        "/v1/moderations",
+        "/v1/images/generations",
+        "/v1/images/edits",
+        "/v1/videos",
+    }
+)
 FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
 _CREATE_FIELDS = frozenset(
     {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
@@ -94,12 +102,26 @@ _PREFIXES = ("/v1", "/openai/v1", "/openai")
 _AZURE_CREATE_ROUTE = ("POST", "/openai/v1/batches")
 _LEGACY_PREFIX = "/openai"
 _AZURE_STATUS = {
-    "validating": "Validating", "in_progress": "InProgress", "finalizing": "Finalizing",
-    "completed": "Completed", "failed": "Failed", "expired": "Expired",
-    "cancelling": "Cancelling", "cancelled": "Cancelled",
+    "validating": "Validating",
+    "in_progress": "InProgress",
+    "finalizing": "Finalizing",
+    "completed": "Completed",
+    "failed": "Failed",
+    "expired": "Expired",
+    "cancelling": "Cancelling",
+    "cancelled": "Cancelled",
 }
-_TIMESTAMPS = ("created_at", "in_progress_at", "expires_at", "finalizing_at", "completed_at",
-               "failed_at", "expired_at", "cancelling_at", "cancelled_at")
+_TIMESTAMPS = (
+    "created_at",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
 _FILE_TTL = 30 * 24 * 3600  # batch files expire after 30 days by default
 _CHUNK = 1 << 16
 
@@ -110,20 +132,48 @@ def _error(message: str, kind: str, code: str | None, param: str | None = None) 
 
 #: Named HTTP faults: (status, body, headers), or a transport fault.
 _FAULTS: dict[str, tuple[int, dict[str, Any], dict[str, str]] | Fault] = {
-    "rate_limit": (429, _error("Rate limit reached for requests. Please try again shortly.",
-                               "requests", "rate_limit_exceeded"), {"retry-after": "0"}),
-    "insufficient_quota": (429, _error(
-        "You exceeded your current quota, please check your plan and billing details.",
-        "insufficient_quota", "insufficient_quota"), {}),
-    "server_error": (500, _error("The server had an error while processing your request.",
-                                 "server_error", None), {}),
-    "overloaded": (503, _error("Slow Down: the engine is currently overloaded.", "server_error",
-                               None), {}),
-    "unauthorized": (401, _error("Incorrect API key provided.", "invalid_request_error",
-                                 "invalid_api_key"), {}),
-    "permission_denied": (403, _error("Country, region, or territory not supported.",
-                                      "request_forbidden", "unsupported_country_region_territory"),
-                          {}),
+    "rate_limit": (
+        429,
+        _error(
+            "Rate limit reached for requests. Please try again shortly.",
+            "requests",
+            "rate_limit_exceeded",
+        ),
+        {"retry-after": "0"},
+    ),
+    "insufficient_quota": (
+        429,
+        _error(
+            "You exceeded your current quota, please check your plan and billing details.",
+            "insufficient_quota",
+            "insufficient_quota",
+        ),
+        {},
+    ),
+    "server_error": (
+        500,
+        _error("The server had an error while processing your request.", "server_error", None),
+        {},
+    ),
+    "overloaded": (
+        503,
+        _error("Slow Down: the engine is currently overloaded.", "server_error", None),
+        {},
+    ),
+    "unauthorized": (
+        401,
+        _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"),
+        {},
+    ),
+    "permission_denied": (
+        403,
+        _error(
+            "Country, region, or territory not supported.",
+            "request_forbidden",
+            "unsupported_country_region_territory",
+        ),
+        {},
+    ),
     "not_found": (404, _error("No such object.", "invalid_request_error", None), {}),
     "bad_request": (400, _error("Invalid request.", "invalid_request_error", None), {}),
     "unprocessable": (422, _error("Unprocessable request.", "invalid_request_error", None), {}),
@@ -134,8 +184,15 @@ _FAULTS: dict[str, tuple[int, dict[str, Any], dict[str, str]] | Fault] = {
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body = _error(message, kind, code, param)
@@ -187,8 +244,12 @@ class OpenAIEmulator(VendorEmulator):
         seed: int = 0,
     ) -> None:
         super().__init__(clock=clock if clock is not None else ManualClock())
-        self.timing = Timing(validating=validating_seconds, processing=processing_seconds,
-                             finalizing=finalizing_seconds, cancelling=cancelling_seconds)
+        self.timing = Timing(
+            validating=validating_seconds,
+            processing=processing_seconds,
+            finalizing=finalizing_seconds,
+            cancelling=cancelling_seconds,
+        )
         self._api_key = api_key
         self.azure = azure
         self.deployments = frozenset(deployments) if deployments is not None else None
@@ -202,6 +263,7 @@ class OpenAIEmulator(VendorEmulator):
         self.created_batch_requests: list[dict[str, Any]] = []
         self.uploads: list[UploadRecord] = []
         if azure:
+            # The flavour is chosen per emulator, so its create route is this instance's.
             self.CREATE_ROUTE = _AZURE_CREATE_ROUTE  # type: ignore[misc]
         for prefix in _PREFIXES:
             legacy = prefix == _LEGACY_PREFIX
@@ -249,12 +311,14 @@ class OpenAIEmulator(VendorEmulator):
 
     def failing_request(self, custom_id: str, model: str) -> BatchRequest:
         """A request this emulator answers with an error line (HTTP 400) inside the batch."""
-        return BatchRequest.from_dict({
-            "custom_id": custom_id,
-            "model": model,
-            "messages": [{"role": "user", "content": f"{FAIL_MARKER.format(400)} please fail"}],
-            "params": {"max_tokens": 16},
-        })
+        return BatchRequest.from_dict(
+            {
+                "custom_id": custom_id,
+                "model": model,
+                "messages": [{"role": "user", "content": f"{FAIL_MARKER.format(400)} please fail"}],
+                "params": {"max_tokens": 16},
+            }
+        )
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -283,8 +347,9 @@ class OpenAIEmulator(VendorEmulator):
         def serve(request: Request) -> Response:
             try:
                 if legacy and not request.arg("api-version"):
-                    raise _ApiError(404, "Resource not found", kind="invalid_request_error",
-                                    code="404")
+                    raise _ApiError(
+                        404, "Resource not found", kind="invalid_request_error", code="404"
+                    )
                 self._authorise(request)
                 return handler(request)
             except _ApiError as error:
@@ -299,8 +364,11 @@ class OpenAIEmulator(VendorEmulator):
             offered.append(authorization[7:].strip())
         keys = [key for key in offered if key]
         if not keys:
-            raise _ApiError(401, "You didn't provide an API key. You need to provide your API "
-                            "key in an Authorization header using Bearer auth.")
+            raise _ApiError(
+                401,
+                "You didn't provide an API key. You need to provide your API "
+                "key in an Authorization header using Bearer auth.",
+            )
         if self._api_key is not None and self._api_key not in keys:
             shown = keys[0]
             masked = shown[:3] + "*" * (len(shown) - 7) + shown[-4:] if len(shown) > 8 else "***"
@@ -332,10 +400,12 @@ class OpenAIEmulator(VendorEmulator):
             raise _ApiError(400, f"Invalid multipart/form-data body: {exc}.") from None
         fields = {part.name: part.text() for part in parts if part.filename is None}
         uploaded = {part.name: part for part in parts if part.filename is not None}
-        self.uploads.append(UploadRecord(
-            fields=fields,
-            files={name: (p.filename, p.content_type, p.size) for name, p in uploaded.items()},
-        ))
+        self.uploads.append(
+            UploadRecord(
+                fields=fields,
+                files={name: (p.filename, p.content_type, p.size) for name, p in uploaded.items()},
+            )
+        )
         file_part = uploaded.get("file")
         if file_part is None:
             raise _ApiError(400, "Missing required parameter: 'file'.", param="file")
@@ -346,19 +416,25 @@ class OpenAIEmulator(VendorEmulator):
             raise _ApiError(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
         filename = file_part.filename or "upload"
         if purpose == "batch" and not filename.endswith(".jsonl"):
-            raise _ApiError(400, "Invalid file format for Batch API. Must be .jsonl",
-                            param="file")
+            raise _ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
         expires_after = self._upload_expiry(fields)
         with self._lock:
             file_id = self._new_id("file-")
             path = self._store() / file_id
             path.write_bytes(file_part.data)
             created = int(self.now())
-            ttl = expires_after if expires_after is not None else (
-                _FILE_TTL if purpose == "batch" else None)
+            ttl = (
+                expires_after
+                if expires_after is not None
+                else (_FILE_TTL if purpose == "batch" else None)
+            )
             stored = StoredFile(
-                id=file_id, filename=filename, purpose=purpose, size=file_part.size,
-                created_at=created, path=path,
+                id=file_id,
+                filename=filename,
+                purpose=purpose,
+                size=file_part.size,
+                created_at=created,
+                path=path,
                 expires_at=created + ttl if ttl is not None else None,
             )
             self._files[file_id] = stored
@@ -370,11 +446,17 @@ class OpenAIEmulator(VendorEmulator):
         seconds = fields.get("expires_after[seconds]")
         if anchor is None and seconds is None:
             return None
-        if anchor != "created_at" or seconds is None or not seconds.isdigit() or not (
-            3600 <= int(seconds) <= 2_592_000
+        if (
+            anchor != "created_at"
+            or seconds is None
+            or not seconds.isdigit()
+            or not (3600 <= int(seconds) <= 2_592_000)
         ):
-            raise _ApiError(400, "expires_after needs anchor 'created_at' and seconds between "
-                            "3600 and 2592000.", param="expires_after")
+            raise _ApiError(
+                400,
+                "expires_after needs anchor 'created_at' and seconds between 3600 and 2592000.",
+                param="expires_after",
+            )
         return int(seconds)
 
     def _get_file(self, file_id: str) -> StoredFile:
@@ -387,16 +469,20 @@ class OpenAIEmulator(VendorEmulator):
         purpose = request.arg("purpose")
         limit = self._limit(request, default=10_000, maximum=10_000)
         with self._lock:
-            items = [f for f in reversed(self._files.values())
-                     if purpose is None or f.purpose == purpose]
+            items = [
+                f for f in reversed(self._files.values()) if purpose is None or f.purpose == purpose
+            ]
             page, has_more = self._page(items, request.arg("after"), limit)
             data = [f.to_json() for f in page]
-        return Response.json({
-            "object": "list", "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        })
+        return Response.json(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": has_more,
+            }
+        )
 
     def _retrieve_file(self, request: Request) -> Response:
         with self._lock:
@@ -427,8 +513,9 @@ class OpenAIEmulator(VendorEmulator):
         self.created_batch_requests.append(body)
         unknown = sorted(set(body) - _CREATE_FIELDS)
         if unknown:
-            raise _ApiError(400, f"Unrecognized request argument supplied: {unknown[0]}",
-                            param=unknown[0])
+            raise _ApiError(
+                400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0]
+            )
         for name in ("input_file_id", "endpoint", "completion_window"):
             if not isinstance(body.get(name), str) or not body[name]:
                 raise _ApiError(400, f"Missing required parameter: '{name}'.", param=name)
@@ -436,42 +523,80 @@ class OpenAIEmulator(VendorEmulator):
         if self.azure and not endpoint.startswith("/v1/"):
             endpoint = "/v1/" + endpoint.lstrip("/")
         if endpoint not in BATCH_ENDPOINT_ENUM:
-            raise _ApiError(400, f"Invalid value for 'endpoint': {body['endpoint']!r}. Supported "
-                            f"values are: {', '.join(sorted(BATCH_ENDPOINT_ENUM))}.",
-                            param="endpoint", code="invalid_value")
+            raise _ApiError(
+                400,
+                f"Invalid value for 'endpoint': {body['endpoint']!r}. Supported "
+                f"values are: {', '.join(sorted(BATCH_ENDPOINT_ENUM))}.",
+                param="endpoint",
+                code="invalid_value",
+            )
         if endpoint not in EMULATED_ENDPOINTS:
-            raise _ApiError(400, f"The emulator does not answer {endpoint} batches.",
-                            param="endpoint", code="unsupported_value")
+            raise _ApiError(
+                400,
+                f"The emulator does not answer {endpoint} batches.",
+                param="endpoint",
+                code="unsupported_value",
+            )
         if body["completion_window"] != "24h":
-            raise _ApiError(400, f"Invalid value for 'completion_window': "
-                            f"{body['completion_window']!r}. Supported values are: '24h'.",
-                            param="completion_window", code="invalid_value")
+            raise _ApiError(
+                400,
+                f"Invalid value for 'completion_window': "
+                f"{body['completion_window']!r}. Supported values are: '24h'.",
+                param="completion_window",
+                code="invalid_value",
+            )
         metadata = _check_metadata(body.get("metadata"))
         _check_output_expiry(body.get("output_expires_after"))
         with self._lock:
             stored = self._files.get(body["input_file_id"])
             if stored is None:
-                raise _ApiError(400, f"Invalid 'input_file_id': {body['input_file_id']!r}. No "
-                                "such file.", param="input_file_id", code="invalid_file")
+                raise _ApiError(
+                    400,
+                    f"Invalid 'input_file_id': {body['input_file_id']!r}. No such file.",
+                    param="input_file_id",
+                    code="invalid_file",
+                )
             if stored.purpose != "batch":
-                raise _ApiError(400, f"The file {stored.id} has purpose {stored.purpose!r}; "
-                                "batches need purpose 'batch'.", param="input_file_id")
+                raise _ApiError(
+                    400,
+                    f"The file {stored.id} has purpose {stored.purpose!r}; "
+                    "batches need purpose 'batch'.",
+                    param="input_file_id",
+                )
         # Validation reads the whole file: outside the lock, so other calls are served meanwhile.
         scan = scan_input(stored.path, endpoint, max_requests=self.max_requests)
         if scan.model_clash is not None:
             line, other = scan.model_clash
-            raise _ApiError(400, f"The input file mixes models: line {line} uses {other!r}, "
-                            f"earlier lines {scan.model!r}. A batch may use one model only.",
-                            param="input_file_id", code="model_mismatch")
+            raise _ApiError(
+                400,
+                f"The input file mixes models: line {line} uses {other!r}, "
+                f"earlier lines {scan.model!r}. A batch may use one model only.",
+                param="input_file_id",
+                code="model_mismatch",
+            )
         if stored.size > self.max_bytes:
-            scan.errors.append({"code": "file_too_large", "message": f"The input file has "
-                                f"{stored.size} bytes; the limit is {self.max_bytes}.",
-                                "param": None, "line": None})
-        if (self.deployments is not None and scan.model is not None
-                and scan.model not in self.deployments):
-            scan.errors.append({"code": "model_not_found", "message": f"The deployment "
-                                f"{scan.model!r} does not exist.", "param": "model",
-                                "line": None})
+            scan.errors.append(
+                {
+                    "code": "file_too_large",
+                    "message": f"The input file has "
+                    f"{stored.size} bytes; the limit is {self.max_bytes}.",
+                    "param": None,
+                    "line": None,
+                }
+            )
+        if (
+            self.deployments is not None
+            and scan.model is not None
+            and scan.model not in self.deployments
+        ):
+            scan.errors.append(
+                {
+                    "code": "model_not_found",
+                    "message": f"The deployment {scan.model!r} does not exist.",
+                    "param": "model",
+                    "line": None,
+                }
+            )
         with self._lock:
             batch = EmulatedBatch.create(
                 batch_id=self._new_id("batch_"),
@@ -503,20 +628,24 @@ class OpenAIEmulator(VendorEmulator):
             items = list(reversed(self._batches.values()))
             page, has_more = self._page(items, request.arg("after"), limit)
             data = [self._batch_json(batch) for batch in page]
-        return Response.json({
-            "object": "list", "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        })
+        return Response.json(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": has_more,
+            }
+        )
 
     def _cancel_batch(self, request: Request) -> Response:
         with self._lock:
             batch = self._get_batch(request.path_params["batch_id"])
             phase = self._phase(batch)
             if phase.terminal:
-                raise _ApiError(400, f"Cannot cancel a batch with status '{phase.status}'.",
-                                param="batch_id")
+                raise _ApiError(
+                    400, f"Cannot cancel a batch with status '{phase.status}'.", param="batch_id"
+                )
             if batch.cancel_requested_at is None:
                 batch.cancel_requested_at = self.now()
             return Response.json(self._batch_json(batch))
@@ -527,8 +656,9 @@ class OpenAIEmulator(VendorEmulator):
         if raw is None:
             return default
         if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-            raise _ApiError(400, f"Invalid 'limit': {raw!r}; it must be between 1 and {maximum}.",
-                            param="limit")
+            raise _ApiError(
+                400, f"Invalid 'limit': {raw!r}; it must be between 1 and {maximum}.", param="limit"
+            )
         return int(raw)
 
     @staticmethod
@@ -537,10 +667,11 @@ class OpenAIEmulator(VendorEmulator):
         if after:
             ids = [item.id for item in items]
             if after not in ids:
-                raise _ApiError(400, f"Invalid 'after': no object with id {after!r}.",
-                                param="after")
+                raise _ApiError(
+                    400, f"Invalid 'after': no object with id {after!r}.", param="after"
+                )
             start = ids.index(after) + 1
-        return items[start:start + limit], start + limit < len(items)
+        return items[start : start + limit], start + limit < len(items)
 
     def _phase(self, batch: EmulatedBatch) -> Phase:
         """The batch's phase now; an ended batch's result files are written on first sight."""
@@ -554,20 +685,30 @@ class OpenAIEmulator(VendorEmulator):
         created = int(phase.timestamps.get("finalizing_at") or self.now())
         output_id, error_id = self._new_id("file-"), self._new_id("file-")
         output_path, error_path = root / output_id, root / error_id
-        with open(output_path, "wb") as output, open(error_path, "wb") as errors, \
-                tempfile.TemporaryFile(dir=root) as scratch:
+        with (
+            open(output_path, "wb") as output,
+            open(error_path, "wb") as errors,
+            tempfile.TemporaryFile(dir=root) as scratch,
+        ):
             batch.usage = write_results(
                 batch, phase, output=output, errors=errors, scratch=scratch, created=created
             )
-        for file_id, path, name in ((output_id, output_path, "output"),
-                                    (error_id, error_path, "error")):
+        for file_id, path, name in (
+            (output_id, output_path, "output"),
+            (error_id, error_path, "error"),
+        ):
             size = path.stat().st_size
             if size == 0 and not (name == "error" and self.azure):
                 path.unlink()
                 continue
             self._files[file_id] = StoredFile(
-                id=file_id, filename=f"{batch.id}_{name}.jsonl", purpose="batch_output",
-                size=size, created_at=created, path=path, expires_at=created + _FILE_TTL,
+                id=file_id,
+                filename=f"{batch.id}_{name}.jsonl",
+                purpose="batch_output",
+                size=size,
+                created_at=created,
+                path=path,
+                expires_at=created + _FILE_TTL,
             )
             if name == "output":
                 batch.output_file_id = file_id
@@ -627,12 +768,17 @@ def _check_metadata(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict) or len(value) > 16:
-        raise _ApiError(400, "'metadata' must be an object with at most 16 pairs.",
-                        param="metadata")
+        raise _ApiError(
+            400, "'metadata' must be an object with at most 16 pairs.", param="metadata"
+        )
     for key, item in value.items():
         if not isinstance(item, str) or len(key) > 64 or len(item) > 512:
-            raise _ApiError(400, "'metadata' keys are at most 64 characters and values strings "
-                            "of at most 512 characters.", param="metadata")
+            raise _ApiError(
+                400,
+                "'metadata' keys are at most 64 characters and values strings "
+                "of at most 512 characters.",
+                param="metadata",
+            )
     return dict(value)
 
 
@@ -640,27 +786,40 @@ def _check_output_expiry(value: Any) -> None:
     if value is None:
         return
     seconds = value.get("seconds") if isinstance(value, dict) else None
-    if (not isinstance(value, dict) or value.get("anchor") != "created_at"
-            or not isinstance(seconds, int) or not 3600 <= seconds <= 2_592_000):
-        raise _ApiError(400, "'output_expires_after' needs anchor 'created_at' and seconds "
-                        "between 3600 and 2592000.", param="output_expires_after")
+    if (
+        not isinstance(value, dict)
+        or value.get("anchor") != "created_at"
+        or not isinstance(seconds, int)
+        or not 3600 <= seconds <= 2_592_000
+    ):
+        raise _ApiError(
+            400,
+            "'output_expires_after' needs anchor 'created_at' and seconds "
+            "between 3600 and 2592000.",
+            param="output_expires_after",
+        )
 
 
 # -- sandboxes (the CLI runs on these when no API key is configured) ----------------------------
 
-def _sandbox_emulator(key: str, *, azure: bool,
-                      clock: ManualClock | Callable[[], float] | None) -> OpenAIEmulator:
+
+def _sandbox_emulator(
+    key: str, *, azure: bool, clock: ManualClock | Callable[[], float] | None
+) -> OpenAIEmulator:
     # Short phases: a demo batch ends within a few seconds of the (by default real) clock.
     return OpenAIEmulator(
-        clock=clock or time.time, api_key=key, azure=azure, validating_seconds=0.5,
-        processing_seconds=2.0, finalizing_seconds=0.5, cancelling_seconds=0.5,
+        clock=clock or time.time,
+        api_key=key,
+        azure=azure,
+        validating_seconds=0.5,
+        processing_seconds=2.0,
+        finalizing_seconds=0.5,
+        cancelling_seconds=0.5,
     )
 
 
 @contextlib.contextmanager
-def sandbox(
-    *, clock: ManualClock | Callable[[], float] | None = None
-) -> Iterator[dict[str, Any]]:
+def sandbox(*, clock: ManualClock | Callable[[], float] | None = None) -> Iterator[dict[str, Any]]:
     """Run an emulator on the real clock (or *clock*), where a batch ends within a few
     seconds, and yield the ``openai`` provider config that points at it."""
     key = "sk-sandbox-" + secrets.token_hex(16)

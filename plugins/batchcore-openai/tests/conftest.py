@@ -19,9 +19,17 @@ from batchcore_openai.testing import OpenAIEmulator
 @pytest.fixture(autouse=True)
 def _no_vendor_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see only the configuration they set."""
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
-                 "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_AD_TOKEN",
-                 "OPENAI_API_VERSION", "OPENAI_CUSTOM_HEADERS"):
+    for name in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "OPENAI_ORG_ID",
+        "OPENAI_PROJECT_ID",
+        "AZURE_OPENAI_API_KEY",
+        "AZURE_OPENAI_ENDPOINT",
+        "AZURE_OPENAI_AD_TOKEN",
+        "OPENAI_API_VERSION",
+        "OPENAI_CUSTOM_HEADERS",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -44,8 +52,9 @@ def emulator(clock: ManualClock) -> Iterator[OpenAIEmulator]:
 
 @pytest.fixture
 def azure_emulator(clock: ManualClock) -> Iterator[OpenAIEmulator]:
-    with OpenAIEmulator(clock=clock, api_key=API_KEY, azure=True,
-                        deployments=["batch-gpt4o"]) as running:
+    with OpenAIEmulator(
+        clock=clock, api_key=API_KEY, azure=True, deployments=["batch-gpt4o"]
+    ) as running:
         yield running
 
 
@@ -84,8 +93,12 @@ def make_azure_provider(
     built: list[AzureOpenAIBatchProvider] = []
 
     def build(**config: Any) -> AzureOpenAIBatchProvider:
-        settings = {"azure_endpoint": azure_emulator.url, "api_key": API_KEY,
-                    "deployments": ["batch-gpt4o"], **config}
+        settings = {
+            "azure_endpoint": azure_emulator.url,
+            "api_key": API_KEY,
+            "deployments": ["batch-gpt4o"],
+            **config,
+        }
         provider = AzureOpenAIBatchProvider(config=settings)
         provider.sleep, provider.clock = sleeps, clock.now
         built.append(provider)

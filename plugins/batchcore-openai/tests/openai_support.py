@@ -19,15 +19,18 @@ MODEL = "gpt-4o-mini"
 FINISHED = 3600.0
 
 
-def chat(custom_id: str, text: str | None = None, *, model: str = MODEL,
-         **params: Any) -> BatchRequest:
+def chat(
+    custom_id: str, text: str | None = None, *, model: str = MODEL, **params: Any
+) -> BatchRequest:
     """A small chat request."""
-    return BatchRequest.from_dict({
-        "custom_id": custom_id,
-        "model": model,
-        "messages": [{"role": "user", "content": text or f"hello from {custom_id}"}],
-        "params": params,
-    })
+    return BatchRequest.from_dict(
+        {
+            "custom_id": custom_id,
+            "model": model,
+            "messages": [{"role": "user", "content": text or f"hello from {custom_id}"}],
+            "params": params,
+        }
+    )
 
 
 # -- the official schemas -------------------------------------------------------------------

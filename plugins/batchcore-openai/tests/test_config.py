@@ -34,9 +34,16 @@ def test_environment_variables_as_the_sdk_reads_them(
 def test_config_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-000000")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
-    provider = OpenAIBatchProvider(config={
-        "api_key": API_KEY, "base_url": "http://127.0.0.1:2/v1", "organization": "org-1",
-        "project": "proj-1", "timeout": "12.5", "max_retries": 4})
+    provider = OpenAIBatchProvider(
+        config={
+            "api_key": API_KEY,
+            "base_url": "http://127.0.0.1:2/v1",
+            "organization": "org-1",
+            "project": "proj-1",
+            "timeout": "12.5",
+            "max_retries": 4,
+        }
+    )
     assert provider.api_key is not None and provider.api_key.reveal() == API_KEY
     assert provider.base_url == "http://127.0.0.1:2/v1"
     assert (provider.timeout, provider.max_retries) == (12.5, 4)
@@ -73,8 +80,9 @@ def test_the_client_is_built_on_the_first_call_only(emulator: OpenAIEmulator) ->
 
 def test_the_key_never_shows() -> None:
     openai_provider = OpenAIBatchProvider(config={"api_key": API_KEY})
-    azure = AzureOpenAIBatchProvider(config={"api_key": API_KEY,
-                                             "azure_endpoint": "https://r.openai.azure.com"})
+    azure = AzureOpenAIBatchProvider(
+        config={"api_key": API_KEY, "azure_endpoint": "https://r.openai.azure.com"}
+    )
     for provider in (openai_provider, azure):
         assert API_KEY not in repr(provider) + str(provider) + repr(dict(provider.config))
     assert "https://r.openai.azure.com" in repr(azure)
@@ -95,9 +103,13 @@ def test_azure_environment_variables(
 
 
 def test_azure_with_a_full_base_url(azure_emulator: OpenAIEmulator) -> None:
-    provider = AzureOpenAIBatchProvider(config={
-        "base_url": azure_emulator.url + "/openai/v1/", "api_key": API_KEY,
-        "deployments": "batch-gpt4o"})
+    provider = AzureOpenAIBatchProvider(
+        config={
+            "base_url": azure_emulator.url + "/openai/v1/",
+            "api_key": API_KEY,
+            "deployments": "batch-gpt4o",
+        }
+    )
     [payload] = provider.prepare_payloads([chat("a", model="batch-gpt4o")])
     assert provider.submit(payload).provider == "azure-openai"
     provider.close()
@@ -112,10 +124,11 @@ def test_the_registry_offers_both_providers() -> None:
 
 
 def test_importing_the_package_imports_no_sdk() -> None:
-    code = ("import sys, batchcore_openai, batchcore_openai.plugin; "
-            "print(any(m == 'openai' or m.startswith('openai.') for m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, batchcore_openai, batchcore_openai.plugin; "
+        "print(any(m == 'openai' or m.startswith('openai.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     import batchcore_openai
 

@@ -27,10 +27,13 @@ class TestOpenAIContract(ProviderContractTests):
 class TestAzureOpenAIContract(ProviderContractTests):
     @pytest.fixture
     def provider(self, azure_emulator: OpenAIEmulator) -> AzureOpenAIBatchProvider:
-        return AzureOpenAIBatchProvider(config={
-            "azure_endpoint": azure_emulator.url, "api_key": API_KEY,
-            "deployments": ["batch-gpt4o"],
-        })
+        return AzureOpenAIBatchProvider(
+            config={
+                "azure_endpoint": azure_emulator.url,
+                "api_key": API_KEY,
+                "deployments": ["batch-gpt4o"],
+            }
+        )
 
     @pytest.fixture
     def backend(self, azure_emulator: OpenAIEmulator) -> OpenAIEmulator:

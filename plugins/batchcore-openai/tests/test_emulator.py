@@ -16,8 +16,11 @@ from openai_support import API_KEY, schema_errors
 from batchcore.testing import ContractBackend, ManualClock
 from batchcore_openai.testing import OpenAIEmulator, sandbox
 
-LINE: dict[str, Any] = {"method": "POST", "url": "/v1/chat/completions",
-        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}}
+LINE: dict[str, Any] = {
+    "method": "POST",
+    "url": "/v1/chat/completions",
+    "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]},
+}
 
 
 def _jsonl(*lines: dict[str, Any]) -> bytes:
@@ -41,27 +44,33 @@ def http(emulator: OpenAIEmulator) -> Iterator[requests.Session]:
         yield session
 
 
-def _upload(client: openai.OpenAI, content: bytes, name: str = "in.jsonl",
-            purpose: str = "batch") -> str:
+def _upload(
+    client: openai.OpenAI, content: bytes, name: str = "in.jsonl", purpose: str = "batch"
+) -> str:
     return client.files.create(file=(name, content), purpose=purpose).id  # type: ignore[arg-type]
 
 
 def _create(client: openai.OpenAI, file_id: str, **overrides: Any) -> dict[str, Any]:
-    raw = client.batches.with_raw_response.create(**{
-        "input_file_id": file_id, "endpoint": "/v1/chat/completions",
-        "completion_window": "24h", **overrides})
+    raw = client.batches.with_raw_response.create(
+        **{
+            "input_file_id": file_id,
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+            **overrides,
+        }
+    )
     created: dict[str, Any] = json.loads(raw.content)
     return created
 
 
-def test_files_match_the_spec(emulator: OpenAIEmulator, client: openai.OpenAI,
-                              http: requests.Session) -> None:
+def test_files_match_the_spec(
+    emulator: OpenAIEmulator, client: openai.OpenAI, http: requests.Session
+) -> None:
     content = _chat_lines(3)
     uploaded = client.files.with_raw_response.create(file=("in.jsonl", content), purpose="batch")
     body = json.loads(uploaded.content)
     assert schema_errors("OpenAIFile", body) == []
-    assert (body["bytes"], body["filename"], body["purpose"]) == (len(content), "in.jsonl",
-                                                                 "batch")
+    assert (body["bytes"], body["filename"], body["purpose"]) == (len(content), "in.jsonl", "batch")
     assert body["expires_at"] - body["created_at"] == 30 * 86_400
     listed = http.get(emulator.url + "/v1/files").json()
     assert schema_errors("ListFilesResponse", listed) == []
@@ -73,8 +82,9 @@ def test_files_match_the_spec(emulator: OpenAIEmulator, client: openai.OpenAI,
         client.files.retrieve(body["id"])
 
 
-def test_every_status_matches_the_spec(emulator: OpenAIEmulator, client: openai.OpenAI,
-                                       http: requests.Session) -> None:
+def test_every_status_matches_the_spec(
+    emulator: OpenAIEmulator, client: openai.OpenAI, http: requests.Session
+) -> None:
     file_id = _upload(client, _chat_lines(4))
     done = _create(client, file_id, metadata={"team": "search"})
     cancelled = _create(client, file_id)
@@ -95,21 +105,35 @@ def test_every_status_matches_the_spec(emulator: OpenAIEmulator, client: openai.
     look()
     emulator.advance(60)
     look()
-    assert set(seen) == {"validating", "in_progress", "finalizing", "completed", "failed",
-                         "cancelling", "cancelled"}
+    assert set(seen) == {
+        "validating",
+        "in_progress",
+        "finalizing",
+        "completed",
+        "failed",
+        "cancelling",
+        "cancelled",
+    }
     assert seen["completed"]["metadata"] == {"team": "search"}
     assert seen["completed"]["request_counts"] == {"total": 4, "completed": 4, "failed": 0}
     assert seen["completed"]["usage"]["total_tokens"] > 0
     assert seen["failed"]["errors"]["data"] == [
-        {"code": "invalid_request", "message": "Missing 'custom_id'.", "param": "custom_id",
-         "line": 2}]
+        {
+            "code": "invalid_request",
+            "message": "Missing 'custom_id'.",
+            "param": "custom_id",
+            "line": 2,
+        }
+    ]
     listed = http.get(emulator.url + "/v1/batches").json()
     assert schema_errors("ListBatchesResponse", listed) == []
 
 
 def test_expired_status_matches_the_spec(clock: ManualClock) -> None:
-    with OpenAIEmulator(clock=clock, processing_seconds=200_000) as slow, \
-            openai.OpenAI(base_url=slow.url + "/v1", api_key="k", max_retries=0) as client:
+    with (
+        OpenAIEmulator(clock=clock, processing_seconds=200_000) as slow,
+        openai.OpenAI(base_url=slow.url + "/v1", api_key="k", max_retries=0) as client,
+    ):
         batch = _create(client, _upload(client, _chat_lines(2)))
         slow.advance(86_400)
         expired = slow.batch(batch["id"])
@@ -118,8 +142,9 @@ def test_expired_status_matches_the_spec(clock: ManualClock) -> None:
     assert expired["expired_at"] == expired["expires_at"]
 
 
-def test_create_requests_are_validated_like_the_api(emulator: OpenAIEmulator,
-                                                    client: openai.OpenAI) -> None:
+def test_create_requests_are_validated_like_the_api(
+    emulator: OpenAIEmulator, client: openai.OpenAI
+) -> None:
     file_id = _upload(client, _chat_lines(2))
     cases: list[tuple[dict[str, Any], str]] = [
         ({"completion_window": "48h"}, "completion_window"),
@@ -128,8 +153,7 @@ def test_create_requests_are_validated_like_the_api(emulator: OpenAIEmulator,
         ({"input_file_id": "file-nope"}, "input_file_id"),
         ({"metadata": {str(i): "v" for i in range(17)}}, "metadata"),
         ({"metadata": {"k": 1}}, "metadata"),
-        ({"output_expires_after": {"anchor": "created_at", "seconds": 60}},
-         "output_expires_after"),
+        ({"output_expires_after": {"anchor": "created_at", "seconds": 60}}, "output_expires_after"),
         ({"extra_body": {"priority": "high"}}, "priority"),
     ]
     for overrides, param in cases:
@@ -140,18 +164,29 @@ def test_create_requests_are_validated_like_the_api(emulator: OpenAIEmulator,
         assert body["error"]["param"] == param, overrides
     assert emulator.batches() == []
     # Every request the spec itself rejects was among those refused.
-    assert sum(bool(schema_errors("CreateBatchRequest", sent))
-               for sent in emulator.created_batch_requests) == 4
+    assert (
+        sum(
+            bool(schema_errors("CreateBatchRequest", sent))
+            for sent in emulator.created_batch_requests
+        )
+        == 4
+    )
     # A full create is accepted, and what the SDK sent matches CreateBatchRequest.
-    _create(client, file_id, metadata={"k": "v"},
-            output_expires_after={"anchor": "created_at", "seconds": 3600})
+    _create(
+        client,
+        file_id,
+        metadata={"k": "v"},
+        output_expires_after={"anchor": "created_at", "seconds": 3600},
+    )
     assert schema_errors("CreateBatchRequest", emulator.created_batch_requests[-1]) == []
     assert len(emulator.batches()) == 1
 
 
 def test_mixed_models_and_non_batch_files_are_refused(client: openai.OpenAI) -> None:
-    mixed = _jsonl({**LINE, "custom_id": "a"},
-                   {**LINE, "custom_id": "b", "body": {**LINE["body"], "model": "gpt-4o"}})
+    mixed = _jsonl(
+        {**LINE, "custom_id": "a"},
+        {**LINE, "custom_id": "b", "body": {**LINE["body"], "model": "gpt-4o"}},
+    )
     with pytest.raises(openai.BadRequestError, match="line 2 uses 'gpt-4o'"):
         _create(client, _upload(client, mixed))
     with pytest.raises(openai.BadRequestError, match="purpose 'user_data'"):
@@ -163,8 +198,11 @@ def test_uploads_are_validated(client: openai.OpenAI, emulator: OpenAIEmulator) 
         _upload(client, _chat_lines(1), name="in.csv")
     with pytest.raises(openai.BadRequestError, match="purpose"):
         _upload(client, _chat_lines(1), purpose="nonsense")
-    response = requests.post(emulator.url + "/v1/files", files={"purpose": (None, "batch")},
-                             headers={"authorization": f"Bearer {API_KEY}"})
+    response = requests.post(
+        emulator.url + "/v1/files",
+        files={"purpose": (None, "batch")},
+        headers={"authorization": f"Bearer {API_KEY}"},
+    )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "file"
     assert emulator.files() == []
@@ -184,8 +222,10 @@ def test_uploads_are_validated(client: openai.OpenAI, emulator: OpenAIEmulator) 
 def test_malformed_input_fails_the_batch(
     clock: ManualClock, lines: bytes, code: str, line: int | None
 ) -> None:
-    with OpenAIEmulator(clock=clock, max_requests=3) as small, \
-            openai.OpenAI(base_url=small.url + "/v1", api_key="k", max_retries=0) as client:
+    with (
+        OpenAIEmulator(clock=clock, max_requests=3) as small,
+        openai.OpenAI(base_url=small.url + "/v1", api_key="k", max_retries=0) as client,
+    ):
         batch = _create(client, _upload(client, lines))
         small.advance(60)
         failed = client.batches.retrieve(batch["id"])
@@ -223,17 +263,21 @@ def test_authentication(emulator: OpenAIEmulator) -> None:
     assert anonymous.status_code == 401
     assert schema_errors("ErrorResponse", anonymous.json()) == []
     wrong = "sk-wrong-0123456789"
-    with openai.OpenAI(base_url=emulator.url + "/v1", api_key=wrong, max_retries=0) as client, \
-            pytest.raises(openai.AuthenticationError) as caught:
+    with (
+        openai.OpenAI(base_url=emulator.url + "/v1", api_key=wrong, max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
         client.batches.list()
     assert caught.value.code == "invalid_api_key"
     assert wrong not in caught.value.message
-    assert requests.get(emulator.url + "/v1/batches",
-                        headers={"api-key": API_KEY}).status_code == 200
+    assert (
+        requests.get(emulator.url + "/v1/batches", headers={"api-key": API_KEY}).status_code == 200
+    )
 
 
-def test_content_is_streamed_in_chunks(emulator: OpenAIEmulator, client: openai.OpenAI,
-                                       http: requests.Session) -> None:
+def test_content_is_streamed_in_chunks(
+    emulator: OpenAIEmulator, client: openai.OpenAI, http: requests.Session
+) -> None:
     content = _chat_lines(5000)
     file_id = _upload(client, content)
     response = http.get(f"{emulator.url}/v1/files/{file_id}/content", stream=True)
@@ -255,16 +299,34 @@ def test_azure_flavour(azure_emulator: OpenAIEmulator) -> None:
     url = azure_emulator.url
     headers = {"api-key": API_KEY}
     assert requests.get(url + "/openai/batches", headers=headers).status_code == 404
-    assert requests.get(url + "/openai/batches?api-version=2024-10-21",
-                        headers=headers).status_code == 200
-    with openai.AzureOpenAI(azure_endpoint=url, api_key=API_KEY, api_version="2024-10-21",
-                            max_retries=0) as legacy:
-        file_id = legacy.files.create(file=("in.jsonl", _jsonl(
-            {**LINE, "custom_id": "a", "url": "/chat/completions",
-             "body": {**LINE["body"], "model": "batch-gpt4o"}})), purpose="batch").id
-        batch = json.loads(legacy.batches.with_raw_response.create(
-            input_file_id=file_id, endpoint="/chat/completions",  # type: ignore[arg-type]
-            completion_window="24h").content)
+    assert (
+        requests.get(url + "/openai/batches?api-version=2024-10-21", headers=headers).status_code
+        == 200
+    )
+    with openai.AzureOpenAI(
+        azure_endpoint=url, api_key=API_KEY, api_version="2024-10-21", max_retries=0
+    ) as legacy:
+        file_id = legacy.files.create(
+            file=(
+                "in.jsonl",
+                _jsonl(
+                    {
+                        **LINE,
+                        "custom_id": "a",
+                        "url": "/chat/completions",
+                        "body": {**LINE["body"], "model": "batch-gpt4o"},
+                    }
+                ),
+            ),
+            purpose="batch",
+        ).id
+        batch = json.loads(
+            legacy.batches.with_raw_response.create(
+                input_file_id=file_id,
+                endpoint="/chat/completions",  # type: ignore[arg-type]
+                completion_window="24h",
+            ).content
+        )
     assert batch["status"] == "Validating"
     assert batch["created_at"].endswith("Z") and batch["request_counts"] is None
     azure_emulator.advance(3600)
@@ -275,8 +337,14 @@ def test_azure_flavour(azure_emulator: OpenAIEmulator) -> None:
 
 def test_is_a_contract_backend(emulator: OpenAIEmulator, client: openai.OpenAI) -> None:
     assert isinstance(emulator, ContractBackend)
-    assert emulator.FAULTS == {"rate_limit", "server_error", "overloaded", "unauthorized",
-                               "reset", "lost_create"}
+    assert {
+        "rate_limit",
+        "server_error",
+        "overloaded",
+        "unauthorized",
+        "reset",
+        "lost_create",
+    } == emulator.FAULTS
     with pytest.raises(ValueError, match="no-such-fault"):
         emulator.inject_fault("no-such-fault")
     assert emulator.batch_count() == 0
@@ -300,6 +368,10 @@ def test_sandbox_runs_a_batch_within_seconds() -> None:
             batch = _create(client, _upload(client, _chat_lines(3)))
             clock.advance(4)
             assert client.batches.retrieve(batch["id"]).status == "completed"
-        with openai.OpenAI(base_url=config["base_url"], api_key="sk-other",
-                           max_retries=0) as stranger, pytest.raises(openai.AuthenticationError):
+        with (
+            openai.OpenAI(
+                base_url=config["base_url"], api_key="sk-other", max_retries=0
+            ) as stranger,
+            pytest.raises(openai.AuthenticationError),
+        ):
             stranger.batches.list()

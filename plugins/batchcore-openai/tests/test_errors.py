@@ -4,9 +4,9 @@ exception (which holds the request and its Authorization header) rides along."""
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 
-import openai
 import pytest
 from openai_support import API_KEY, FINISHED, chat
 
@@ -18,7 +18,6 @@ from batchcore.errors import (
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
-    ProviderConnectionError,
     ProviderError,
     ProviderPermanentError,
     ProviderServerError,
@@ -68,8 +67,13 @@ def _raises(call: Callable[[], object], expected: type[ProviderError]) -> Provid
     ],
 )
 def test_permanent_failures_are_not_retried(
-    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, handle: BatchHandle,
-    sleeps: SleepRecorder, kind: str, expected: type[ProviderError], status: int,
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    handle: BatchHandle,
+    sleeps: SleepRecorder,
+    kind: str,
+    expected: type[ProviderError],
+    status: int,
 ) -> None:
     emulator.inject_fault(kind, route=RETRIEVE)
     error = _raises(lambda: provider.poll_status(handle), expected)
@@ -79,8 +83,9 @@ def test_permanent_failures_are_not_retried(
     assert emulator.server.count("GET", RETRIEVE) == 1
 
 
-def test_quota_error_names_the_code(emulator: OpenAIEmulator, provider: OpenAIBatchProvider,
-                                    handle: BatchHandle) -> None:
+def test_quota_error_names_the_code(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, handle: BatchHandle
+) -> None:
     emulator.inject_fault("insufficient_quota", route=RETRIEVE)
     error = _raises(lambda: provider.poll_status(handle), QuotaExceededError)
     assert error.code == "insufficient_quota"
@@ -88,19 +93,24 @@ def test_quota_error_names_the_code(emulator: OpenAIEmulator, provider: OpenAIBa
 
 
 def test_rate_limit_waits_as_long_as_the_server_says(
-    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, handle: BatchHandle,
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    handle: BatchHandle,
     sleeps: SleepRecorder,
 ) -> None:
     emulator.server.inject("GET", RETRIEVE, Fault.status(429, headers={"retry-after": "7"}))
-    emulator.server.inject("GET", RETRIEVE, Fault.status(429, headers={"retry-after-ms": "250"}),
-                           calls=[2])
+    emulator.server.inject(
+        "GET", RETRIEVE, Fault.status(429, headers={"retry-after-ms": "250"}), calls=[2]
+    )
     assert provider.poll_status(handle).batch_id == handle.batch_id
     assert sleeps == [7.0, 0.25]
     assert emulator.server.count("GET", RETRIEVE) == 3
 
 
 def test_rate_limit_with_a_long_wait_is_handed_to_the_caller(
-    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, handle: BatchHandle,
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    handle: BatchHandle,
     sleeps: SleepRecorder,
 ) -> None:
     emulator.server.inject("GET", RETRIEVE, Fault.status(429, headers={"retry-after": "600"}))
@@ -123,8 +133,12 @@ def test_rate_limit_with_a_long_wait_is_handed_to_the_caller(
     ],
 )
 def test_transient_failures_are_retried_then_raised(
-    emulator: OpenAIEmulator, make_provider: Factory, handle: BatchHandle,
-    sleeps: SleepRecorder, fault: Fault, expected: type[ProviderError],
+    emulator: OpenAIEmulator,
+    make_provider: Factory,
+    handle: BatchHandle,
+    sleeps: SleepRecorder,
+    fault: Fault,
+    expected: type[ProviderError],
 ) -> None:
     provider = make_provider(max_retries=2)
     emulator.server.inject("GET", RETRIEVE, fault, times=1)
@@ -137,15 +151,20 @@ def test_transient_failures_are_retried_then_raised(
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0]
 
 
-def test_server_can_forbid_a_retry(emulator: OpenAIEmulator, provider: OpenAIBatchProvider,
-                                   handle: BatchHandle, sleeps: SleepRecorder) -> None:
+def test_server_can_forbid_a_retry(
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    handle: BatchHandle,
+    sleeps: SleepRecorder,
+) -> None:
     emulator.server.inject("GET", RETRIEVE, Fault.status(500, headers={"x-should-retry": "false"}))
     error = _raises(lambda: provider.poll_status(handle), ProviderPermanentError)
     assert error.status_code == 500 and sleeps == []
 
 
-def test_timeout(emulator: OpenAIEmulator, make_provider: Factory, handle: BatchHandle,
-                 sleeps: SleepRecorder) -> None:
+def test_timeout(
+    emulator: OpenAIEmulator, make_provider: Factory, handle: BatchHandle, sleeps: SleepRecorder
+) -> None:
     impatient = make_provider(timeout=0.2, max_retries=0)
     emulator.inject_fault("hang", route=RETRIEVE)
     # The request was sent and no answer came: a timeout whose outcome is unknown.
@@ -220,3 +239,75 @@ def test_azure_needs_an_endpoint() -> None:
     [payload] = provider.prepare_payloads([chat("a", model="d")])
     with pytest.raises(ConfigurationError, match="AZURE_OPENAI_ENDPOINT"):
         provider.submit(payload)
+
+
+# -- a server that echoes the key ------------------------------------------------------------
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    stack: list[BaseException | None] = [error]
+    while stack:
+        link = stack.pop()
+        if link is None or any(link is seen for seen in found):
+            continue
+        found.append(link)
+        stack += [link.__cause__, link.__context__]
+    return found
+
+
+def _assert_key_nowhere(error: BaseException) -> None:
+    chain = _chain(error)
+    assert chain == [error]  # nothing chained: an SDK exception holds the Authorization header
+    for link in chain:
+        shown = f"{link} {link!r} {link.args!r} {vars(link)!r}"
+        assert API_KEY not in shown
+        assert API_KEY.encode() not in pickle.dumps(link)
+
+
+def _echoing(status: int) -> Fault:
+    return Fault.status(
+        status,
+        body={
+            "error": {
+                "message": f"Incorrect API key provided: {API_KEY}. You can find your key at ...",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(401, AuthenticationError), (400, InvalidRequestError)]
+)
+def test_an_echoed_key_is_in_no_exception_of_the_chain(
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    handle: BatchHandle,
+    status: int,
+    expected: type[ProviderError],
+) -> None:
+    emulator.server.inject("GET", RETRIEVE, _echoing(status))
+    with pytest.raises(expected) as polled:
+        provider.poll_status(handle)
+    _assert_key_nowhere(polled.value)
+    assert "[REDACTED]" in str(polled.value)
+
+    [payload] = provider.prepare_payloads([chat("c")])
+    emulator.server.inject("POST", "/v1/batches", _echoing(status))
+    with pytest.raises(expected) as submitted:
+        provider.submit(payload)
+    _assert_key_nowhere(submitted.value)
+
+
+@pytest.mark.parametrize("fault", [Fault.reset(), Fault.truncate(5), Fault.hang()])
+def test_transport_failures_chain_nothing(
+    emulator: OpenAIEmulator, make_provider: Factory, handle: BatchHandle, fault: Fault
+) -> None:
+    provider = make_provider(max_retries=0, timeout=0.3)
+    emulator.server.inject("GET", RETRIEVE, fault)
+    with pytest.raises(ProviderError) as caught:
+        provider.poll_status(handle)
+    _assert_key_nowhere(caught.value)

@@ -62,23 +62,38 @@ def test_failed_validation_reports_line_numbers(
     emulator: OpenAIEmulator, provider: OpenAIBatchProvider, tmp_path: Path
 ) -> None:
     path = tmp_path / "hand-written.jsonl"
-    good = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}}
-    path.write_bytes(b"\n".join([
-        json.dumps(good).encode(),
-        b'{"custom_id": "b", "method": "POST", ',
-        json.dumps({**good, "custom_id": "c", "url": "/v1/embeddings"}).encode(),
-    ]) + b"\n")
-    payload = BatchPayload(provider="openai", model="gpt-4o-mini",
-                           endpoint="/v1/chat/completions", request_count=3,
-                           size_bytes=path.stat().st_size, path=path)
+    good = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+    }
+    path.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(good).encode(),
+                b'{"custom_id": "b", "method": "POST", ',
+                json.dumps({**good, "custom_id": "c", "url": "/v1/embeddings"}).encode(),
+            ]
+        )
+        + b"\n"
+    )
+    payload = BatchPayload(
+        provider="openai",
+        model="gpt-4o-mini",
+        endpoint="/v1/chat/completions",
+        request_count=3,
+        size_bytes=path.stat().st_size,
+        path=path,
+    )
     handle = provider.submit(payload)
     emulator.advance(60)
     status = provider.poll_status(handle)
     assert status.state is BatchState.FAILED
     assert status.ended_at == status.timestamps["failed_at"]
     assert [(e.code, e.line) for e in status.errors] == [
-        ("invalid_json_line", 2), ("url_mismatch", 3)
+        ("invalid_json_line", 2),
+        ("url_mismatch", 3),
     ]
     assert all(e.message for e in status.errors)
 
@@ -135,9 +150,9 @@ def test_unknown_batch(provider: OpenAIBatchProvider) -> None:
 
 
 @pytest.fixture(params=["v1", "legacy"])
-def azure(request: pytest.FixtureRequest,
-          make_azure_provider: Callable[..., AzureOpenAIBatchProvider]
-          ) -> AzureOpenAIBatchProvider:
+def azure(
+    request: pytest.FixtureRequest, make_azure_provider: Callable[..., AzureOpenAIBatchProvider]
+) -> AzureOpenAIBatchProvider:
     config = {"api_version": "2024-10-21"} if request.param == "legacy" else {}
     return make_azure_provider(**config)
 
@@ -172,8 +187,9 @@ def test_azure_lifecycle_with_its_quirks(
 
 def test_azure_never_expires(clock: ManualClock) -> None:
     with OpenAIEmulator(clock=clock, azure=True, processing_seconds=3 * 86_400) as slow:
-        provider = AzureOpenAIBatchProvider(config={
-            "azure_endpoint": slow.url, "api_key": API_KEY, "deployments": ["d"]})
+        provider = AzureOpenAIBatchProvider(
+            config={"azure_endpoint": slow.url, "api_key": API_KEY, "deployments": ["d"]}
+        )
         [payload] = provider.prepare_payloads([chat("a", model="d")])
         handle = provider.submit(payload)
         slow.advance(2 * 86_400)

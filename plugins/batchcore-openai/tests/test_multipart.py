@@ -40,7 +40,7 @@ def test_quoted_and_extended_filenames() -> None:
     body = (
         b'--b0\r\nContent-Disposition: form-data; name="f"; filename="say \\"hi\\".jsonl"\r\n\r\n'
         b"one\r\n"
-        b"--b0\r\nContent-Disposition: form-data; name=g; filename=\"x\"; "
+        b'--b0\r\nContent-Disposition: form-data; name=g; filename="x"; '
         b"filename*=utf-8''na%C3%AFve.jsonl\r\n\r\ntwo\r\n--b0--\r\n"
     )
     first, second = parse_multipart(body, "multipart/form-data; boundary=b0")
@@ -51,8 +51,7 @@ def test_quoted_and_extended_filenames() -> None:
 
 
 def test_preamble_and_empty_parts() -> None:
-    body = (b"preamble text\r\n--zz\r\nContent-Disposition: form-data; name=\"e\"\r\n\r\n"
-            b"\r\n--zz--")
+    body = b'preamble text\r\n--zz\r\nContent-Disposition: form-data; name="e"\r\n\r\n\r\n--zz--'
     [part] = parse_multipart(body, 'multipart/form-data; boundary="zz"')
     assert part.size == 0
 
@@ -75,7 +74,7 @@ def test_bad_content_types(content_type: str, message: str) -> None:
     [
         (b"no boundary here", "does not contain the boundary"),
         (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\nunfinished', "ends before"),
-        (b"--b\r\nContent-Disposition: form-data; name=\"a\"", "not terminated by a blank line"),
+        (b'--b\r\nContent-Disposition: form-data; name="a"', "not terminated by a blank line"),
         (b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--", "lacks a 'Content-Disposition"),
         (b"--b\r\nno colon\r\n\r\nx\r\n--b--", "malformed part header"),
         (b"--bjunk\r\n\r\nx\r\n--b--", "not followed by a line break"),

@@ -25,12 +25,16 @@ def test_the_readme_has_runnable_examples() -> None:
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_readme_example_runs(index: int, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_example_runs(
+    index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     clock = ManualClock(start=1_767_225_600.0)
     # The sandbox demo polls with time.sleep on the real clock; here both are one manual clock.
-    monkeypatch.setattr(batchcore_openai.testing, "sandbox",
-                        functools.partial(batchcore_openai.testing.sandbox, clock=clock))
+    monkeypatch.setattr(
+        batchcore_openai.testing,
+        "sandbox",
+        functools.partial(batchcore_openai.testing.sandbox, clock=clock),
+    )
     monkeypatch.setattr(time, "sleep", clock.sleep)
     exec(compile(_examples()[index], f"README.md example {index + 1}", "exec"), {})
     if index == 0:

@@ -21,8 +21,12 @@ from batchcore_openai.testing import FAIL_MARKER, OpenAIEmulator
 CONTENT = "/v1/files/{file_id}/content"
 
 
-def _run(provider: OpenAIBatchProvider, emulator: OpenAIEmulator,
-         requests: list[BatchRequest], wait: float = FINISHED) -> BatchHandle:
+def _run(
+    provider: OpenAIBatchProvider,
+    emulator: OpenAIEmulator,
+    requests: list[BatchRequest],
+    wait: float = FINISHED,
+) -> BatchHandle:
     [payload] = provider.prepare_payloads(requests)
     handle = provider.submit(payload)
     payload.discard()
@@ -57,8 +61,7 @@ def test_results_of_a_completed_batch(
     assert emulator.server.count("GET", CONTENT) == 1
 
 
-def test_error_lines_are_results(emulator: OpenAIEmulator,
-                                 provider: OpenAIBatchProvider) -> None:
+def test_error_lines_are_results(emulator: OpenAIEmulator, provider: OpenAIBatchProvider) -> None:
     requests = [
         chat("ok"),
         chat("bad-request", f"{FAIL_MARKER.format(400)} no"),
@@ -79,11 +82,19 @@ def test_error_lines_are_results(emulator: OpenAIEmulator,
         assert result.status is status and not result.ok
         assert result.error is not None
         assert (result.error.code, result.error.status_code, result.error.retryable) == (
-            code, http, retryable), custom_id
+            code,
+            http,
+            retryable,
+        ), custom_id
         assert result.error.message
-    assert results["bad-request"].response == {"error": {
-        "message": "Emulated failure: HTTP 400.", "type": "invalid_request_error",
-        "param": None, "code": "invalid_request"}}
+    assert results["bad-request"].response == {
+        "error": {
+            "message": "Emulated failure: HTTP 400.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_request",
+        }
+    }
     assert emulator.server.count("GET", CONTENT) == 2  # output and error files
 
 
@@ -138,8 +149,9 @@ def test_an_unreadable_input_file_still_returns_every_finished_result(
     assert len(results) == 5 and all(r.ok for r in results.values())
 
 
-def test_batch_cancelled_before_it_started(emulator: OpenAIEmulator,
-                                           provider: OpenAIBatchProvider) -> None:
+def test_batch_cancelled_before_it_started(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
     requests = [chat(f"r{i}") for i in range(3)]
     handle = _run(provider, emulator, requests, wait=0)
     provider.cancel(handle)
@@ -165,16 +177,31 @@ def test_failed_batch_reports_each_request(
     emulator: OpenAIEmulator, provider: OpenAIBatchProvider, tmp_path: Path
 ) -> None:
     path = tmp_path / "input.jsonl"
-    line = {"method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]}}
-    path.write_text("\n".join([
-        json.dumps({**line, "custom_id": "fine"}),
-        json.dumps({**line, "custom_id": "wrong-url", "url": "/v1/responses"}),
-        json.dumps({**line, "custom_id": "also-fine"}),
-    ]) + "\n")
-    handle = provider.submit(BatchPayload(provider="openai", model="gpt-4o-mini",
-                                          endpoint="/v1/chat/completions", request_count=3,
-                                          size_bytes=path.stat().st_size, path=path))
+    line = {
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}]},
+    }
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({**line, "custom_id": "fine"}),
+                json.dumps({**line, "custom_id": "wrong-url", "url": "/v1/responses"}),
+                json.dumps({**line, "custom_id": "also-fine"}),
+            ]
+        )
+        + "\n"
+    )
+    handle = provider.submit(
+        BatchPayload(
+            provider="openai",
+            model="gpt-4o-mini",
+            endpoint="/v1/chat/completions",
+            request_count=3,
+            size_bytes=path.stat().st_size,
+            path=path,
+        )
+    )
     emulator.advance(60)
     results = _by_id(list(provider.fetch_results(handle)))
     assert set(results) == {"fine", "wrong-url", "also-fine"}
@@ -191,43 +218,89 @@ def test_failed_batch_reports_each_request(
         assert "url_mismatch" in bystander.message and "(line 2)" in bystander.message
 
 
-def test_fetch_before_the_end_is_refused(emulator: OpenAIEmulator,
-                                         provider: OpenAIBatchProvider) -> None:
+def test_fetch_before_the_end_is_refused(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
     handle = _run(provider, emulator, [chat("a")], wait=0)
     with pytest.raises(ResultsNotReadyError, match="poll_status until is_terminal"):
         provider.fetch_results(handle)
     assert emulator.server.count("GET", CONTENT) == 0
 
 
-def test_other_endpoints(emulator: OpenAIEmulator,
-                         make_provider: Callable[..., OpenAIBatchProvider]) -> None:
+def test_other_endpoints(
+    emulator: OpenAIEmulator, make_provider: Callable[..., OpenAIBatchProvider]
+) -> None:
     provider = make_provider()
-    embeddings = [BatchRequest(custom_id=f"e{i}", model="text-embedding-3-small",
-                               endpoint="/v1/embeddings", params={"input": ["a b", "c"]})
-                  for i in range(2)]
+    embeddings = [
+        BatchRequest(
+            custom_id=f"e{i}",
+            model="text-embedding-3-small",
+            endpoint="/v1/embeddings",
+            params={"input": ["a b", "c"]},
+        )
+        for i in range(2)
+    ]
     for result in provider.fetch_results(_run(provider, emulator, embeddings)):
         assert result.ok and result.text is None
         assert result.response is not None and len(result.response["data"]) == 2
         assert result.usage is not None and result.usage.input_tokens == 3
         assert schema_errors("CreateEmbeddingResponse", dict(result.response)) == []
-    responses = [BatchRequest(custom_id="resp", model="gpt-4o", endpoint="/v1/responses",
-                              params={"input": [{"role": "user", "content": "hi there"}],
-                                      "max_output_tokens": 50})]
+    responses = [
+        BatchRequest(
+            custom_id="resp",
+            model="gpt-4o",
+            endpoint="/v1/responses",
+            params={"input": [{"role": "user", "content": "hi there"}], "max_output_tokens": 50},
+        )
+    ]
     [result] = provider.fetch_results(_run(provider, emulator, responses))
     assert result.ok and result.text == "Echo: hi there"
     assert result.usage is not None and result.usage.total_tokens == 5
     assert result.response is not None
     ResponsesResponse.model_validate(result.response)  # the SDK's own model accepts it
-    completions = [BatchRequest(custom_id="cmpl", model="gpt-3.5-turbo-instruct",
-                                endpoint="/v1/completions", params={"prompt": "one two"})]
+    completions = [
+        BatchRequest(
+            custom_id="cmpl",
+            model="gpt-3.5-turbo-instruct",
+            endpoint="/v1/completions",
+            params={"prompt": "one two"},
+        )
+    ]
     [result] = provider.fetch_results(_run(provider, emulator, completions))
     assert result.text == "Echo: one two"
     assert result.response is not None
     assert schema_errors("CreateCompletionResponse", dict(result.response)) == []
 
 
-def test_fetch_streams_a_large_output_file(emulator: OpenAIEmulator,
-                                           provider: OpenAIBatchProvider) -> None:
+def test_a_responses_answer_cut_short_is_an_error_with_its_text(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
+    words = " ".join(f"w{i}" for i in range(1, 21))  # "Echo:" and 20 words: 21 tokens
+    requests = [
+        BatchRequest(
+            custom_id=name,
+            model="gpt-4o",
+            endpoint="/v1/responses",
+            params={"input": words, "max_output_tokens": limit},
+        )
+        for name, limit in (("whole", 50), ("cut", 16))
+    ]
+    results = _by_id(list(provider.fetch_results(_run(provider, emulator, requests))))
+    assert results["whole"].ok and results["whole"].text == f"Echo: {words}"
+    cut = results["cut"]
+    assert cut.status is ResultStatus.ERRORED and cut.error is not None
+    assert (cut.error.code, cut.error.retryable) == ("response_incomplete", False)
+    assert "max_output_tokens" in cut.error.message
+    assert cut.text == "Echo: " + " ".join(words.split()[:15])
+    assert cut.usage is not None and cut.usage.output_tokens == 16
+    whole_usage = results["whole"].usage
+    assert whole_usage is not None
+    assert (whole_usage.cache_read_tokens, whole_usage.reasoning_tokens) == (0, 0)
+
+
+def test_fetch_streams_a_large_output_file(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
     requests = [chat(f"r{i:05d}", "word " * 40) for i in range(3000)]
     handle = _run(provider, emulator, requests)
     output_id = emulator.batch(handle.batch_id)["output_file_id"]
@@ -251,8 +324,9 @@ def test_results_survive_a_new_provider_and_azure(
     assert results["bad"].error is not None and results["bad"].error.status_code == 400
 
 
-def test_raw_sdk_sees_the_same_files(emulator: OpenAIEmulator,
-                                     provider: OpenAIBatchProvider) -> None:
+def test_raw_sdk_sees_the_same_files(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
     handle = _run(provider, emulator, [chat("a"), chat("b", FAIL_MARKER.format(500))])
     client = OpenAI(base_url=emulator.url + "/v1", api_key=API_KEY, max_retries=0)
     batch = client.batches.retrieve(handle.batch_id)
@@ -260,18 +334,25 @@ def test_raw_sdk_sees_the_same_files(emulator: OpenAIEmulator,
     assert batch.request_counts is not None
     assert (batch.request_counts.completed, batch.request_counts.failed) == (1, 1)
     assert batch.output_file_id and batch.error_file_id
-    output = [json.loads(line) for line in client.files.content(batch.output_file_id).text.split(
-        "\n") if line]
-    errors = [json.loads(line) for line in client.files.content(batch.error_file_id).text.split(
-        "\n") if line]
+    output = [
+        json.loads(line)
+        for line in client.files.content(batch.output_file_id).text.split("\n")
+        if line
+    ]
+    errors = [
+        json.loads(line)
+        for line in client.files.content(batch.error_file_id).text.split("\n")
+        if line
+    ]
     assert [line["custom_id"] for line in output] == ["a"]
     assert [line["custom_id"] for line in errors] == ["b"]
     assert errors[0]["response"]["status_code"] == 500
     assert output[0]["id"].startswith("batch_req_") and output[0]["error"] is None
 
 
-def test_memory_does_not_grow_with_the_output(emulator: OpenAIEmulator,
-                                              provider: OpenAIBatchProvider) -> None:
+def test_memory_does_not_grow_with_the_output(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
     requests = [chat(f"r{i:05d}", "word " * 300) for i in range(8000)]
     handle = _run(provider, emulator, requests)
     output_id = emulator.batch(handle.batch_id)["output_file_id"]
@@ -290,18 +371,30 @@ def test_memory_does_not_grow_with_the_output(emulator: OpenAIEmulator,
 
 
 def test_failed_batch_line_numbers_survive_a_restarted_download(
-    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, tmp_path: Path,
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    tmp_path: Path,
     sleeps: list[float],
 ) -> None:
     path = tmp_path / "input.jsonl"
-    line = {"method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 200}]}}
+    line = {
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 200}]},
+    }
     rows = [{**line, "custom_id": f"r{i}"} for i in range(30)]
     rows[20]["url"] = "/v1/responses"
     path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
-    handle = provider.submit(BatchPayload(provider="openai", model="gpt-4o-mini",
-                                          endpoint="/v1/chat/completions", request_count=30,
-                                          size_bytes=path.stat().st_size, path=path))
+    handle = provider.submit(
+        BatchPayload(
+            provider="openai",
+            model="gpt-4o-mini",
+            endpoint="/v1/chat/completions",
+            request_count=30,
+            size_bytes=path.stat().st_size,
+            path=path,
+        )
+    )
     emulator.advance(60)
     # The input download breaks after a few lines and starts over.
     emulator.server.inject("GET", CONTENT, Fault.truncate(2000))
@@ -310,4 +403,5 @@ def test_failed_batch_line_numbers_survive_a_restarted_download(
     at_fault = [cid for cid, r in results.items() if r.error and r.error.code == "url_mismatch"]
     assert at_fault == ["r20"]
     assert {r.error.code for cid, r in results.items() if r.error and cid != "r20"} == {
-        "batch_failed"}
+        "batch_failed"
+    }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import attrs
 import openai
 import pytest
-from openai_support import API_KEY, chat, schema_errors
+from openai_support import API_KEY, MODEL, chat, schema_errors
 
 from batchcore.errors import (
     InvalidRequestError,
@@ -16,8 +17,8 @@ from batchcore.errors import (
     ProviderConnectionError,
     ProviderServerError,
 )
-from batchcore.models import BatchPayload
-from batchcore.testing import Fault
+from batchcore.models import BatchPayload, BatchRequest
+from batchcore.testing import Fault, ManualClock
 from batchcore_openai.provider import OpenAIBatchProvider
 from batchcore_openai.testing import OpenAIEmulator
 
@@ -55,8 +56,11 @@ def test_submit_uploads_the_file_and_creates_the_batch(
     assert handle.batch_id == batch["id"]
     assert handle.provider == "openai"
     assert int(handle.created_at.timestamp()) == batch["created_at"]
-    assert handle.metadata == {"input_file_id": batch["input_file_id"],
-                               "endpoint": "/v1/chat/completions", "idempotency_key": key}
+    assert handle.metadata == {
+        "input_file_id": batch["input_file_id"],
+        "endpoint": "/v1/chat/completions",
+        "idempotency_key": key,
+    }
     assert emulator.file_content(batch["input_file_id"]) == payload.path.read_bytes()
 
 
@@ -75,8 +79,9 @@ def test_resubmitting_a_keyed_payload_finds_the_existing_batch(
     assert emulator.server.count("POST", "/v1/batches") == 1
 
 
-def test_a_different_key_creates_a_new_batch(emulator: OpenAIEmulator,
-                                             provider: OpenAIBatchProvider) -> None:
+def test_a_different_key_creates_a_new_batch(
+    emulator: OpenAIEmulator, provider: OpenAIBatchProvider
+) -> None:
     provider.submit(_payload(provider, key="one"))
     provider.submit(_payload(provider, key="two"))
     keys = [b["metadata"]["batchcore_idempotency_key"] for b in emulator.batches()]
@@ -85,7 +90,9 @@ def test_a_different_key_creates_a_new_batch(emulator: OpenAIEmulator,
 
 @pytest.mark.parametrize("key", ["caller-key-1", None])
 def test_create_whose_answer_was_cut_short_is_not_repeated(
-    emulator: OpenAIEmulator, provider: OpenAIBatchProvider, sleeps: list[float],
+    emulator: OpenAIEmulator,
+    provider: OpenAIBatchProvider,
+    sleeps: list[float],
     key: str | None,
 ) -> None:
     # The batch is created, then the connection breaks before the answer is complete.
@@ -164,9 +171,12 @@ def test_the_key_is_found_beyond_the_first_page(
     handle = provider.submit(_payload(provider, key="old-key"))
     client = openai.OpenAI(base_url=emulator.url + "/v1", api_key=API_KEY, max_retries=0)
     for index in range(3):  # newer batches push the keyed one to the second page of two
-        client.batches.create(input_file_id=handle.metadata["input_file_id"],
-                              endpoint="/v1/chat/completions", completion_window="24h",
-                              metadata={"n": str(index)})
+        client.batches.create(
+            input_file_id=handle.metadata["input_file_id"],
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={"n": str(index)},
+        )
     searcher = SmallPages(config={**provider.config, "api_key": API_KEY})
     lists = emulator.server.count("GET", "/v1/batches")
     assert searcher.submit(_payload(provider, key="old-key")).batch_id == handle.batch_id
@@ -180,8 +190,9 @@ def test_the_key_is_found_beyond_the_first_page(
     assert len(emulator.batches()) == 5
 
 
-def test_submit_refuses_payloads_it_cannot_send(provider: OpenAIBatchProvider,
-                                                emulator: OpenAIEmulator) -> None:
+def test_submit_refuses_payloads_it_cannot_send(
+    provider: OpenAIBatchProvider, emulator: OpenAIEmulator
+) -> None:
     payload = _payload(provider)
     with pytest.raises(InvalidRequestError, match="prepared by provider 'anthropic'"):
         provider.submit(attrs.evolve(payload, provider="anthropic"))
@@ -191,3 +202,77 @@ def test_submit_refuses_payloads_it_cannot_send(provider: OpenAIBatchProvider,
     with pytest.raises(InvalidRequestError, match="BatchPayload"):
         provider.submit("file.jsonl")  # type: ignore[arg-type]
     assert emulator.call_count() == 0
+
+
+# -- a create whose answer never comes, on both flavours ------------------------------------
+
+Flavour = tuple[OpenAIEmulator, Factory, str]
+
+
+@pytest.fixture(params=["openai", "azure-openai"])
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    if request.param == "openai":
+        return (
+            request.getfixturevalue("emulator"),
+            request.getfixturevalue("make_provider"),
+            MODEL,
+        )
+    return (
+        request.getfixturevalue("azure_emulator"),
+        request.getfixturevalue("make_azure_provider"),
+        "batch-gpt4o",
+    )
+
+
+def _requests(model: str) -> list[BatchRequest]:
+    return [chat(f"r{i}", model=model) for i in range(3)]
+
+
+def test_a_create_whose_answer_never_comes_leaves_one_batch(
+    flavour: Flavour, sleeps: list[float]
+) -> None:
+    emulator, make, model = flavour
+    provider = make(timeout=0.5)
+    [payload] = provider.prepare_payloads(_requests(model))
+    assert emulator.CREATE_ROUTE is not None
+    method, route = emulator.CREATE_ROUTE
+    # The vendor creates the batch; its answer is lost and the client's read timeout fires.
+    emulator.inject(method, route, Fault.lose_response())
+    handle = provider.submit(payload)
+    assert emulator.batch_count() == 1
+    [batch] = emulator.batches()
+    assert handle.batch_id == batch["id"]
+    assert handle.metadata["idempotency_key"] == batch["metadata"]["batchcore_idempotency_key"]
+    creates = [c for c in emulator.server.calls if (c.method, c.route) == (method, route)]
+    assert [call.fault for call in creates] == ["lose_response"]
+    assert sleeps == []  # found at once by its key
+
+
+def test_lost_create_fault_of_the_kit_hits_the_create_route(flavour: Flavour) -> None:
+    emulator, make, model = flavour
+    provider = make(timeout=0.5)
+    [payload] = provider.prepare_payloads(_requests(model))
+    emulator.inject_fault("lost_create")
+    provider.submit(payload)
+    assert emulator.batch_count() == 1
+
+
+@pytest.mark.parametrize("key", ["job-1-payload-0", None])
+def test_after_a_crash_the_batch_already_created_is_adopted(
+    flavour: Flavour, clock: ManualClock, key: str | None
+) -> None:
+    emulator, make, model = flavour
+    crashed = make()
+    [payload] = crashed.prepare_payloads(_requests(model))
+    payload = attrs.evolve(payload, idempotency_key=key)
+    # What the runner's journal kept: the staged file and when the create was sent; then the
+    # create went out and the process died before its answer was recorded.
+    staged = crashed.upload(payload)
+    attempted = datetime.fromtimestamp(clock.now(), tz=timezone.utc)
+    created = crashed.create_batch(payload, staged=staged, idempotency_key=key or "lost-key")
+    clock.advance(30)
+    resumed = attrs.evolve(payload, staged=staged, attempted_at=attempted)
+    handle = make().submit(resumed)
+    assert handle.batch_id == created.batch_id
+    assert emulator.batch_count() == 1
+    assert sum(1 for call in emulator.server.calls if call.path.endswith("/files")) == 1
