@@ -209,12 +209,12 @@ def test_failed_batch_reports_each_request(
     at_fault = results["wrong-url"].error
     assert at_fault is not None
     assert (at_fault.code, at_fault.retryable) == ("url_mismatch", False)
-    # The others never ran; the core's rule for them (BatchResult.missing) names the batch's
-    # errors and leaves resubmitting to a human, who fixes the line at fault first.
+    # The others never ran and are not at fault; the core's rule for them (BatchResult.missing)
+    # names the batch's errors and lets them go again, without the line at fault.
     for custom_id in ("fine", "also-fine"):
         bystander = results[custom_id].error
         assert bystander is not None
-        assert (bystander.code, bystander.retryable) == ("batch_failed", False)
+        assert (bystander.code, bystander.retryable) == ("batch_failed", True)
         assert "url_mismatch" in bystander.message and "(line 2)" in bystander.message
 
 
