@@ -159,15 +159,24 @@ class PostgresDatabase:
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         text = to_format_params(sql)
+        batch = list(rows)
 
         def work() -> int:
-            # A failed statement aborts a PostgreSQL transaction; a savepoint keeps the failure
-            # to this statement, as SQLite does, so the caller can still look around.
-            with self._conn.transaction(), self._conn.cursor() as cursor:
-                cursor.executemany(text, list(rows))
+            with self._conn.cursor() as cursor:
+                cursor.executemany(text, batch)
                 return max(cursor.rowcount, 0)
 
-        return self._run(work)  # type: ignore[no-any-return]
+        with self.transaction():
+            # A failed statement aborts a PostgreSQL transaction; a savepoint keeps the failure
+            # to this statement, as SQLite does, so the caller can still look around.
+            self._run(lambda: self._conn.execute("SAVEPOINT batchcore_statement"))
+            try:
+                changed: int = self._run(work)
+            except BaseException:
+                self._run(lambda: self._conn.execute("ROLLBACK TO SAVEPOINT batchcore_statement"))
+                raise
+            self._run(lambda: self._conn.execute("RELEASE SAVEPOINT batchcore_statement"))
+            return changed
 
     def insert_id(self, sql: str, params: Sequence[Any]) -> int:
         row = self.query_one(sql, params)
@@ -180,22 +189,38 @@ class PostgresDatabase:
     def transaction(self, *, durable: bool = False) -> Iterator[None]:
         # PostgreSQL commits are durable (synchronous_commit) unless configured otherwise.
         with self._lock:
-            entered = self._run(lambda: self._conn.transaction().__enter__())
-            self._depth += 1
+            if self._depth:  # nested: part of the enclosing transaction
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._run(lambda: self._conn.execute("BEGIN"))
+            self._depth = 1
             try:
                 yield
-            except BaseException as error:
-                self._depth -= 1
-                with contextlib.suppress(Exception):
-                    entered._exit_(type(error), error, error.__traceback__)  # noqa: SLF001
+            except BaseException:
+                self._depth = 0
+                self._rollback()
                 raise
-            self._depth -= 1
-            self._run(lambda: entered.__exit__(None, None, None))
+            self._depth = 0
+            try:
+                self._run(lambda: self._conn.execute("COMMIT"))
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         with self.transaction():
-            self._run(lambda: self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,)))
+            self._run(
+                lambda: self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
+            )
             yield
 
     def close(self) -> None:

@@ -199,7 +199,9 @@ def open_database(location: str | Path | None, *, readonly: bool = False) -> Dat
         location = os.environ.get(STORE_ENV) or default_store_path()
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"{text.split('@')[-1]}: PostgreSQL stores are not available yet")
+        from batchcore.jobs.postgres import PostgresDatabase
+
+        return PostgresDatabase(text, readonly=readonly)
     return SQLiteDatabase(Path(text).expanduser(), readonly=readonly)
 
 
