@@ -32,6 +32,7 @@ class NotesEmulator(VendorEmulator):
     """Stores notes as files; each remembers when it was written."""
 
     WORKDIR_PREFIX = "notes-emulator-"
+    CREATE_ROUTE = ("POST", NOTES)
 
     def __init__(
         self,
@@ -54,6 +55,9 @@ class NotesEmulator(VendorEmulator):
 
     def failing_request(self, custom_id: str, model: str) -> BatchRequest | None:
         return None
+
+    def batch_count(self) -> int:
+        return len(self.created)
 
     def _on_stop(self) -> None:
         self.hook_saw_workdir.append(self.workdir is not None and self.workdir.is_dir())
@@ -187,23 +191,42 @@ def test_inject_serves_a_fault_on_chosen_calls_of_a_route(emulator: NotesEmulato
 
 
 def test_inject_fault_by_name(emulator: NotesEmulator) -> None:
-    assert emulator.inject_fault("rate_limit", method="POST", route=NOTES, times=2)
+    emulator.inject_fault("rate_limit", method="POST", route=NOTES, times=2)
     assert requests.get(emulator.url + "/v1/notes/none", timeout=5).status_code == 404
     limited = requests.post(emulator.url + NOTES, data=b"x", timeout=5)
     assert limited.status_code == 429 and limited.headers["retry-after"] == "0"
     assert requests.post(emulator.url + NOTES, data=b"x", timeout=5).status_code == 429
     assert requests.post(emulator.url + NOTES, data=b"x", timeout=5).status_code == 200
 
-    assert emulator.inject_fault("reset")  # default: the next call, whatever the route
+    emulator.inject_fault("reset")  # default: the next call, whatever the route
     with pytest.raises(requests.ConnectionError):
         requests.get(emulator.url + "/v1/notes/note-1", timeout=5)
     assert requests.get(emulator.url + "/v1/notes/note-1", timeout=5).status_code == 200
 
 
 def test_an_unknown_fault_is_refused_and_nothing_is_injected(emulator: NotesEmulator) -> None:
-    assert emulator.inject_fault("meteor_strike") is False
-    assert VendorEmulator().inject_fault("rate_limit") is False  # the base names no faults
+    with pytest.raises(ValueError, match=r"cannot inject fault 'meteor_strike'.*lost_create"):
+        emulator.inject_fault("meteor_strike")
+    with pytest.raises(ValueError, match="kinds it knows: none"):
+        VendorEmulator().inject_fault("rate_limit")  # the base names no faults
+    with pytest.raises(ValueError, match="lost_create"):
+        VendorEmulator().inject_fault("lost_create")  # nor a create route
     assert requests.get(emulator.url + "/v1/notes/none", timeout=5).status_code == 404
+
+
+def test_faults_are_declared_from_what_the_emulator_names() -> None:
+    assert set(NotesEmulator().FAULTS) == {"rate_limit", "reset", "lost_create"}
+    assert not VendorEmulator().FAULTS
+
+
+def test_lost_create_runs_the_create_and_loses_its_answer(emulator: NotesEmulator) -> None:
+    emulator.inject_fault("lost_create")
+    assert requests.get(emulator.url + "/v1/notes/none", timeout=5).status_code == 404
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(emulator.url + NOTES, data=b"lost", timeout=0.5)
+    assert emulator.batch_count() == 1  # created, though the client never heard
+    answered = requests.post(emulator.url + NOTES, data=b"kept", timeout=5)
+    assert answered.json()["id"] == "note-2" and emulator.batch_count() == 2
 
 
 def test_sleep_recorder_records_the_waits_instead_of_waiting() -> None:
@@ -221,3 +244,11 @@ def test_sleep_recorder_records_the_waits_instead_of_waiting() -> None:
     assert time.monotonic() - started < 5
     sleeps(0)
     assert sleeps == [30.0, 30.0, 0.0] and isinstance(sleeps, list)
+
+
+def test_a_sleep_recorder_with_a_clock_also_moves_it() -> None:
+    clock = ManualClock(start=100.0)
+    sleeps = SleepRecorder(clock)
+    sleeps(2.5)
+    sleeps(0)
+    assert sleeps == [2.5, 0] and clock.now() == 102.5

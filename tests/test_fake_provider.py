@@ -1,14 +1,17 @@
-"""FakeBatchProvider: it passes the whole conformance kit, and behaves as documented."""
+"""FakeBatchProvider: it passes the whole conformance kit, in each way it can be declared, and
+behaves as documented."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
 
 from batchcore import (
+    AmbiguousSubmitError,
     AuthenticationError,
     BatchHandle,
     BatchPayload,
@@ -16,23 +19,37 @@ from batchcore import (
     BatchState,
     ConfigurationError,
     InvalidRequestError,
+    OutcomeUnknownError,
     OverloadedError,
     ProviderConnectionError,
-    ProviderPermanentError,
     ProviderTimeoutError,
     QuotaExceededError,
     RateLimitError,
+    ResponseLostError,
+    ResponseTimeoutError,
+    ResultsNotReadyError,
     ResultStatus,
     UnsupportedModelError,
 )
-from batchcore.testing import ContractBackend, FakeBatchProvider, ManualClock, ProviderContractTests
-from batchcore.testing.fake import FAKE_MODEL, FakeAPIError, FakeBackend, Outcome
+from batchcore.testing import (
+    ContractBackend,
+    FakeBackend,
+    FakeBatchProvider,
+    ManualClock,
+    Outcome,
+    ProviderContractTests,
+)
+from batchcore.testing.fake_backend import FAKE_MODEL
+from batchcore.testing.fake_errors import ReadTimeout
 
 KEY = "fake-key-0123456789"
 
 
 class TestFakeContract(ProviderContractTests):
+    """The fake as it comes: idempotent submit, the safe custom_id alphabet, cancel."""
+
     expects_entry_point = False  # a test double: not installed through an entry point
+    config: ClassVar[dict[str, Any]] = {}
 
     @pytest.fixture
     def fake_backend(self) -> FakeBackend:
@@ -40,11 +57,31 @@ class TestFakeContract(ProviderContractTests):
 
     @pytest.fixture
     def provider(self, fake_backend: FakeBackend) -> FakeBatchProvider:
-        return FakeBatchProvider(config={"backend": fake_backend, "api_key": KEY})
+        return FakeBatchProvider(config={"backend": fake_backend, "api_key": KEY, **self.config})
 
     @pytest.fixture
     def backend(self, fake_backend: FakeBackend) -> FakeBackend:
         return fake_backend
+
+
+class TestNonIdempotentFakeContract(TestFakeContract):
+    """Declared non-idempotent: a lost create is found by request count and creation time."""
+
+    config: ClassVar[dict[str, Any]] = {"idempotent_submit": False}
+
+
+class AnyIdNoCancelFake(FakeBatchProvider):
+    """The fake declaring a vendor that takes any custom_id and cannot cancel."""
+
+    PROVIDER_NAME: ClassVar[str] = "fake-any-id"
+    CUSTOM_ID_PATTERN: ClassVar[re.Pattern[str] | None] = None
+    SUPPORTS_CANCEL: ClassVar[bool] = False
+
+
+class TestAnyIdNoCancelFakeContract(TestFakeContract):
+    @pytest.fixture
+    def provider(self, fake_backend: FakeBackend) -> FakeBatchProvider:
+        return AnyIdNoCancelFake(config={"backend": fake_backend, "api_key": KEY})
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -81,9 +118,10 @@ def submit(provider: FakeBatchProvider) -> Iterator[Callable[..., BatchHandle]]:
         if key is not None:
             payload = attrs.evolve(payload, idempotency_key=key)
         made.append(payload)
-        handle = submitter.submit(payload)
-        payload.discard()
-        return handle
+        try:
+            return submitter.submit(payload)
+        finally:
+            payload.discard()
 
     yield run
     for payload in made:
@@ -149,7 +187,7 @@ def test_results_come_back_shuffled_but_repeatably(
     assert [r.custom_id for r in provider.fetch_results(handle)] == order
 
 
-def test_success_is_an_openai_chat_completion_with_deterministic_text(
+def test_success_has_deterministic_text_cut_to_max_tokens(
     provider: FakeBatchProvider, backend: FakeBackend
 ) -> None:
     long = request("long", "one two three four five six", max_tokens=4)
@@ -160,13 +198,12 @@ def test_success_is_an_openai_chat_completion_with_deterministic_text(
     results = {r.custom_id: r for r in provider.fetch_results(handle)}
     short = results["short"]
     assert short.ok and short.text == "Fake reply to: hi"
-    assert short.response is not None
-    assert short.response["choices"][0]["message"]["content"] == "Fake reply to: hi"
+    assert short.response is not None and short.response["stop_reason"] == "end"
     assert short.usage is not None
     assert (short.usage.input_tokens, short.usage.output_tokens) == (1, 4)
     assert results["long"].text == "Fake reply to: one"
     assert results["long"].response is not None
-    assert results["long"].response["choices"][0]["finish_reason"] == "length"
+    assert results["long"].response["stop_reason"] == "max_tokens"
 
 
 def test_scripted_outcomes_latest_script_wins(
@@ -219,7 +256,16 @@ def test_cancel_is_cancelling_then_cancelled_keeping_finished_results(
     assert provider.poll_status(handle).state is BatchState.CANCELLED
     results = [r.status for r in provider.fetch_results(handle)]
     assert sorted(results) == sorted([ResultStatus.SUCCEEDED] * 2 + [ResultStatus.CANCELLED] * 2)
-    assert provider.cancel(handle).state is BatchState.CANCELLED  # cancelling again: no change
+
+
+def test_cancelling_an_ended_batch_is_refused_by_the_vendor_and_returns_its_status(
+    provider: FakeBatchProvider, backend: FakeBackend, submit: Callable[..., BatchHandle]
+) -> None:
+    handle = submit("a")
+    backend.advance(3600)
+    calls = len(backend.calls)
+    assert provider.cancel(handle).state is BatchState.COMPLETED
+    assert backend.calls[calls:] == ["cancel", "poll_status"]  # a 409, not retried
 
 
 def test_advance_also_completes_a_cancellation(
@@ -231,15 +277,16 @@ def test_advance_also_completes_a_cancellation(
     assert backend.batch(handle.batch_id).cancelled_at is not None
 
 
-def test_results_of_a_running_batch_are_refused_clearly(
-    provider: FakeBatchProvider, submit: Callable[..., BatchHandle]
+def test_results_of_a_running_batch_are_refused_when_asked_for(
+    provider: FakeBatchProvider, backend: FakeBackend, submit: Callable[..., BatchHandle]
 ) -> None:
     handle = submit("a")
-    with pytest.raises(ProviderPermanentError, match="has not ended"):
+    with pytest.raises(ResultsNotReadyError, match="validating"):
         provider.fetch_results(handle)
+    assert "fetch_results" not in backend.calls
 
 
-def test_a_rejected_batch_fails_with_its_error_and_errors_every_request(
+def test_a_rejected_batch_fails_with_its_error_and_every_request_is_reported(
     provider: FakeBatchProvider, backend: FakeBackend, submit: Callable[..., BatchHandle]
 ) -> None:
     backend.reject_next_batch("invalid_file", "no good")
@@ -248,9 +295,12 @@ def test_a_rejected_batch_fails_with_its_error_and_errors_every_request(
     status = provider.poll_status(handle)
     assert status.state is BatchState.FAILED
     assert [(e.code, e.message) for e in status.errors] == [("invalid_file", "no good")]
-    results = list(provider.fetch_results(handle))
-    assert {r.status for r in results} == {ResultStatus.ERRORED}
-    assert len(results) == 2
+    results = list(provider.fetch_results(handle))  # the vendor returns none; the core says why
+    assert sorted(r.custom_id for r in results) == ["a", "b"]
+    for result in results:
+        assert result.status is ResultStatus.ERRORED and result.error is not None
+        assert result.error.code == "batch_failed" and "no good" in result.error.message
+        assert not result.retryable
 
 
 # -- submit ----------------------------------------------------------------------------------
@@ -263,8 +313,66 @@ def test_idempotent_submit_returns_the_existing_batch(
     again = submit("a", "b", key="job-1:0")
     other = submit("a", "b", key="job-1:1")
     assert again == first and other.batch_id != first.batch_id
-    assert backend.submitted_count == 2
+    assert backend.submitted_count == backend.batch_count() == 2
     assert first.metadata["idempotency_key"] == "job-1:0"
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+@pytest.mark.parametrize("lose", ["reset", "timeout", "lose_next_create"])
+def test_a_lost_create_is_found_not_paid_twice(
+    backend: FakeBackend, submit: Callable[..., BatchHandle], idempotent: bool, lose: str
+) -> None:
+    provider = FakeBatchProvider(config={"backend": backend, "idempotent_submit": idempotent})
+    submit("other")  # another batch, of the same size, made a minute earlier
+    backend.advance(61)
+    if lose == "lose_next_create":
+        backend.lose_next_create()
+    else:
+        backend.fail_next("submit", lose, after=True)
+    handle = submit("b", via=provider)
+    assert backend.batch_count() == 2
+    assert backend.batch(handle.batch_id).custom_ids == ("b",)
+    assert backend.calls[-2:] == ["submit", "list_batches"]
+
+
+def test_nothing_sent_is_simply_sent_again(
+    backend: FakeBackend, submit: Callable[..., BatchHandle]
+) -> None:
+    backend.fail_next("submit", "reset")  # before the vendor saw it: nothing was sent
+    handle = submit("a")
+    assert backend.batch_count() == 1 and backend.batch(handle.batch_id).custom_ids == ("a",)
+    assert backend.calls == ["submit", "submit"]
+
+
+def test_a_non_idempotent_provider_refuses_to_guess_between_candidates(
+    backend: FakeBackend, submit: Callable[..., BatchHandle]
+) -> None:
+    provider = FakeBatchProvider(config={"backend": backend, "idempotent_submit": False})
+    submit("first")  # the same size, at the same time: indistinguishable by what is echoed
+    backend.lose_next_create()
+    with pytest.raises(AmbiguousSubmitError) as info:
+        submit("second", via=provider)
+    assert info.value.candidates == ("fakebatch_000002", "fakebatch_000001")
+    assert backend.batch_count() == 2
+
+
+def test_an_unknown_outcome_without_a_batch_waits_out_the_settle_window(
+    backend: FakeBackend, submit: Callable[..., BatchHandle]
+) -> None:
+    provider = FakeBatchProvider(config={"backend": backend, "idempotent_submit": False})
+    backend.fail_next("submit", ReadTimeout("read timed out"))  # lost before the vendor acted
+    start = backend.clock.now()
+    handle = submit("a", via=provider)
+    assert backend.batch_count() == 1 and backend.batch(handle.batch_id).custom_ids == ("a",)
+    assert backend.clock.now() - start >= provider.SUBMIT_SETTLE_SECONDS
+
+
+def test_the_idempotency_switch_is_declared_per_provider(backend: FakeBackend) -> None:
+    assert FakeBatchProvider(config={"backend": backend}).IDEMPOTENT_SUBMIT is True
+    loose = FakeBatchProvider(config={"backend": backend, "idempotent_submit": "false"})
+    assert loose.IDEMPOTENT_SUBMIT is False and FakeBatchProvider.IDEMPOTENT_SUBMIT is True
+    with pytest.raises(ConfigurationError, match="idempotent_submit"):
+        FakeBatchProvider(config={"backend": backend, "idempotent_submit": "maybe"})
 
 
 def test_providers_sharing_a_backend_see_the_same_batches(
@@ -283,7 +391,7 @@ def test_a_default_backend_is_kept_in_config() -> None:
     assert FakeBatchProvider(config=provider.config).backend is provider.backend
 
 
-def test_submit_reads_the_payload_file_the_base_class_wrote(
+def test_the_backend_receives_the_requests_the_base_class_wrote(
     provider: FakeBatchProvider, backend: FakeBackend
 ) -> None:
     req = BatchRequest.from_dict(
@@ -291,7 +399,7 @@ def test_submit_reads_the_payload_file_the_base_class_wrote(
             "custom_id": "p1",
             "model": FAKE_MODEL,
             "messages": [{"role": "user", "content": "hi"}],
-            "provider_params": {"fake": {"seed": 7}},
+            "provider_params": {"fake": {"seed": 7}, "other": {"top_k": 2}},
         }
     )
     [payload] = provider.prepare_payloads([req])
@@ -299,7 +407,7 @@ def test_submit_reads_the_payload_file_the_base_class_wrote(
     handle = provider.submit(payload)
     payload.discard()
     [sent] = backend.batch(handle.batch_id).requests
-    assert (sent.custom_id, sent.params) == ("p1", {"seed": 7})
+    assert sent == attrs.evolve(req, params={"seed": 7}, provider_params={})
     with pytest.raises(InvalidRequestError, match="is gone"):
         provider.submit(payload)
 
@@ -313,6 +421,7 @@ def test_the_backend_enforces_the_vendor_limits(backend: FakeBackend) -> None:
             provider.submit(payload)
     finally:
         payload.discard()
+    assert small.batch_count() == 0
 
 
 def test_embeddings_are_served_and_other_endpoints_refused(
@@ -323,7 +432,7 @@ def test_embeddings_are_served_and_other_endpoints_refused(
             "custom_id": "e1",
             "model": FAKE_MODEL,
             "endpoint": "/v1/embeddings",
-            "params": {"input": "some text"},
+            "params": {"input": ["some text", "more"]},
         }
     )
     [payload] = provider.prepare_payloads([embed])
@@ -332,7 +441,8 @@ def test_embeddings_are_served_and_other_endpoints_refused(
     backend.advance(3600)
     [result] = provider.fetch_results(handle)
     assert result.ok and result.text is None
-    assert result.response is not None and len(result.response["data"][0]["embedding"]) == 8
+    assert result.response is not None
+    assert [len(vector) for vector in result.response["embeddings"]] == [8, 8]
     moderation = BatchRequest.from_dict(
         {
             "custom_id": "m1",
@@ -360,10 +470,13 @@ def test_models_outside_fake_star_are_refused_unless_configured(backend: FakeBac
     assert backend.call_count() == 0
 
 
-def test_handles_of_other_providers_are_refused(provider: FakeBatchProvider) -> None:
+def test_handles_of_other_providers_are_refused_before_any_call(
+    provider: FakeBatchProvider, backend: FakeBackend
+) -> None:
     handle = BatchHandle(provider="openai", batch_id="batch_1", created_at=0)
     with pytest.raises(InvalidRequestError, match="belongs to provider 'openai'"):
         provider.poll_status(handle)
+    assert backend.call_count() == 0
 
 
 def test_bad_backend_config_is_a_configuration_error() -> None:
@@ -387,51 +500,60 @@ def test_fail_next_targets_one_operation_and_retries_sleep_on_the_backend_clock(
     backend.fail_next("poll_status", "overloaded", times=3)
     with pytest.raises(OverloadedError) as info:
         provider.poll_status(handle)
-    assert isinstance(info.value.__cause__, FakeAPIError)
-
-
-def test_a_lost_answer_after_create_is_why_idempotency_keys_exist(
-    provider: FakeBatchProvider, backend: FakeBackend, submit: Callable[..., BatchHandle]
-) -> None:
-    backend.fail_next("submit", "reset", after=True)
-    submit("a")  # the reset is retried: without a key the vendor creates a second batch
-    assert backend.submitted_count == 2
-    backend.fail_next("submit", "reset", after=True)
-    handle = submit("b", key="job-9:0")  # with one, the retry finds the first batch
-    assert backend.submitted_count == 3
-    assert backend.batch(handle.batch_id).custom_ids == ("b",)
-    strict = FakeBatchProvider(config={"backend": backend, "max_retries": 0})
-    backend.fail_next("submit", "timeout", after=True)
-    with pytest.raises(ProviderTimeoutError):
-        submit("c", via=strict)
-    assert backend.submitted_count == 4  # created, though the caller saw an error
+    # Translated outside the vendor exception's handler: nothing of it (its request, its key)
+    # stays reachable from the error.
+    assert info.value.__cause__ is None and info.value.__context__ is None
 
 
 @pytest.mark.parametrize(
-    ("kind", "error"),
+    ("kind", "after", "error"),
     [
-        ("rate_limit", RateLimitError),
-        ("quota", QuotaExceededError),
-        ("reset", ProviderConnectionError),
-        ("unauthorized", AuthenticationError),
+        ("rate_limit", False, RateLimitError),
+        ("quota", False, QuotaExceededError),
+        ("unauthorized", False, AuthenticationError),
+        ("reset", False, ProviderConnectionError),
+        ("reset", True, ResponseLostError),
+        ("timeout", False, ProviderTimeoutError),
+        ("timeout", True, ResponseTimeoutError),
     ],
 )
 def test_fault_kinds_map_to_batchcore_errors(
-    backend: FakeBackend, submit: Callable[..., BatchHandle], kind: str, error: type[Exception]
+    backend: FakeBackend,
+    submit: Callable[..., BatchHandle],
+    kind: str,
+    after: bool,
+    error: type[Exception],
 ) -> None:
     handle = submit("a")
     strict = FakeBatchProvider(config={"backend": backend, "max_retries": 0})
-    backend.fail_next("*", kind)
-    with pytest.raises(error):
+    backend.fail_next("*", kind, after=after)
+    with pytest.raises(error) as info:
         strict.poll_status(handle)
+    # Only a failure after the vendor received the call leaves its outcome unknown.
+    assert isinstance(info.value, OutcomeUnknownError) is (after and kind in ("reset", "timeout"))
 
 
-def test_fail_next_validates_its_arguments(backend: FakeBackend) -> None:
+def test_fail_next_and_inject_fault_validate_their_arguments(backend: FakeBackend) -> None:
     with pytest.raises(ValueError, match="operation"):
         backend.fail_next("upload", "reset")
     with pytest.raises(ValueError, match="unknown fault"):
         backend.fail_next("submit", "meteor")
-    assert backend.inject_fault("meteor") is False
+    with pytest.raises(ValueError, match="cannot inject fault 'meteor'"):
+        backend.inject_fault("meteor")
+    assert backend.calls == []
+
+
+def test_inject_fault_lost_create_carries_out_the_next_create_only(
+    backend: FakeBackend, submit: Callable[..., BatchHandle]
+) -> None:
+    assert "lost_create" in backend.FAULTS
+    handle = submit("a")
+    backend.inject_fault("lost_create")
+    strict = FakeBatchProvider(config={"backend": backend, "max_retries": 0})
+    assert strict.poll_status(handle).batch_id == handle.batch_id  # not a create: unaffected
+    submit("b")
+    assert backend.batch_count() == 2
+    assert backend.calls[-3:] == ["poll_status", "submit", "list_batches"]
 
 
 def test_a_backend_with_a_key_refuses_others_without_showing_them(backend: FakeBackend) -> None:
@@ -441,7 +563,7 @@ def test_a_backend_with_a_key_refuses_others_without_showing_them(backend: FakeB
     try:
         with pytest.raises(AuthenticationError) as info:
             wrong.submit(payload)
-        assert "wrong-key-9876543210" not in f"{info.value} {info.value!r} {info.value.__cause__}"
+        assert "wrong-key-9876543210" not in f"{info.value} {info.value!r}"
         right = FakeBatchProvider(config={"backend": guarded, "api_key": KEY})
         assert right.submit(payload).batch_id == "fakebatch_000001"
     finally:
@@ -450,9 +572,11 @@ def test_a_backend_with_a_key_refuses_others_without_showing_them(backend: FakeB
 
 def test_the_backend_is_a_contract_backend(backend: FakeBackend) -> None:
     assert isinstance(backend, ContractBackend)
+    kinds = {"rate_limit", "server_error", "overloaded", "unauthorized", "reset", "lost_create"}
+    assert set(backend.FAULTS) == kinds
     failing = backend.failing_request("f1", FAKE_MODEL)
     assert failing.custom_id == "f1"
-    assert backend.call_count() == 0
+    assert backend.call_count() == 0 and backend.batch_count() == 0
 
 
 def test_a_shared_clock_drives_the_backend() -> None:
@@ -469,3 +593,9 @@ def test_a_shared_clock_drives_the_backend() -> None:
     assert provider.clock() == 10.0
     with pytest.raises(ValueError, match="validating_seconds"):
         FakeBackend(validating_seconds=-1)
+
+
+def test_the_former_module_still_offers_the_fake() -> None:
+    from batchcore.testing import fake
+
+    assert fake.FakeBatchProvider is FakeBatchProvider and fake.FakeBackend is FakeBackend

@@ -99,7 +99,16 @@ def test_custom_ids_with_control_characters_are_refused(custom_id: str) -> None:
 
 @pytest.mark.parametrize(
     "custom_id",
-    ["with space", "  padded  ", "café", "東京-1", "emoji-🎉", 'quote"and\\back', "nbsp\u00a0x", "x" * 500],
+    [
+        "with space",
+        "  padded  ",
+        "café",
+        "東京-1",
+        "emoji-🎉",
+        'quote"and\\back',
+        "nbsp\u00a0x",
+        "x" * 500,
+    ],
 )
 def test_printable_custom_ids_are_accepted(custom_id: str) -> None:
     assert chat(custom_id=custom_id).custom_id == custom_id

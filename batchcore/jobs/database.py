@@ -65,6 +65,11 @@ class Database(Protocol):
         """A transaction that also serialises everyone using *name* (first opens, migrations)."""
         ...
 
+    def lock_rows(self, alias: str) -> str:
+        """The clause that locks the selected rows of *alias* for this transaction, skipping
+        rows another transaction holds ("" where transactions already run one at a time)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -225,6 +230,9 @@ class SQLiteDatabase:
     def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
         # BEGIN IMMEDIATE already serialises every writer of the file.
         return self.transaction()
+
+    def lock_rows(self, alias: str) -> str:
+        return ""  # a write transaction holds the whole file
 
     def _commit(self) -> None:
         failure: sqlite3.Error | None = None

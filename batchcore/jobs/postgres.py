@@ -66,8 +66,6 @@ class PostgresDatabase:
 
     dialect = "postgresql"
     types = POSTGRES_TYPES
-    #: Lets many workers claim different rows at once instead of queueing on one.
-    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, readonly: bool = False, timeout: float = 30.0) -> None:
         self.url = url
@@ -95,7 +93,7 @@ class PostgresDatabase:
             conn = psycopg.connect(
                 self.url,
                 autocommit=True,
-                row_factory=dict_row,  # type: ignore[arg-type]
+                row_factory=dict_row,
                 connect_timeout=max(int(self._timeout), 1),
                 application_name="batchcore",
             )
@@ -146,10 +144,10 @@ class PostgresDatabase:
         import psycopg
         from psycopg.rows import dict_row
 
-        return psycopg.connect(  # type: ignore[return-value]
+        return psycopg.connect(
             self.url,
             autocommit=True,
-            row_factory=dict_row,  # type: ignore[arg-type]
+            row_factory=dict_row,
             connect_timeout=max(int(self._timeout), 1),
         )
 
@@ -222,6 +220,10 @@ class PostgresDatabase:
                 lambda: self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
             )
             yield
+
+    def lock_rows(self, alias: str) -> str:
+        # Many workers claim different rows at once instead of queueing on one.
+        return f" FOR UPDATE OF {alias} SKIP LOCKED"
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):

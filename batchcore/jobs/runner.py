@@ -47,7 +47,7 @@ from batchcore.jobs.info import BatchInfo, JobInfo, utc
 from batchcore.jobs.lease import LeaseKeeper
 from batchcore.jobs.settings import JobSettings, PollSchedule
 from batchcore.jobs.states import BatchRowState, JobState, RequestState
-from batchcore.jobs.store import BatchRow, JobRow, JobStore, owner_token
+from batchcore.jobs.store import BatchRow, Claim, JobRow, JobStore, owner_token
 from batchcore.models import (
     BatchPayload,
     BatchRequest,
@@ -124,6 +124,7 @@ class BatchRunner:
         rng: Callable[[], float] = random.random,
         lease_seconds: float = 120.0,
         heartbeat: bool = True,
+        me: str | None = None,
     ) -> None:
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -140,7 +141,8 @@ class BatchRunner:
         self.lease_seconds = lease_seconds
         self.heartbeat = heartbeat
         self._rng = rng
-        self._me = owner_token()
+        #: Who this runner is in the store's leases, claims and events (``host:pid``).
+        self._me = me or owner_token()
         # Payloads prepared in this process, by batch row: used before their files are read back.
         self._live_payloads: dict[int, BatchPayload] = {}
         self._settings = JobSettings(**self._overrides)
@@ -388,29 +390,104 @@ class BatchRunner:
                     "silent; this one stops"
                 )
             job = self.store.job(job_id)
-            self._plan(job, provider)
-            self._submit_prepared(job, provider, settings)
-            if job.cancel_requested:
-                for batch in self.store.batches(job_id, state=BatchRowState.SUBMITTED):
-                    if not batch.cancel_sent:
-                        self._send_cancel(batch, provider)
-            polled = self._poll_due(job, provider, settings)
-            self._fetch_ended(job, provider, settings)
+            finished = self._job_step(job, provider)
+            if finished is not None:
+                return finished
+            job = self.store.job(job_id)
+            acted = False
+            now = self.clock()
+            for batch in self.store.batches(job_id):
+                if _due(job, batch, now):
+                    acted = self._batch_step(job, batch.row, provider, settings) or acted
             counts = self.store.count_requests(job_id)
-            if not counts.get(RequestState.PENDING) and not counts.get(RequestState.ASSIGNED):
-                final = JobState.CANCELLED if job.cancel_requested else JobState.FINISHED
-                self.store.set_job_state(job_id, final)
-                info = self.info(job_id)
-                self._emit(JobEventKind.FINISHED, info, detail=final.value)
-                return info
             if (
                 not wait
                 and not counts.get(RequestState.PENDING)
                 and not self.store.batches(job_id, state=BatchRowState.PREPARED)
             ):
                 return self.info(job_id)
-            if not polled:
+            if not acted:
                 self._sleep_until_due(job_id, settings)
+
+    # -- steps: the one state machine, for drivers and workers alike -------------------------
+
+    def work(self, claim: Claim, provider: BaseBatchProvider) -> None:
+        """Do the step *claim* names (claimed by this runner's identity; released here). A step
+        that stops its job records why on the job; it never raises to a worker."""
+        try:
+            job = self.store.job(claim.job_id)
+            if job.state is not JobState.ACTIVE:
+                return
+            settings = JobSettings.from_options(job.options)
+            try:
+                if claim.batch_row is None:
+                    self._job_step(job, provider, claimed=True)
+                else:
+                    self._batch_step(job, claim.batch_row, provider, settings, claimed=True)
+            except JobAttentionError as error:
+                self.store.set_job_state(job.id, JobState.ATTENTION, error=str(error))
+                self._emit(JobEventKind.STOPPED, self.info(job.id), detail=str(error))
+            except BatchcoreError as error:
+                self.store.set_job_state(job.id, JobState.ERROR, error=str(error))
+                self.store.record_event(job.id, "stopped", str(error), actor=self._me)
+                self._emit(JobEventKind.STOPPED, self.info(job.id), detail=str(error))
+        finally:
+            if claim.batch_row is None:
+                self.store.release_job_step(claim.job_id, self._me)
+            else:
+                self.store.release_batch(claim.batch_row, self._me)
+
+    def _job_step(
+        self, job: JobRow, provider: BaseBatchProvider, *, claimed: bool = False
+    ) -> JobInfo | None:
+        """Plan a round of the job's pending requests, or finish the job when none is left.
+        Returns the finished job's info. Skipped while someone else holds the job step."""
+        if not claimed and not self.store.claim_job_step(
+            job.id, self._me, seconds=self.lease_seconds
+        ):
+            return None
+        try:
+            counts = self.store.count_requests(job.id)
+            if not counts.get(RequestState.PENDING) and not counts.get(RequestState.ASSIGNED):
+                final = JobState.CANCELLED if job.cancel_requested else JobState.FINISHED
+                self.store.set_job_state(job.id, final)
+                info = self.info(job.id)
+                self._emit(JobEventKind.FINISHED, info, detail=final.value)
+                return info
+            if counts.get(RequestState.PENDING):
+                self._plan(job, provider)
+            return None
+        finally:
+            if not claimed:
+                self.store.release_job_step(job.id, self._me)
+
+    def _batch_step(
+        self,
+        job: JobRow,
+        row: int,
+        provider: BaseBatchProvider,
+        settings: JobSettings,
+        *,
+        claimed: bool = False,
+    ) -> bool:
+        """Do the due step of batch *row* under a claim; False when someone else holds it."""
+        if not claimed and not self.store.claim_batch(row, self._me, seconds=self.lease_seconds):
+            return False
+        try:
+            batch = self.store.batch(row)  # as it is now that the claim is ours
+            if batch.state is BatchRowState.PREPARED:
+                self._submit_one(job, batch, provider, settings)
+            elif batch.state is BatchRowState.SUBMITTED:
+                if job.cancel_requested and not batch.cancel_sent:
+                    self._send_cancel(batch, provider)
+                elif _due(job, batch, self.clock()):
+                    self._poll_one(job, batch, provider, settings)
+            elif batch.state is BatchRowState.ENDED:
+                self._fetch_one(job, batch, provider, settings)
+            return True
+        finally:
+            if not claimed:
+                self.store.release_batch(row, self._me)
 
     def _plan(self, job: JobRow, provider: BaseBatchProvider) -> None:
         pending = self.store.count_requests(job.id).get(RequestState.PENDING, 0)
@@ -459,46 +536,42 @@ class BatchRunner:
                 detail=f"round {round_number}: {planned} requests resubmitted",
             )
 
-    def _submit_prepared(
-        self, job: JobRow, provider: BaseBatchProvider, settings: JobSettings
+    def _submit_one(
+        self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
     ) -> None:
-        now = self.clock()
-        for batch in self.store.batches(job.id, state=BatchRowState.PREPARED):
-            if job.cancel_requested and batch.attempted_at is None:
-                # Never submitted: its requests go back to pending, where the next plan settles
-                # them as cancelled. (One whose create may have been sent is submitted, so the
-                # batch it may have made is found and cancelled, not forgotten.)
-                self.store.abandon_batch(job.id, batch.row)
-                self._discard_live(batch.row)
-                continue
-            if batch.next_poll_at is not None and batch.next_poll_at > now:
-                continue
-            payload = attrs.evolve(
-                self._payload_for(batch, provider),
-                idempotency_key=batch.idempotency_key,
-                staged=batch.staged,
-                attempted_at=batch.attempted_at,
-            )
-            try:
-                handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
-            except ProviderTransientError as error:
-                self._postpone(job, batch, error, "submit", settings)
-                continue
-            except AmbiguousSubmitError as error:
-                self.store.batch_unresolved(batch.row, error.candidates, str(error))
-                self.store.record_event(job.id, "attention", str(error), actor=self._me)
-                raise JobAttentionError(self._attention_message(job.id)) from None
-            self.store.batch_submitted(
-                batch.row, handle, self.clock() + settings.poll.delay(0, rng=self._rng)
-            )
-            payload.discard()
-            self._live_payloads.pop(batch.row, None)
-            self._emit(
-                JobEventKind.SUBMITTED,
-                self.info(job.id),
-                batch_id=handle.batch_id,
-                detail=f"{batch.request_count} requests",
-            )
+        if job.cancel_requested and batch.attempted_at is None:
+            # Never submitted: its requests go back to pending, where the next plan settles
+            # them as cancelled. (One whose create may have been sent is submitted, so the
+            # batch it may have made is found and cancelled, not forgotten.)
+            self.store.abandon_batch(job.id, batch.row)
+            self._discard_live(batch.row)
+            return
+        payload = attrs.evolve(
+            self._payload_for(batch, provider),
+            idempotency_key=batch.idempotency_key,
+            staged=batch.staged,
+            attempted_at=batch.attempted_at,
+        )
+        try:
+            handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
+        except ProviderTransientError as error:
+            self._postpone(job, batch, error, "submit", settings)
+            return
+        except AmbiguousSubmitError as error:
+            self.store.batch_unresolved(batch.row, error.candidates, str(error))
+            self.store.record_event(job.id, "attention", str(error), actor=self._me)
+            raise JobAttentionError(self._attention_message(job.id)) from None
+        self.store.batch_submitted(
+            batch.row, handle, self.clock() + settings.poll.delay(0, rng=self._rng)
+        )
+        payload.discard()
+        self._live_payloads.pop(batch.row, None)
+        self._emit(
+            JobEventKind.SUBMITTED,
+            self.info(job.id),
+            batch_id=handle.batch_id,
+            detail=f"{batch.request_count} requests",
+        )
 
     def _attention_message(self, job_id: str) -> str:
         lines = []
@@ -516,97 +589,87 @@ class BatchRunner:
             f"batch). Then `batchcore resume {job_id}`."
         )
 
-    def _poll_due(self, job: JobRow, provider: BaseBatchProvider, settings: JobSettings) -> bool:
-        """Poll every batch whose time has come. Returns whether anything was due."""
-        now = self.clock()
-        due = [
-            b
-            for b in self.store.batches(job.id, state=BatchRowState.SUBMITTED)
-            if b.next_poll_at is None or b.next_poll_at <= now
-        ]
-        for batch in due:
-            assert batch.handle is not None
-            try:
-                status = provider.poll_status(batch.handle)
-            except ProviderTransientError as error:
-                self._postpone(job, batch, error, "poll", settings)
-                continue
-            next_at = (
-                None
-                if status.is_terminal
-                else self.clock() + settings.poll.delay(batch.polls + 1, rng=self._rng)
-            )
-            self.store.batch_polled(batch.row, status, next_at)
-            previous = batch.status
-            if (
-                previous is None
-                or status.state != previous.state
-                or (status.completed, status.failed) != (previous.completed, previous.failed)
-            ):
-                self._emit(
-                    JobEventKind.STATUS_CHANGED,
-                    self.info(job.id),
-                    batch_id=batch.handle.batch_id,
-                    status=status,
-                )
-        return bool(due)
-
-    def _fetch_ended(self, job: JobRow, provider: BaseBatchProvider, settings: JobSettings) -> None:
-        now = self.clock()
-        for batch in self.store.batches(job.id, state=BatchRowState.ENDED):
-            if batch.next_poll_at is not None and batch.next_poll_at > now:
-                continue
-            assert batch.handle is not None and batch.status is not None
-            stored = 0
-            strangers = 0
-            chunk: list[BatchResult] = []
-            try:
-                for result in provider.fetch_results(batch.handle):
-                    chunk.append(result)
-                    if len(chunk) >= _RESULT_CHUNK:
-                        saved = self.store.save_results(job.id, batch.row, chunk)
-                        stored += saved
-                        strangers += len(chunk) - saved
-                        chunk = []
-            except ProviderTransientError as error:
-                # What arrived is kept; the next attempt re-reads the stream and stores
-                # nothing twice.
-                self.store.save_results(job.id, batch.row, chunk)
-                self._postpone(job, batch, error, "fetch", settings)
-                continue
-            saved = self.store.save_results(job.id, batch.row, chunk)
-            stored += saved
-            strangers += len(chunk) - saved
-            missing = self.store.missing_results(job.id, batch.row)
-            if missing and strangers:
-                # Results came back for ids this batch does not hold while some of its own are
-                # missing: the vendor changed the ids. Retrying would pay again for nothing.
-                raise JoinError(
-                    f"job {job.id}: batch {batch.handle.batch_id} returned {strangers} results "
-                    f"whose custom_id matches none of its requests, and {len(missing)} of its "
-                    f"requests (e.g. {missing[0]!r}) got none; the results cannot be joined, so "
-                    "nothing is resubmitted. Check the custom_ids the vendor returned."
-                )
-            if missing:
-                self.store.save_results(
-                    job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
-                )
-            back = self.store.settle_batch(
-                job.id,
-                batch.row,
-                max_attempts=settings.max_attempts,
-                retry=not job.cancel_requested,
-            )
-            info = self.info(job.id)
+    def _poll_one(
+        self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
+    ) -> None:
+        assert batch.handle is not None
+        try:
+            status = provider.poll_status(batch.handle)
+        except ProviderTransientError as error:
+            self._postpone(job, batch, error, "poll", settings)
+            return
+        next_at = (
+            None
+            if status.is_terminal
+            else self.clock() + settings.poll.delay(batch.polls + 1, rng=self._rng)
+        )
+        self.store.batch_polled(batch.row, status, next_at)
+        previous = batch.status
+        if (
+            previous is None
+            or status.state != previous.state
+            or (status.completed, status.failed) != (previous.completed, previous.failed)
+        ):
             self._emit(
-                JobEventKind.RESULTS_FETCHED,
-                info,
+                JobEventKind.STATUS_CHANGED,
+                self.info(job.id),
                 batch_id=batch.handle.batch_id,
-                status=batch.status,
-                detail=f"{stored} results stored",
+                status=status,
             )
-            if back:
-                log.info("job %s: %d requests will be resubmitted", job.id, back)
+
+    def _fetch_one(
+        self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
+    ) -> None:
+        assert batch.handle is not None and batch.status is not None
+        stored = 0
+        strangers = 0
+        chunk: list[BatchResult] = []
+        try:
+            for result in provider.fetch_results(batch.handle):
+                chunk.append(result)
+                if len(chunk) >= _RESULT_CHUNK:
+                    saved = self.store.save_results(job.id, batch.row, chunk)
+                    stored += saved
+                    strangers += len(chunk) - saved
+                    chunk = []
+        except ProviderTransientError as error:
+            # What arrived is kept; the next attempt re-reads the stream and stores nothing
+            # twice.
+            self.store.save_results(job.id, batch.row, chunk)
+            self._postpone(job, batch, error, "fetch", settings)
+            return
+        saved = self.store.save_results(job.id, batch.row, chunk)
+        stored += saved
+        strangers += len(chunk) - saved
+        missing = self.store.missing_results(job.id, batch.row)
+        if missing and strangers:
+            # Results came back for ids this batch does not hold while some of its own are
+            # missing: the vendor changed the ids. Retrying would pay again for nothing.
+            raise JoinError(
+                f"job {job.id}: batch {batch.handle.batch_id} returned {strangers} results "
+                f"whose custom_id matches none of its requests, and {len(missing)} of its "
+                f"requests (e.g. {missing[0]!r}) got none; the results cannot be joined, so "
+                "nothing is resubmitted. Check the custom_ids the vendor returned."
+            )
+        if missing:
+            self.store.save_results(
+                job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
+            )
+        back = self.store.settle_batch(
+            job.id,
+            batch.row,
+            max_attempts=settings.max_attempts,
+            retry=not job.cancel_requested,
+        )
+        self._emit(
+            JobEventKind.RESULTS_FETCHED,
+            self.info(job.id),
+            batch_id=batch.handle.batch_id,
+            status=batch.status,
+            detail=f"{stored} results stored",
+        )
+        if back:
+            log.info("job %s: %d requests will be resubmitted", job.id, back)
 
     def _discard_live(self, row: int) -> None:
         payload = self._live_payloads.pop(row, None)
@@ -665,6 +728,11 @@ class BatchRunner:
         self.sleep(min(max(wait, 0.0), settings.poll.max_interval))
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def build_provider(self, name: str, config: Mapping[str, Any]) -> BaseBatchProvider:
+        """A provider *name* built from *config* (a job's recorded config, plus keys from this
+        process's environment), writing payload files where this runner keeps them."""
+        return self._build(name, config)
 
     def _build(
         self, provider: str | BaseBatchProvider, config: Mapping[str, Any] | None
@@ -825,6 +893,15 @@ class BatchRunner:
                 observer(event)
             except Exception:
                 log.exception("job observer %r failed", observer)
+
+
+def _due(job: JobRow, batch: BatchRow, now: float) -> bool:
+    """Whether *batch* has a step to do now."""
+    if batch.state is BatchRowState.SUBMITTED and job.cancel_requested and not batch.cancel_sent:
+        return True
+    if batch.state not in (BatchRowState.PREPARED, BatchRowState.SUBMITTED, BatchRowState.ENDED):
+        return False
+    return batch.next_poll_at is None or batch.next_poll_at <= now
 
 
 def _submit(provider: BaseBatchProvider, payload: BatchPayload, journal: _StoreJournal) -> Any:

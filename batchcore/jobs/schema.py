@@ -129,6 +129,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id, row)",
         ),
     ),
+    Migration(
+        3,
+        "claims, so many workers share the store: one step of one batch per claim, under a "
+        "lease; jobs only their own driver may run (sandbox jobs)",
+        (
+            "ALTER TABLE batches ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE batches ADD COLUMN claimed_at {real}",
+            "ALTER TABLE batches ADD COLUMN claim_until {real}",
+            "ALTER TABLE jobs ADD COLUMN step_owner TEXT",
+            "ALTER TABLE jobs ADD COLUMN step_until {real}",
+            "ALTER TABLE jobs ADD COLUMN driver_only INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX IF NOT EXISTS batches_due ON batches (state, next_poll_at)",
+            "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

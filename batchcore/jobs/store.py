@@ -35,6 +35,7 @@ __all__ = [
     "HOME_ENV",
     "STORE_ENV",
     "BatchRow",
+    "Claim",
     "EventRow",
     "JobRow",
     "JobStore",
@@ -134,6 +135,18 @@ class BatchRow:
     staged: Mapping[str, Any]
     attempted_at: float | None
     candidates: tuple[str, ...]
+    claimed_by: str | None = None
+    claimed_at: float | None = None
+    claim_until: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Claim:
+    """A step someone may do now: of batch ``batch_row`` of job ``job_id``, or (``batch_row``
+    None) of the job itself."""
+
+    job_id: str
+    batch_row: int | None
 
 
 @attrs.frozen(kw_only=True)
@@ -189,6 +202,9 @@ def _batch(row: Row) -> BatchRow:
         staged=_json(row["staged"]) or {},
         attempted_at=row["attempted_at"],
         candidates=tuple(_json(row["candidates"]) or ()),
+        claimed_by=row["claimed_by"],
+        claimed_at=row["claimed_at"],
+        claim_until=row["claim_until"],
     )
 
 
@@ -328,8 +344,8 @@ class JobStore:
         now = self._clock()
         with self.transaction():
             self._db.execute(
-                "INSERT INTO jobs (id, provider, config, options, state, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, provider, config, options, state, created_at, updated_at,"
+                " driver_only) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     provider,
@@ -338,6 +354,8 @@ class JobStore:
                     JobState.ACTIVE.value,
                     now,
                     now,
+                    # A sandbox job lives in its driver's process: no worker can reach it.
+                    int(bool(options.get("sandbox"))),
                 ),
             )
             job = NewJob(self, job_id)
@@ -449,6 +467,139 @@ class JobStore:
                 "UPDATE jobs SET owner=NULL, lease_until=NULL WHERE id=? AND owner=?",
                 (job_id, owner),
             )
+
+    # -- claims: many drivers and workers share the store -------------------------------------
+
+    def claim_batch(self, row: int, me: str, *, seconds: float) -> bool:
+        """Take the right to do the next step of batch *row* for *seconds* (renewed by the
+        holder's heartbeat). False while someone else holds it."""
+        now = time.time()
+        with self.transaction():
+            return (
+                self._db.execute(
+                    "UPDATE batches SET claimed_by=?, claimed_at=?, claim_until=? WHERE row=?"
+                    " AND (claimed_by IS NULL OR claimed_by=? OR claim_until < ?)",
+                    (me, now, now + seconds, row, me, now),
+                )
+                == 1
+            )
+
+    def release_batch(self, row: int, me: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE batches SET claimed_by=NULL, claimed_at=NULL, claim_until=NULL"
+                " WHERE row=? AND claimed_by=?",
+                (row, me),
+            )
+
+    def claim_job_step(self, job_id: str, me: str, *, seconds: float) -> bool:
+        """Take the right to do a job-level step (plan a round, finish the job)."""
+        now = time.time()
+        with self.transaction():
+            return (
+                self._db.execute(
+                    "UPDATE jobs SET step_owner=?, step_until=? WHERE id=?"
+                    " AND (step_owner IS NULL OR step_owner=? OR step_until < ?)",
+                    (me, now + seconds, job_id, me, now),
+                )
+                == 1
+            )
+
+    def release_job_step(self, job_id: str, me: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE jobs SET step_owner=NULL, step_until=NULL WHERE id=? AND step_owner=?",
+                (job_id, me),
+            )
+
+    def renew_claims(self, me: str, *, seconds: float) -> int:
+        """Extend every claim *me* holds (its heartbeat); how many it still holds."""
+        until = time.time() + seconds
+        with self.transaction():
+            held = self._db.execute(
+                "UPDATE batches SET claim_until=? WHERE claimed_by=?", (until, me)
+            )
+            held += self._db.execute("UPDATE jobs SET step_until=? WHERE step_owner=?", (until, me))
+        return held
+
+    def claim_next(
+        self,
+        me: str,
+        *,
+        seconds: float,
+        now: float,
+        providers: Iterable[str] | None = None,
+    ) -> Claim | None:
+        """The next step that is due (by the jobs' clock *now*) in any active job no driver
+        holds, claimed for *me*: a batch step first (submit, poll, fetch, cancel), else a job
+        step (plan a round, finish). Only jobs of *providers*, when given. None when nothing
+        is due."""
+        wall = time.time()
+        active = "j.state='active' AND j.driver_only=0 AND (j.owner IS NULL OR j.lease_until < ?)"
+        names: tuple[str, ...] = ()
+        if providers is not None:
+            names = tuple(sorted(providers)) or ("",)
+            active += f" AND j.provider IN ({', '.join('?' * len(names))})"
+        with self.transaction():
+            found = self._db.query_one(
+                "SELECT b.row, b.job_id FROM batches b JOIN jobs j ON j.id = b.job_id"
+                f" WHERE {active} AND (b.claimed_by IS NULL OR b.claim_until < ?)"
+                " AND ((b.state IN ('prepared', 'submitted', 'ended')"
+                " AND (b.next_poll_at IS NULL OR b.next_poll_at <= ?))"
+                " OR (b.state = 'submitted' AND j.cancel_requested = 1 AND b.cancel_sent = 0))"
+                " ORDER BY COALESCE(b.next_poll_at, 0), b.row LIMIT 1" + self._db.lock_rows("b"),
+                (wall, *names, wall, now),
+            )
+            if found is not None:
+                self._db.execute(
+                    "UPDATE batches SET claimed_by=?, claimed_at=?, claim_until=? WHERE row=?",
+                    (me, wall, wall + seconds, found["row"]),
+                )
+                return Claim(job_id=found["job_id"], batch_row=found["row"])
+            found = self._db.query_one(
+                "SELECT j.id FROM jobs j"
+                f" WHERE {active} AND (j.step_owner IS NULL OR j.step_until < ?)"
+                " AND (EXISTS (SELECT 1 FROM requests r WHERE r.job_id = j.id"
+                " AND r.state = 'pending') OR NOT EXISTS (SELECT 1 FROM requests r"
+                " WHERE r.job_id = j.id AND r.state IN ('pending', 'assigned')))"
+                " ORDER BY j.created_at LIMIT 1" + self._db.lock_rows("j"),
+                (wall, *names, wall),
+            )
+            if found is not None:
+                self._db.execute(
+                    "UPDATE jobs SET step_owner=?, step_until=? WHERE id=?",
+                    (me, wall + seconds, found["id"]),
+                )
+                return Claim(job_id=found["id"], batch_row=None)
+        return None
+
+    def has_worker_jobs(self, providers: Iterable[str] | None = None) -> bool:
+        """Whether any active job is left for workers (not held by a live driver; of
+        *providers*, when given)."""
+        sql = (
+            "SELECT 1 FROM jobs j WHERE j.state='active' AND j.driver_only=0"
+            " AND (j.owner IS NULL OR j.lease_until < ?)"
+        )
+        args: list[Any] = [time.time()]
+        if providers is not None:
+            names = tuple(sorted(providers)) or ("",)
+            sql += f" AND j.provider IN ({', '.join('?' * len(names))})"
+            args.extend(names)
+        return self._db.query_one(sql + " LIMIT 1", args) is not None
+
+    def next_due(self, *, now: float, job_id: str | None = None) -> float | None:
+        """When the earliest waiting batch step becomes due (the jobs' clock), or None."""
+        sql = (
+            "SELECT MIN(b.next_poll_at) AS due FROM batches b JOIN jobs j ON j.id = b.job_id"
+            " WHERE j.state='active' AND b.state IN ('prepared', 'submitted', 'ended')"
+            " AND b.next_poll_at > ?"
+        )
+        args: list[Any] = [now]
+        if job_id is not None:
+            sql += " AND b.job_id = ?"
+            args.append(job_id)
+        found = self._db.query_one(sql, args)
+        return None if found is None or found["due"] is None else float(found["due"])
 
     # -- events ------------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Protocol
 
-__all__ = ["ManualClock", "SleepRecorder"]
+__all__ = ["Advancing", "ManualClock", "SleepRecorder"]
 
 
 class ManualClock:
@@ -37,19 +38,26 @@ class ManualClock:
         return f"ManualClock(now={self.now():.3f})"
 
 
+class Advancing(Protocol):
+    """A clock moved by hand: a :class:`ManualClock`, a vendor emulator, a fake backend."""
+
+    def advance(self, seconds: float) -> object: ...
+
+
 class SleepRecorder(list[float]):
     """A sleep function that waits for nothing: ``recorder(seconds)`` appends *seconds*.
 
     Put it where a component takes a sleep (``provider.sleep = recorder``), then assert on
-    the waits it asked for (``recorder == [2.0]``). Given a *clock*, each wait also advances
-    it, so code that sleeps until a time comes (a settle window) sees that time come at once.
+    the waits it asked for (``recorder == [2.0]``). Given a *clock* (anything with
+    ``advance(seconds)``), each wait also advances it, so code that sleeps until a time comes
+    (a settle window) sees that time come at once.
     """
 
-    def __init__(self, clock: ManualClock | None = None) -> None:
+    def __init__(self, clock: Advancing | None = None) -> None:
         super().__init__()
         self.clock = clock
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
         if self.clock is not None:
-            self.clock.sleep(seconds)
+            self.clock.advance(max(seconds, 0.0))

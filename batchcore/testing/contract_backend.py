@@ -1,8 +1,9 @@
 """What a vendor emulator implements so the conformance kit can drive it.
 
-The kit needs six things from a backend: the fault kinds it can inject (declared in
-``FAULTS``, never probed), a way to inject one, a clock to move, a count of the calls it
-received and of the batches it created, and a request it will fail inside a batch. Emulators
+The kit needs these things from a backend: the fault kinds it can inject (declared in
+``FAULTS``, never probed), a way to inject one, its clock (to read and to move), a count of
+the calls it received and of the batches it created, and a request it will fail inside a
+batch. Emulators
 built on :class:`~batchcore.testing.VendorEmulator` get most of it from the base class; the
 in-memory :class:`~batchcore.testing.FakeBackend` implements it too.
 """
@@ -55,6 +56,7 @@ LOST_CREATE = "lost_create"
 #: What a backend must have, for the message that names what is missing.
 CONTRACT_BACKEND_MEMBERS: tuple[str, ...] = (
     "FAULTS",
+    "now",
     "advance",
     "inject_fault",
     "call_count",
@@ -76,6 +78,10 @@ class ContractBackend(Protocol):
         """Make the NEXT call the provider makes fail with *kind* (``"lost_create"``: the next
         batch create is carried out and its answer never arrives). Raises ValueError for a
         kind not in :attr:`FAULTS`."""
+
+    def now(self) -> float:
+        """The backend's time (unix seconds). The kit gives the provider this clock, so the
+        times it compares with the vendor's (when a lost create was attempted) agree."""
 
     def advance(self, seconds: float) -> None:
         """Move the backend's clock forward (batches progress with it)."""

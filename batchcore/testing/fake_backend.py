@@ -4,19 +4,18 @@ It plays the vendor for :class:`~batchcore.testing.FakeBatchProvider`, in batchc
 objects: it takes :class:`~batchcore.models.BatchRequest`\\ s and answers with handles, statuses
 and results. On its :class:`~batchcore.testing.ManualClock` a batch is validating, then
 in_progress (requests finish one by one), finalizing and completed; it expires after 24 hours
-with the requests finished so far; it can be cancelled. Outcomes per request are scripted,
-failures of calls are queued per operation (before the work, or after it with the answer lost),
-and results come back in a shuffled (seeded, so repeatable) order. Several providers can share
-one backend, as a runner resuming a job builds a new provider.
+with the requests finished so far; it can be cancelled. Outcomes per request are scripted
+(:class:`Outcome`), failures of calls are queued per operation (before the work, or after it
+with the answer lost), and results come back in a shuffled (seeded, so repeatable) order.
+Several providers can share one backend, as a runner resuming a job builds a new provider.
 
-Failed calls raise :class:`FakeAPIError` (an HTTP error answer) or a :class:`FakeTransportError`
-(no complete answer), as a vendor SDK raises its own exceptions; the provider translates them
-with the core's helpers, as every SDK-based provider does.
+Failed calls raise what :mod:`batchcore.testing.fake_errors` defines, as a vendor SDK raises its
+own exceptions; the provider translates them with the core's helpers, as every SDK-based
+provider does.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +23,6 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
 import attrs
-import orjson
 
 from batchcore.models import (
     CHAT_COMPLETIONS,
@@ -36,27 +34,26 @@ from batchcore.models import (
     BatchResult,
     BatchState,
     BatchStatus,
-    ResultError,
-    ResultStatus,
-    Usage,
 )
 from batchcore.testing.clock import ManualClock
 from batchcore.testing.contract_backend import FAULT_KINDS, LOST_CREATE
+from batchcore.testing.fake_batches import (
+    FakeBatch,
+    Outcome,
+    answer,
+    encode_request,
+    validation_failure,
+)
+from batchcore.testing.fake_errors import FAIL_KINDS, fault_error, http_error
 
 __all__ = [
+    "ENDPOINTS",
     "FAKE_MODEL",
     "FAKE_MODELS",
     "OPERATIONS",
-    "ConnectError",
-    "ConnectTimeout",
-    "FakeAPIError",
     "FakeBackend",
     "FakeBatch",
-    "FakeTransportError",
     "Outcome",
-    "ReadTimeout",
-    "RemoteProtocolError",
-    "encode_request",
 ]
 
 T = TypeVar("T")
@@ -85,208 +82,7 @@ _STATES: Mapping[str, BatchState] = {
     "cancelled": BatchState.CANCELLED,
 }
 
-
-def encode_request(request: BatchRequest) -> bytes:
-    """One request as the fake vendor takes it: batchcore's own JSON form of the request."""
-    return orjson.dumps(request.to_dict())
-
-
-# -- scripted outcomes -----------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class Outcome:
-    """How the fake vendor answers one request. Build with :meth:`succeed`, :meth:`error` or
-    :meth:`never`."""
-
-    kind: str = attrs.field(validator=attrs.validators.in_(("succeed", "error", "never")))
-    text: str | None = None
-    code: str = ""
-    message: str = ""
-    status_code: int = 200
-
-    @classmethod
-    def succeed(cls, text: str | None = None) -> Outcome:
-        """Succeed with *text* (default: ``"Fake reply to: <last user message>"``, cut to
-        ``max_tokens`` words)."""
-        return cls(kind="succeed", text=text)
-
-    @classmethod
-    def error(
-        cls,
-        code: str = "invalid_request",
-        message: str = "The fake backend was told to fail this request.",
-        *,
-        retryable: bool = False,
-        status_code: int | None = None,
-    ) -> Outcome:
-        """Fail inside the batch (a result with an error, not an exception). *retryable* picks
-        the HTTP status the vendor reports (500 or 400); an explicit *status_code* must agree."""
-        status = status_code if status_code is not None else (500 if retryable else 400)
-        if _retryable_status(status) != retryable:
-            raise ValueError(f"status_code {status} contradicts retryable={retryable}")
-        return cls(kind="error", code=code, message=message, status_code=status)
-
-    @classmethod
-    def never(cls) -> Outcome:
-        """Never finish: the request comes back expired (after 24 hours) or cancelled."""
-        return cls(kind="never")
-
-
-def _retryable_status(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-# -- what failed calls raise -----------------------------------------------------------------
-
-
-class FakeAPIError(Exception):
-    """A failed call to the fake vendor, as a vendor SDK raises it: an HTTP error answer with
-    ``status_code``, ``body`` and ``headers``. :class:`FakeBatchProvider` translates it into a
-    batchcore error; it never reaches the users of a conformant provider."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        body: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.body = body
-        self.headers = dict(headers or {})
-
-
-class FakeTransportError(FakeAPIError):
-    """A call that got no complete answer. The subclasses carry the names httpx gives these
-    failures, so :func:`batchcore.classify.transport_failure` tells *nothing was sent* from
-    *the outcome is unknown* exactly as it does for a real SDK."""
-
-
-class ConnectError(FakeTransportError):
-    """The connection failed: nothing was sent."""
-
-
-class ConnectTimeout(FakeTransportError):
-    """Connecting timed out: nothing was sent."""
-
-
-class ReadTimeout(FakeTransportError):
-    """The request was sent and its answer did not come in time."""
-
-
-class RemoteProtocolError(FakeTransportError):
-    """The request was sent and the connection broke before the answer."""
-
-
-def _http_error(status: int, message: str, code: str | None, **headers: str) -> FakeAPIError:
-    body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
-    return FakeAPIError(message, status_code=status, body=body, headers=headers)
-
-
-def _mask(key: str | None) -> str:
-    # As vendors echo keys: enough to recognise one, never the key itself.
-    if not key:
-        return "<none>"
-    return key[:3] + "*" * 8 + key[-2:] if len(key) >= 8 else "*" * 8
-
-
-def _fault(kind: str, api_key: str | None, *, sent: bool) -> FakeAPIError:
-    """The exception a call failing with fault *kind* raises; *sent*: whether the vendor had
-    received the request (the transport faults then leave its outcome unknown)."""
-    if kind == "rate_limit":
-        return _http_error(
-            429, "Rate limit reached for requests", "rate_limit_exceeded", **{"retry-after": "0"}
-        )
-    if kind == "server_error":
-        return _http_error(500, "The server had an error while processing your request.", None)
-    if kind == "overloaded":
-        return _http_error(503, "Slow Down", "overloaded")
-    if kind == "unauthorized":
-        return _http_error(401, f"Incorrect API key provided: {_mask(api_key)}.", "invalid_api_key")
-    if kind == "quota":
-        return _http_error(
-            429, "You exceeded your current quota, please check your plan.", "insufficient_quota"
-        )
-    if kind == "reset":
-        return (
-            RemoteProtocolError("connection reset by peer")
-            if sent
-            else ConnectError("connection reset by peer")
-        )
-    if kind == "timeout":
-        return ReadTimeout("read timed out") if sent else ConnectTimeout("connect timed out")
-    raise AssertionError(f"unknown fault {kind!r}")
-
-
-#: The fault kinds ``fail_next`` takes by name.
-FAIL_KINDS = (
-    "rate_limit",
-    "server_error",
-    "overloaded",
-    "unauthorized",
-    "quota",
-    "reset",
-    "timeout",
-)
-
-
 # -- the fake vendor -------------------------------------------------------------------------
-
-
-@attrs.define(kw_only=True, eq=False)
-class FakeBatch:
-    """One batch as the fake vendor holds it. Read it in tests (``requests``, ``custom_ids``,
-    ``idempotency_key``); the backend moves it along."""
-
-    batch_id: str
-    endpoint: str
-    requests: tuple[BatchRequest, ...]
-    outcomes: Mapping[str, Outcome] = attrs.field(repr=False)
-    finish_at: Mapping[str, float | None] = attrs.field(repr=False)
-    created_at: float
-    in_progress_at: float
-    finalizing_at: float | None
-    completed_at: float | None
-    expires_at: float
-    idempotency_key: str | None = None
-    failure: BatchError | None = None
-    cancelling_at: float | None = None
-    cancelled_at: float | None = None
-
-    @property
-    def custom_ids(self) -> tuple[str, ...]:
-        return tuple(request.custom_id for request in self.requests)
-
-    def status_at(self, now: float) -> str:
-        """The vendor status word at time *now*."""
-        if self.cancelled_at is not None:
-            return "cancelled"
-        if self.cancelling_at is not None:
-            return "cancelling"
-        if now < self.in_progress_at:
-            return "validating"
-        if self.failure is not None:
-            return "failed"
-        if self.completed_at is not None and now >= self.completed_at:
-            return "completed"
-        if now >= self.expires_at:
-            return "expired"
-        if self.finalizing_at is not None and now >= self.finalizing_at:
-            return "finalizing"
-        return "in_progress"
-
-    def finished(self, custom_id: str, now: float) -> bool:
-        """Whether the request had finished by *now* (work stops at expiry and cancellation)."""
-        done = self.finish_at.get(custom_id)
-        if done is None or self.failure is not None:
-            return False
-        cutoff = min(now, self.expires_at)
-        if self.cancelling_at is not None:
-            cutoff = min(cutoff, self.cancelling_at)
-        return done <= cutoff
 
 
 @attrs.frozen
@@ -352,6 +148,10 @@ class FakeBackend:
 
     # -- the ContractBackend protocol ------------------------------------------------------
 
+    def now(self) -> float:
+        """The backend's time (its clock's)."""
+        return self.clock.now()
+
     def advance(self, seconds: float) -> None:
         """Move the clock forward; batches being cancelled become cancelled."""
         with self._lock:
@@ -365,7 +165,8 @@ class FakeBackend:
         :meth:`lose_next_create`. ValueError for a kind not in ``FAULTS``."""
         if kind not in self.FAULTS:
             raise ValueError(
-                f"FakeBackend cannot inject fault {kind!r}; it can: {', '.join(sorted(self.FAULTS))}"
+                f"FakeBackend cannot inject fault {kind!r}; it can inject "
+                f"{', '.join(sorted(self.FAULTS))}"
             )
         if kind == LOST_CREATE:
             self.lose_next_create()
@@ -494,23 +295,23 @@ class FakeBackend:
 
         def create() -> BatchHandle:
             if endpoint not in ENDPOINTS:
-                raise _http_error(400, f"endpoint {endpoint!r} is not served", "invalid_endpoint")
+                raise http_error(400, f"endpoint {endpoint!r} is not served", "invalid_endpoint")
             if not requests:
-                raise _http_error(400, "The batch has no requests.", "empty_batch")
+                raise http_error(400, "The batch has no requests.", "empty_batch")
             if len(requests) > self.limits.max_requests:
-                raise _http_error(
+                raise http_error(
                     400,
                     f"The batch has {len(requests)} requests; at most {self.limits.max_requests}.",
                     "too_many_requests",
                 )
             size = sum(len(encode_request(request)) + 1 for request in requests)
             if size > self.limits.max_bytes:
-                raise _http_error(
+                raise http_error(
                     400,
                     f"The batch is {size} bytes; at most {self.limits.max_bytes}.",
                     "batch_too_large",
                 )
-            failure = _validation_failure(requests, endpoint)
+            failure = validation_failure(requests, endpoint)
             if failure is None and self._rejections:
                 failure = self._rejections.pop(0)
             batch = self._new_batch(requests, endpoint, idempotency_key, failure)
@@ -547,7 +348,7 @@ class FakeBackend:
             now = self.clock.now()
             status = batch.status_at(now)
             if status not in _TERMINAL:
-                raise _http_error(
+                raise http_error(
                     409,
                     f"batch {batch_id!r} has not ended (status {status}); fetch results "
                     "once it has",
@@ -557,7 +358,7 @@ class FakeBackend:
             if batch.failure is not None:
                 return []  # a batch that failed validation ran nothing
             out = [
-                self._result(batch, index, request, status, now)
+                answer(batch, index, request, status, now)
                 for index, request in enumerate(batch.requests)
             ]
             random.Random(f"{self.seed}:{batch_id}:results").shuffle(out)
@@ -584,7 +385,7 @@ class FakeBackend:
             now = self.clock.now()
             status = batch.status_at(now)
             if status in _TERMINAL:
-                raise _http_error(
+                raise http_error(
                     409,
                     f"batch {batch_id!r} has already ended ({status}) and cannot be cancelled",
                     "batch_ended",
@@ -608,7 +409,7 @@ class FakeBackend:
             self._calls.append(operation)
             self._take_failure(operation, api_key, after=False)
             if self.api_key is not None and api_key != self.api_key:
-                raise _fault("unauthorized", api_key, sent=True)
+                raise fault_error("unauthorized", api_key, sent=True)
             answer = work()
             self._take_failure(operation, api_key, after=True)
             return answer
@@ -618,13 +419,13 @@ class FakeBackend:
             if queued.after is after and queued.operation in ("*", operation):
                 del self._failures[index]
                 if isinstance(queued.error, str):
-                    raise _fault(queued.error, api_key, sent=after)
+                    raise fault_error(queued.error, api_key, sent=after)
                 raise queued.error
 
     def _find(self, batch_id: str) -> FakeBatch:
         batch = self._batches.get(batch_id)
         if batch is None:
-            raise _http_error(404, f"No batch found with id {batch_id!r}.", "not_found")
+            raise http_error(404, f"No batch found with id {batch_id!r}.", "not_found")
         return batch
 
     def _outcome(self, request: BatchRequest) -> Outcome:
@@ -726,31 +527,6 @@ class FakeBackend:
             errors=() if batch.failure is None else (batch.failure,),
         )
 
-    def _result(
-        self, batch: FakeBatch, index: int, request: BatchRequest, status: str, now: float
-    ) -> BatchResult:
-        custom_id, batch_id = request.custom_id, batch.batch_id
-        if not batch.finished(custom_id, now):
-            state = ResultStatus.CANCELLED if status == "cancelled" else ResultStatus.EXPIRED
-            return BatchResult.unfinished(custom_id, state, batch_id=batch_id)
-        outcome = batch.outcomes[custom_id]
-        if outcome.kind == "error":
-            error = ResultError(
-                code=outcome.code,
-                message=outcome.message,
-                retryable=_retryable_status(outcome.status_code),
-                status_code=outcome.status_code,
-            )
-            body = {"error": {"code": outcome.code, "message": outcome.message}}
-            return BatchResult(
-                custom_id=custom_id,
-                status=ResultStatus.ERRORED,
-                response=body,
-                error=error,
-                batch_id=batch_id,
-            )
-        return _success(request, outcome, f"{batch_id}-{index}", batch_id)
-
 
 def _handle(batch: FakeBatch, provider: str) -> BatchHandle:
     metadata: dict[str, Any] = {"endpoint": batch.endpoint, "request_count": len(batch.requests)}
@@ -761,88 +537,4 @@ def _handle(batch: FakeBatch, provider: str) -> BatchHandle:
         batch_id=batch.batch_id,
         created_at=datetime.fromtimestamp(batch.created_at, tz=timezone.utc),
         metadata=metadata,
-    )
-
-
-def _validation_failure(requests: Sequence[BatchRequest], endpoint: str) -> BatchError | None:
-    """The first problem that fails a batch at validation, if any."""
-    seen: set[str] = set()
-    for number, request in enumerate(requests, start=1):
-        if request.endpoint != endpoint:
-            return BatchError(
-                code="mismatched_endpoint",
-                message=f"request {number} is for {request.endpoint}, the batch for {endpoint}",
-                line=number,
-                param="endpoint",
-            )
-        if request.custom_id in seen:
-            return BatchError(
-                code="duplicate_custom_id",
-                message=f"custom_id {request.custom_id!r} appears twice",
-                line=number,
-                param="custom_id",
-            )
-        seen.add(request.custom_id)
-    return None
-
-
-def _message_text(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, (list, tuple)):
-        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
-    return ""
-
-
-def _success(
-    request: BatchRequest, outcome: Outcome, response_id: str, batch_id: str
-) -> BatchResult:
-    """A succeeded request: deterministic text (or vectors), usage counted in words."""
-    if request.endpoint == EMBEDDINGS:
-        raw_input = request.params.get("input")
-        inputs = list(raw_input) if isinstance(raw_input, (list, tuple)) else [raw_input]
-        vectors = []
-        for item in inputs:
-            digest = hashlib.sha256(orjson.dumps(item)).digest()
-            vectors.append([round(byte / 255.0, 6) for byte in digest[:8]])
-        tokens = sum(len(str(item).split()) for item in inputs)
-        return BatchResult(
-            custom_id=request.custom_id,
-            status=ResultStatus.SUCCEEDED,
-            response={"id": response_id, "model": request.model, "embeddings": vectors},
-            usage=Usage(input_tokens=tokens, total_tokens=tokens),
-            batch_id=batch_id,
-        )
-    stop_reason = "end"
-    if outcome.text is not None:
-        text = outcome.text
-    else:
-        last_user = next(
-            (_message_text(m) for m in reversed(request.messages) if m.get("role") == "user"), ""
-        )
-        words = f"Fake reply to: {last_user}".split()
-        limit = request.params.get("max_tokens") or request.params.get("max_completion_tokens")
-        if isinstance(limit, int) and not isinstance(limit, bool) and len(words) > limit:
-            words = words[:limit]
-            stop_reason = "max_tokens"
-        text = " ".join(words)
-    prompt_tokens = sum(len(_message_text(m).split()) for m in request.messages)
-    completion_tokens = len(text.split())
-    return BatchResult(
-        custom_id=request.custom_id,
-        status=ResultStatus.SUCCEEDED,
-        response={
-            "id": response_id,
-            "model": request.model,
-            "text": text,
-            "stop_reason": stop_reason,
-        },
-        text=text,
-        usage=Usage(
-            input_tokens=prompt_tokens,
-            output_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        ),
-        batch_id=batch_id,
     )

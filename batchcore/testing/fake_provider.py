@@ -40,13 +40,9 @@ from batchcore.models import (
     BatchStatus,
 )
 from batchcore.provider import BaseBatchProvider
-from batchcore.testing.fake_backend import (
-    ENDPOINTS,
-    FAKE_MODEL,
-    FakeAPIError,
-    FakeBackend,
-    encode_request,
-)
+from batchcore.testing.fake_backend import ENDPOINTS, FAKE_MODEL, FakeBackend
+from batchcore.testing.fake_batches import encode_request
+from batchcore.testing.fake_errors import FakeAPIError
 
 __all__ = ["FakeBatchProvider"]
 
@@ -229,7 +225,9 @@ class FakeBatchProvider(BaseBatchProvider):
             raise InvalidRequestError("the payload has no file", provider=self.PROVIDER_NAME)
         try:
             with open(payload.path, "rb") as lines:
-                return [BatchRequest.from_dict(orjson.loads(line)) for line in lines if line.strip()]
+                return [
+                    BatchRequest.from_dict(orjson.loads(line)) for line in lines if line.strip()
+                ]
         except FileNotFoundError:
             pass
         raise InvalidRequestError(

@@ -32,9 +32,7 @@ class Capabilities:
     faults: frozenset[str]
 
     @classmethod
-    def declared(
-        cls, provider: BaseBatchProvider, backend: ContractBackend | None
-    ) -> Capabilities:
+    def declared(cls, provider: BaseBatchProvider, backend: ContractBackend | None) -> Capabilities:
         """Read the declarations of *provider* (its class, or the instance where it declares
         per instance) and *backend*, failing the test on one that is not well formed."""
         name = type(provider).__name__

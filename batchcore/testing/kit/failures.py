@@ -7,12 +7,17 @@ from typing import Any, NoReturn
 
 import pytest
 
-__all__ = ["exception_chain", "fail", "foreign_classes", "qualified"]
+__all__ = ["exception_chain", "fail", "failure", "foreign_classes", "qualified"]
 
 
 def fail(message: str) -> NoReturn:
     """Fail the current test with *message* alone (the kit's own frames help nobody)."""
-    pytest.fail(message, pytrace=False)
+    raise failure(message)
+
+
+def failure(message: str) -> BaseException:
+    """The exception :func:`fail` raises, for a function whose last word is a failure."""
+    return pytest.fail.Exception(message, pytrace=False)
 
 
 def qualified(cls: type[Any]) -> str:

@@ -1,9 +1,11 @@
 """The kit's harness: :class:`ContractKit`, what every kit test works through, and
 :class:`KitFixtures`, the fixtures a provider's test class overrides.
 
-Every provider the harness hands out has its ``clock`` bound to a :class:`ManualClock` and its
-``sleep`` to a :class:`SleepRecorder` that advances that clock: retries never wait, and a wait
-until some time has passed (the settle window after a lost create) passes at once.
+Every provider the harness hands out lives in the backend's time: its ``clock`` reads the
+backend's clock and its ``sleep`` is a :class:`SleepRecorder` that advances that clock. Retries
+never wait, a wait until some time has passed (the settle window after a lost create) passes at
+once, and the times the provider compares with the vendor's agree. (Without a backend, a
+:class:`ManualClock` started at the provider's own time stands in.)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from batchcore.testing.kit.capabilities import Capabilities
 from batchcore.testing.kit.failures import (
     exception_chain,
     fail,
+    failure,
     foreign_classes,
     qualified,
 )
@@ -77,9 +80,13 @@ class ContractKit:
         self.workdir = workdir
         self.max_polls = max_polls
         self.capabilities = Capabilities.declared(provider, backend)
-        #: The provider's clock; the waits it asks for (:attr:`sleeps`) move it.
-        self.clock = ManualClock(start=provider.clock())
-        self.sleeps = SleepRecorder(self.clock)
+        if backend is not None:
+            self.now: Callable[[], float] = backend.now
+            self.sleeps = SleepRecorder(backend)
+        else:
+            clock = ManualClock(start=provider.clock())
+            self.now = clock.now
+            self.sleeps = SleepRecorder(clock)
         self._bind(provider)
         self._payloads: list[BatchPayload] = []
 
@@ -96,7 +103,7 @@ class ContractKit:
 
     def _bind(self, provider: BaseBatchProvider) -> None:
         provider.sleep = self.sleeps
-        provider.clock = self.clock.now
+        provider.clock = self.now
 
     def rebuild(self, **overrides: Any) -> BaseBatchProvider:
         """A new provider of the same class from the provider's config plus *overrides*."""
@@ -290,7 +297,7 @@ class ContractKit:
             backend.advance(step)
             elapsed += step
             step = min(step * 4, 3600.0)
-        fail(
+        raise failure(
             f"the batch never reached a terminal state: statuses {seen} over {self.max_polls} "
             f"polls and {elapsed:.0f}s of backend time"
         )
@@ -390,7 +397,7 @@ class ContractKit:
             later = self._error_when_consumed(outcome)
             if later is not None:
                 return later
-        fail(f"{what} did not raise")
+        raise failure(f"{what} did not raise")
 
     @staticmethod
     def _error_when_consumed(stream: Iterator[object]) -> Exception | None:
@@ -481,7 +488,7 @@ class KitFixtures:
         for pattern in patterns:
             if not _GLOB_CHARS & set(pattern):
                 return pattern
-        fail(
+        raise failure(
             f"{type(provider).__name__}.SUPPORTED_MODELS has only patterns {patterns}, so the "
             "kit cannot pick a model: override the `model` fixture to return one the provider "
             "serves"
