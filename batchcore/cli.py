@@ -345,8 +345,16 @@ def cmd_submit(session: Session) -> int:
             "be collected: use `batchcore run --sandbox`"
         )
     runner, job_id, provider = _create_job(session, sandbox=False)
-    info = runner.drive(job_id, provider=provider, wait=False)
-    session.say(f"{summary_line(info)}; follow it with `batchcore wait {job_id}`")
+    if runner.store.database.dialect == "sqlite":
+        info = runner.drive(job_id, provider=provider, wait=False)
+        session.say(f"{summary_line(info)}; follow it with `batchcore wait {job_id}`")
+    else:
+        # A shared store: the job is recorded and prepared; workers submit and drive it.
+        info = runner.info(job_id)
+        session.say(
+            f"{summary_line(info)}; recorded in {runner.store.where} for `batchcore worker` "
+            f"to drive; follow it with `batchcore status {job_id}` or `batchcore wait {job_id}`"
+        )
     if session.args.json:
         session.stdout.write(orjson.dumps(info.to_dict()).decode() + "\n")
     return EXIT_OK
@@ -426,6 +434,8 @@ def cmd_status(session: Session) -> int:
             out.write(f"    waiting until {batch.next_step_at:%H:%M:%S} UTC: {batch.error}\n")
         if batch.candidates:
             out.write(f"    needs a decision; candidate batches: {', '.join(batch.candidates)}\n")
+        if batch.claimed_by and batch.claimed_since is not None:
+            out.write(f"    held by {batch.claimed_by} since {batch.claimed_since:%H:%M:%S} UTC\n")
     return EXIT_OK
 
 
@@ -476,6 +486,37 @@ def cmd_resolve(session: Session) -> int:
     return EXIT_OK
 
 
+def cmd_worker(session: Session) -> int:
+    from batchcore.jobs.worker import Worker
+
+    args = session.args
+    if args.concurrency < 1:
+        raise UsageError("--concurrency takes a positive number")
+    worker = Worker(
+        args.store,
+        concurrency=args.concurrency,
+        burst=args.burst,
+        config=parse_config(args.config),
+        observers=[ProgressDisplay(session.stderr, tty=False)] if args.verbose else [],
+    )
+    served = worker.served_providers()
+    where = JobStore(args.store, readonly=True)
+    session.callback(where.close)
+    session.say(
+        f"worker {worker.name}: {args.concurrency} thread(s) on {where.where}, driving jobs of "
+        f"{', '.join(served) or 'no provider (no API key in this environment)'}"
+        + ("; exits when no job is left (--burst)" if args.burst else "; Ctrl-C to stop")
+    )
+    try:
+        steps = worker.run()
+    except (KeyboardInterrupt, Terminated):
+        worker.stop()
+        session.say(f"worker {worker.name}: stopping; its claims are released or expire")
+        raise
+    session.say(f"worker {worker.name}: done, {steps} steps")
+    return EXIT_OK
+
+
 def cmd_jobs(session: Session) -> int:
     runner = session.runner(readonly=True)
     infos = runner.jobs()
@@ -485,10 +526,15 @@ def cmd_jobs(session: Session) -> int:
         )
         return EXIT_OK
     for info in infos:
-        sandbox = " sandbox" if info.sandbox else ""
+        notes = " sandbox" if info.sandbox else ""
+        if info.owner and not info.finished:
+            notes += f" driven by {info.owner}"
+        held = sorted({b.claimed_by for b in info.batches if b.claimed_by})
+        if held:
+            notes += f" batches held by {', '.join(held)}"
         session.stdout.write(
             f"{info.id}  {info.state:<9} {info.provider:<12} {info.request_count:>8} requests  "
-            f"{info.created_at:%Y-%m-%d %H:%M}  {format_counts(dict(info.counts))}{sandbox}\n"
+            f"{info.created_at:%Y-%m-%d %H:%M}  {format_counts(dict(info.counts))}{notes}\n"
         )
     if not infos:
         session.stdout.write("No jobs yet.\n")
@@ -511,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--store",
         metavar="PATH_OR_URL",
-        help="job store: a SQLite file (default: $BATCHCORE_STORE, else "
+        help="job store: a SQLite file or a postgresql:// URL (default: $BATCHCORE_STORE, else "
         "$BATCHCORE_HOME/jobs.sqlite3)",
     )
     parser.add_argument(
@@ -620,6 +666,18 @@ def build_parser() -> argparse.ArgumentParser:
     config_option(sub, "provider config for this call (e.g. api_key=...)")
     sub.add_argument("--json", action="store_true")
 
+    sub = add(
+        "worker",
+        "Drive every job of the store: claim one step at a time (submit, poll, fetch) under a "
+        "lease; run as many as you like, on as many machines, against one PostgreSQL store.",
+    )
+    sub.add_argument("--burst", action="store_true", help="exit once no job is left to drive")
+    sub.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="steps done at once (threads)"
+    )
+    config_option(sub, "provider config for every job (keys come from the environment)")
+    sub.add_argument("-v", "--verbose", action="store_true", help="print each job event")
+
     sub = add("jobs", "List the jobs in the store (reads the store only).")
     sub.add_argument("--json", action="store_true")
     return parser
@@ -635,6 +693,7 @@ COMMANDS = {
     "results": cmd_results,
     "cancel": cmd_cancel,
     "resolve": cmd_resolve,
+    "worker": cmd_worker,
     "jobs": cmd_jobs,
 }
 

@@ -831,7 +831,8 @@ class JobEvent:
     """One thing that happened to a job, for observers (progress displays, metrics, logs).
 
     ``counts`` holds the job's result counts by status at the time of the event;
-    ``batch_id`` and ``status`` are set for events about one batch.
+    ``batch_id`` and ``status`` are set for events about one batch; ``actor`` names the process
+    (``host:pid``, or a worker's name) that acted.
     """
 
     kind: JobEventKind = attrs.field(converter=JobEventKind)
@@ -842,9 +843,11 @@ class JobEvent:
     status: BatchStatus | None = None
     counts: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
     detail: str | None = None
+    actor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "actor": self.actor,
             "kind": self.kind.value,
             "job_id": self.job_id,
             "provider": self.provider,
@@ -867,4 +870,5 @@ class JobEvent:
             status=None if status is None else BatchStatus.from_dict(status),
             counts=data.get("counts") or {},
             detail=data.get("detail"),
+            actor=data.get("actor"),
         )

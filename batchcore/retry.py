@@ -69,7 +69,6 @@ class RetryPolicy:
         backoff = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
         return float(backoff * (1 - 0.25 * self.jitter()))
 
-
     def postponement(self, failures: int, retry_after: float | None = None) -> float | None:
         """Seconds to postpone a job step after its *failures*-th transient failure in a row,
         or None when the job should stop instead (too many failures, or a ``Retry-After``

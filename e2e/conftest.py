@@ -29,8 +29,10 @@ class SteppingClock:
     each time it is read: batches advance as fast as a client polls them, with no real waiting
     and whatever process the client runs in."""
 
-    def __init__(self, start: float = 1_767_225_600.0, step: float = 30.0) -> None:
-        self._now = start
+    def __init__(self, start: float | None = None, step: float = 30.0) -> None:
+        # Starts at the real time: the CLI processes read the real clock, and a batch their
+        # provider looks for after a lost create must not seem to predate the attempt.
+        self._now = time.time() if start is None else start
         self.step = step
         self.frozen = False
         self._lock = threading.Lock()

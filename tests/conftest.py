@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,8 @@ def postgres_server() -> Iterator[TemporaryPostgres]:
     """One real PostgreSQL server for the session (each test takes a new database on it)."""
     _, why = find_server()
     if why:
+        if os.environ.get("BATCHCORE_REQUIRE_POSTGRES"):
+            pytest.fail(f"BATCHCORE_REQUIRE_POSTGRES is set but {why}")
         pytest.skip(f"no PostgreSQL server can be started here: {why}")
     with TemporaryPostgres(base=SYSTEM_TEMP) as server:
         yield server

@@ -26,6 +26,8 @@ class BatchInfo:
     error: str | None = None
     next_step_at: datetime | None = None
     candidates: tuple[str, ...] = ()
+    claimed_by: str | None = None
+    claimed_since: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +39,8 @@ class BatchInfo:
             "error": self.error,
             "next_step_at": None if self.next_step_at is None else self.next_step_at.isoformat(),
             "candidates": list(self.candidates),
+            "claimed_by": self.claimed_by,
+            "claimed_since": None if self.claimed_since is None else self.claimed_since.isoformat(),
         }
 
 

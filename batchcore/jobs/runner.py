@@ -844,6 +844,7 @@ class BatchRunner:
                     utc(b.next_poll_at) if b.next_poll_at is not None and b.poll_failures else None
                 ),
                 candidates=b.candidates,
+                **_claim_of(b),
             )
             for b in self.store.batches(job.id)
         )
@@ -883,6 +884,7 @@ class BatchRunner:
             status=status,
             counts=info.counts,
             detail=detail,
+            actor=self._me,
         )
         try:
             self.registry.plugin_manager.hook.batchcore_job_event(event=event)
@@ -893,6 +895,14 @@ class BatchRunner:
                 observer(event)
             except Exception:
                 log.exception("job observer %r failed", observer)
+
+
+def _claim_of(batch: BatchRow) -> dict[str, Any]:
+    """Who holds *batch* now (a live claim), for status displays."""
+    if batch.claimed_by is None or (batch.claim_until or 0) < time.time():
+        return {}
+    since = None if batch.claimed_at is None else utc(batch.claimed_at)
+    return {"claimed_by": batch.claimed_by, "claimed_since": since}
 
 
 def _due(job: JobRow, batch: BatchRow, now: float) -> bool:
