@@ -189,7 +189,8 @@ def check_request_rules(
         if problem is not None:
             raise _refuse(request, f"params.{key}", problem, provider)
     for rule in model_rules:
-        if rule.param in request.params and rule.applies_to(request.model):
+        # None is OpenAI's "use the default", which every model accepts.
+        if request.params.get(rule.param) is not None and rule.applies_to(request.model):
             value = request.params[rule.param]
             if not rule.allows(value):
                 raise _refuse(

@@ -1,19 +1,24 @@
 """The emulator's model of the Message Batches API, without the HTTP server: what a create body
-must look like, how a batch's requests end on the clock, and the objects and result lines the
-API returns. Used by :mod:`batchcore_anthropic.testing`."""
+must look like (Anthropic's published spec, :func:`spec_validator`), how a batch's requests end
+on the clock, and the objects and result lines the API returns. Used by
+:mod:`batchcore_anthropic.testing`."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
 
-from batchcore.plugin import SAFE_CUSTOM_ID
-from batchcore_anthropic._mapping import ERROR_STATUS, MESSAGES_PARAMS
+from batchcore.testing.openapi import SpecProblem, SpecValidator
+from batchcore_anthropic._mapping import ERROR_STATUS
 
 __all__ = [
     "ERROR_TRIGGER",
@@ -25,12 +30,15 @@ __all__ = [
     "error_body",
     "result_line",
     "rfc3339",
+    "spec_document",
+    "spec_validator",
     "validate_create",
 ]
 
 #: ``metadata.user_id`` prefix that makes a request end ``errored`` with the type that follows.
 ERROR_TRIGGER = "emulator-error:"
-_REQUIRED_PARAMS = ("model", "messages", "max_tokens")
+#: The schema of a create body in the spec.
+CREATE_SCHEMA = "CreateMessageBatchParams"
 #: The HTTP status the API answers with for each error type.
 STATUS_OF = ERROR_STATUS
 
@@ -114,54 +122,73 @@ def rfc3339(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+@cache
+def spec_document() -> dict[str, Any]:
+    """The part of Anthropic's OpenAPI document the emulator checks against (shipped as
+    ``_spec.json``; where it comes from, with its sha256, is in its ``x-source``)."""
+    text = files("batchcore_anthropic").joinpath("_spec.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+@cache
+def spec_validator() -> SpecValidator:
+    """A strict validator of the spec's schemas (``CreateMessageBatchParams``,
+    ``CreateMessageParams``, ``MessageBatch``, ...): unknown fields are refused, as the API
+    refuses them."""
+    return SpecValidator(spec_document(), strict=True)
+
+
+def _invalid(message: str) -> Reject:
+    return Reject(400, "invalid_request_error", message)
+
+
+_EXTRA = re.compile(r"^Additional properties are not allowed \('([^']+)'")
+_MISSING = re.compile(r"^'([^']+)' is a required property$")
+
+
+def _spec_message(problem: SpecProblem) -> str:
+    """The API's wording (``requests.0.params.seed: Extra inputs are not permitted``) for what
+    the spec refuses, naming the path."""
+    path = problem.path
+    extra = _EXTRA.match(problem.message)
+    if extra:
+        return f"{_join(path, extra.group(1))}: Extra inputs are not permitted"
+    missing = _MISSING.match(problem.message)
+    if missing:
+        return f"{_join(path, missing.group(1))}: Field required"
+    return f"{path or '(body)'}: {problem.message}"
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
 def validate_create(body: Any, max_requests: int) -> list[Item]:
-    """The requests of a create body, validated as the API validates them synchronously."""
+    """The requests of a create body, validated as the API validates them synchronously: the
+    spec's ``CreateMessageBatchParams`` (strict), then the rules of a batch it cannot say."""
     if not isinstance(body, dict):
-        raise Reject(400, "invalid_request_error", "The request body must be a JSON object.")
-    _no_extra(body, {"requests"}, "")
+        raise _invalid("The request body must be a JSON object.")
     requests = body.get("requests")
-    if requests is None:
-        raise Reject(400, "invalid_request_error", "requests: Field required")
-    if not isinstance(requests, list):
-        raise Reject(400, "invalid_request_error", "requests: Input should be a valid list")
-    if not requests:
-        raise Reject(
-            400,
-            "invalid_request_error",
-            "requests: List should have at least 1 item after validation, not 0",
-        )
-    if len(requests) > max_requests:
-        raise Reject(
-            400,
-            "invalid_request_error",
+    if isinstance(requests, list) and len(requests) > max_requests:
+        raise _invalid(
             f"requests: List should have at most {max_requests} items after "
-            f"validation, not {len(requests)}",
+            f"validation, not {len(requests)}"
         )
+    problems = spec_validator().problems(CREATE_SCHEMA, body, limit=1)
+    if problems:
+        raise _invalid(_spec_message(problems[0]))
     seen: set[str] = set()
     items = []
-    for index, entry in enumerate(requests):
-        where = f"requests.{index}"
-        if not isinstance(entry, dict):
-            raise Reject(400, "invalid_request_error", f"{where}: Input should be an object")
-        _no_extra(entry, {"custom_id", "params"}, where)
-        custom_id = entry.get("custom_id")
-        if custom_id is None:
-            raise Reject(400, "invalid_request_error", f"{where}.custom_id: Field required")
-        if not isinstance(custom_id, str) or not SAFE_CUSTOM_ID.match(custom_id):
-            raise Reject(
-                400,
-                "invalid_request_error",
-                f"{where}.custom_id: String should match pattern '{SAFE_CUSTOM_ID.pattern}'",
-            )
+    for index, entry in enumerate(body["requests"]):
+        custom_id = entry["custom_id"]
         if custom_id in seen:
-            raise Reject(
-                400,
-                "invalid_request_error",
-                f"{where}.custom_id: custom_id {custom_id!r} is used more than once; "
-                "custom_ids must be unique within a batch",
+            raise _invalid(
+                f"requests.{index}.custom_id: custom_id {custom_id!r} is used more than once; "
+                "custom_ids must be unique within a batch"
             )
         seen.add(custom_id)
-        items.append(_item(custom_id, entry.get("params"), f"{where}.params"))
+        items.append(_item(custom_id, entry["params"], f"requests.{index}.params"))
     return items
 
 
@@ -192,44 +219,19 @@ def batch_object(batch: EmulatedBatch, now: float, results_base: str) -> dict[st
     }
 
 
-def _no_extra(obj: Mapping[str, Any], allowed: set[str] | frozenset[str], where: str) -> None:
-    for key in obj:
-        if key not in allowed:
-            path = f"{where}.{key}" if where else key
-            raise Reject(400, "invalid_request_error", f"{path}: Extra inputs are not permitted")
-
-
-def _item(custom_id: str, params: Any, where: str) -> Item:
-    """Validate one request's params the way the API does at create time (shape only) and keep
-    what its result needs; content problems become an ``errored`` result."""
-    if params is None:
-        raise Reject(400, "invalid_request_error", f"{where}: Field required")
-    if not isinstance(params, dict):
-        raise Reject(400, "invalid_request_error", f"{where}: Input should be an object")
-    _no_extra(params, MESSAGES_PARAMS, where)
-    for name in _REQUIRED_PARAMS:
-        if name not in params:
-            raise Reject(400, "invalid_request_error", f"{where}.{name}: Field required")
-    model, messages, max_tokens = params["model"], params["messages"], params["max_tokens"]
-    if not isinstance(model, str):
-        raise Reject(400, "invalid_request_error", f"{where}.model: Input should be a string")
-    if not isinstance(messages, list):
-        raise Reject(400, "invalid_request_error", f"{where}.messages: Input should be a list")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise Reject(
-            400,
-            "invalid_request_error",
-            f"{where}.max_tokens: Input should be an integer greater than or equal to 1",
-        )
+def _item(custom_id: str, params: Mapping[str, Any], where: str) -> Item:
+    """Check what a batch refuses beyond the spec and keep what the request's result needs;
+    content problems become an ``errored`` result."""
+    max_tokens = params["max_tokens"]
+    if max_tokens < 1:  # the spec allows 0 (cache pre-warming), a batch does not
+        raise _invalid(f"{where}.max_tokens: Input should be greater than or equal to 1")
     if params.get("stream"):
-        raise Reject(
-            400, "invalid_request_error", f"{where}.stream: streaming is not supported in batches"
-        )
+        raise _invalid(f"{where}.stream: streaming is not supported in batches")
     return Item(
         custom_id=custom_id,
-        model=model,
+        model=params["model"],
         max_tokens=max_tokens,
-        input_tokens=max(1, len(orjson.dumps(messages)) // 4),
+        input_tokens=max(1, len(orjson.dumps(params["messages"])) // 4),
         error=_content_error(params),
     )
 

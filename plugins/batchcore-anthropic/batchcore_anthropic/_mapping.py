@@ -9,9 +9,15 @@ Unified request (OpenAI chat-completions shape) -> Messages API ``params``:
   ``file`` with PDF ``file_data`` -> ``document``; parts already in Anthropic's form pass as-is;
 * assistant ``tool_calls`` -> ``tool_use`` blocks; ``tools``, ``tool_choice`` and
   ``parallel_tool_calls``;
-* ``stop`` -> ``stop_sequences``, ``user`` -> ``metadata.user_id``, ``max_completion_tokens`` as
-  ``max_tokens``, ``response_format`` json_schema -> ``output_config.format``;
+* ``cache_control`` on a content part, or on a message (then on the last block it becomes);
+* ``stop`` -> ``stop_sequences``; ``user`` / ``safety_identifier`` -> ``metadata.user_id``;
+  ``max_completion_tokens`` as ``max_tokens`` (default and maximum per model:
+  :mod:`batchcore_anthropic._models`); ``response_format`` json_schema ->
+  ``output_config.format``; ``prompt_cache_key`` and ``store: false`` change nothing here;
 * ``provider_params["anthropic"]`` merged last, unchanged.
+
+:data:`REQUEST_EXTENSIONS` declares what of this goes beyond OpenAI's request format, for the
+core's check.
 
 Anything that has no faithful Anthropic spelling raises :class:`InvalidRequestError` naming the
 custom_id and the field: a silently dropped parameter would change results.
@@ -27,7 +33,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard, overload
 
 import orjson
 
@@ -39,17 +45,20 @@ from batchcore.plugin import (
     BatchStatus,
     FrozenDict,
     InvalidRequestError,
+    RequestExtensions,
     ResultError,
     ResultStatus,
     Usage,
     parse_timestamp,
 )
+from batchcore_anthropic._models import Sampling, model_facts
 
 __all__ = [
     "ERROR_STATUS",
     "MESSAGES_PARAMS",
     "NATIVE_BLOCK_TYPES",
     "PROVIDER",
+    "REQUEST_EXTENSIONS",
     "ResultErrorFactory",
     "batch_created_at",
     "batch_result",
@@ -111,6 +120,15 @@ NATIVE_BLOCK_TYPES = frozenset(
     }
 )
 
+#: What the conversion takes beyond OpenAI's request format (the core refuses the rest):
+#: ``cache_control`` on messages and content parts, ``citations`` on text parts, images and
+#: PDFs in tool results, and content parts already in Anthropic's form.
+REQUEST_EXTENSIONS = RequestExtensions(
+    message_keys=frozenset({"cache_control"}),
+    part_keys=frozenset({"cache_control", "citations"}),
+    part_types=(NATIVE_BLOCK_TYPES - {"text"}) | {"image_url", "file"},
+)
+
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _DATA_URL = re.compile(r"^data:([^;,]+)(;[^,]*)?,(.*)$", re.DOTALL)
 _BLOCK_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -154,9 +172,11 @@ def message_params(
     """The Messages API body for *request* (``model``, ``messages``, ``max_tokens``, ...).
 
     ``max_tokens`` is required by Anthropic: it comes from the request (``max_tokens`` or
-    ``max_completion_tokens``, or ``provider_params``), else *default_max_tokens*, else this
-    raises. Raises :class:`InvalidRequestError` naming the custom_id and field for anything that
-    cannot be converted.
+    ``max_completion_tokens``, or ``provider_params``), else *default_max_tokens*, else the
+    model's maximum output (OpenAI's meaning of leaving it out: as much as the model can
+    write), capped at that maximum; for a model :mod:`~batchcore_anthropic._models` does not
+    know, without a default, this raises. Raises :class:`InvalidRequestError` naming the
+    custom_id and field for anything that cannot be converted.
     """
     try:
         return _message_params(request, default_max_tokens)
@@ -192,24 +212,58 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
     params = request.params
     if params and not _copy_plain_params(params, out):
         _convert_params(params, out)
+    limit = _check_model(request)
     if request.provider_params:
         native = request.provider_params.get(PROVIDER)
         if native is not None:
             _merge_native(native, out)
     max_tokens = out.get("max_tokens")
     if max_tokens is None:
-        if default_max_tokens is None:
+        if default_max_tokens is not None:
+            max_tokens = default_max_tokens if limit is None else min(default_max_tokens, limit)
+        elif limit is not None:
+            max_tokens = limit
+        else:
             raise _Bad(
                 "params.max_tokens",
-                "Anthropic requires max_tokens: set it (or max_completion_tokens) on the "
-                "request, or configure the provider's default_max_tokens",
+                f"Anthropic requires max_tokens and model {request.model!r} has no known "
+                "maximum to default to: set it (or max_completion_tokens) on the request, or "
+                "configure the provider's default_max_tokens",
             )
-        out["max_tokens"] = max_tokens = default_max_tokens
+        out["max_tokens"] = max_tokens
     if max_tokens.__class__ is not int or max_tokens < 1:
         raise _Bad("params.max_tokens", f"must be an integer >= 1, got {max_tokens!r}")
     if out.get("stream"):
         raise _Bad("params.stream", "streaming is not available inside a batch")
     return out
+
+
+def _check_model(request: BatchRequest) -> int | None:
+    """Refuse what the request's model would (the facts of :mod:`batchcore_anthropic._models`
+    the core's ``MODEL_RULES`` cannot say); the model's maximum output, or None."""
+    facts = model_facts(request.model)
+    if facts is None:
+        return None
+    params = request.params
+    limit = facts.max_output_tokens
+    if limit is not None:
+        for key in ("max_tokens", "max_completion_tokens"):
+            value = params.get(key)
+            if value.__class__ is int and value > limit:
+                raise _Bad(
+                    f"params.{key}",
+                    f"model {request.model!r} writes at most {limit} tokens, got {value}",
+                )
+    if (
+        facts.sampling is Sampling.ONE_OF
+        and params.get("temperature") is not None
+        and params.get("top_p") is not None
+    ):
+        raise _Bad(
+            "params.top_p",
+            f"model {request.model!r} takes temperature or top_p, not both; keep one",
+        )
+    return limit
 
 
 def _copy_plain_params(params: Mapping[str, Any], out: dict[str, Any]) -> bool:
@@ -279,7 +333,7 @@ def _convert_messages(
         field = f"messages[{index}]"
         role = message.get("role")
         if role == "system" or role == "developer":
-            _check_keys(message, field, {"role", "content"}, role)
+            _check_keys(message, field, {"role", "content", "cache_control"}, role)
             if turns:
                 raise _Bad(
                     f"{field}.role",
@@ -288,19 +342,26 @@ def _convert_messages(
                 )
             content = message.get("content")
             if isinstance(content, str):
-                if content:
-                    system.append({"type": "text", "text": content})
+                blocks = [{"type": "text", "text": content}] if content else []
             else:
-                system.extend(_text_parts(content, f"{field}.content"))
+                blocks = _text_parts(content, f"{field}.content")
+            system.extend(_mark_cache(blocks, message, field))
         elif role == "user":
-            _check_keys(message, field, {"role", "content"}, role)
-            _append_turn(turns, "user", _user_content(message.get("content"), f"{field}.content"))
+            _check_keys(message, field, {"role", "content", "cache_control"}, role)
+            content = _user_content(message.get("content"), f"{field}.content")
+            _append_turn(turns, "user", _mark_cache(content, message, field))
         elif role == "assistant":
-            _check_keys(message, field, {"role", "content", "tool_calls", "refusal", "audio"}, role)
-            _append_turn(turns, "assistant", _assistant_content(message, field))
+            _check_keys(
+                message,
+                field,
+                {"role", "content", "tool_calls", "refusal", "audio", "cache_control"},
+                role,
+            )
+            content = _assistant_content(message, field)
+            _append_turn(turns, "assistant", _mark_cache(content, message, field))
         elif role == "tool":
-            _check_keys(message, field, {"role", "content", "tool_call_id"}, role)
-            _append_turn(turns, "user", [_tool_result(message, field)])
+            _check_keys(message, field, {"role", "content", "tool_call_id", "cache_control"}, role)
+            _append_turn(turns, "user", _mark_cache([_tool_result(message, field)], message, field))
         else:
             raise _Bad(
                 f"{field}.role",
@@ -313,6 +374,49 @@ def _convert_messages(
     if len(system) == 1 and len(system[0]) == 2:  # one plain text block: the string form
         return str(system[0]["text"]), turns
     return system, turns
+
+
+#: Blocks that cannot carry a cache breakpoint themselves (the API caches them with the turn).
+_UNCACHEABLE = frozenset({"thinking", "redacted_thinking"})
+
+
+@overload
+def _mark_cache(
+    content: list[dict[str, Any]], message: Mapping[str, Any], field: str
+) -> list[dict[str, Any]]: ...
+
+
+@overload
+def _mark_cache(
+    content: str | list[dict[str, Any]], message: Mapping[str, Any], field: str
+) -> str | list[dict[str, Any]]: ...
+
+
+def _mark_cache(
+    content: str | list[dict[str, Any]], message: Mapping[str, Any], field: str
+) -> str | list[dict[str, Any]]:
+    """A message's ``cache_control`` (an extension of the unified request) set on the last
+    block the message became: Anthropic caches the prompt up to and including a marked block,
+    so marking a message's last block caches everything up to the end of that message."""
+    marker = message.get("cache_control")
+    if marker is None:
+        return content
+    where = f"{field}.cache_control"
+    if not isinstance(marker, Mapping):
+        raise _Bad(where, "must be an object, e.g. {'type': 'ephemeral'}")
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": content}] if isinstance(content, str) else content
+    )
+    if not blocks:
+        raise _Bad(where, "marks a message without content")
+    last = blocks[-1]
+    kind = last.get("type")
+    if kind in _UNCACHEABLE:
+        raise _Bad(where, f"the message ends with a {kind} block, which cannot be cached")
+    if last.get("cache_control", marker) != marker:
+        raise _Bad(where, "differs from the cache_control of the message's last content part")
+    blocks[-1] = {**last, "cache_control": marker}
+    return blocks
 
 
 def _check_keys(message: Mapping[str, Any], field: str, allowed: set[str], role: str) -> None:
@@ -632,12 +736,6 @@ def _unit_number(name: str) -> Callable[[Any, dict[str, Any]], None]:
     return convert
 
 
-def _set_top_k(value: Any, out: dict[str, Any]) -> None:
-    if value.__class__ is not int or value < 0:
-        raise _Bad("params.top_k", f"must be an integer >= 0, got {value!r}")
-    out["top_k"] = value
-
-
 def _set_stop(value: Any, out: dict[str, Any]) -> None:
     stops = [value] if isinstance(value, str) else value
     if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
@@ -646,13 +744,49 @@ def _set_stop(value: Any, out: dict[str, Any]) -> None:
         out["stop_sequences"] = list(stops)
 
 
-def _set_user(value: Any, out: dict[str, Any]) -> None:
-    if not isinstance(value, str) or len(value) > 512:
-        raise _Bad("params.user", "must be a string of at most 512 characters")
-    metadata = out.setdefault("metadata", {})
-    if metadata.get("user_id", value) != value:
-        raise _Bad("params.user", "differs from metadata.user_id")
-    metadata["user_id"] = value
+def _user_id(field: str, *, limit: int = 512) -> Callable[[Any, dict[str, Any]], None]:
+    """``user``, ``safety_identifier`` and ``metadata.user_id`` all identify the end user: all
+    become Anthropic's ``metadata.user_id``, so they must agree."""
+
+    def convert(value: Any, out: dict[str, Any]) -> None:
+        if not isinstance(value, str) or len(value) > limit:
+            raise _Bad(field, f"must be a string of at most {limit} characters")
+        metadata = out.setdefault("metadata", {})
+        known = metadata.get("user_id", value)
+        if known != value:
+            raise _Bad(
+                field,
+                f"{value!r} differs from the end-user id {known!r} given in the same request "
+                "(user, safety_identifier and metadata.user_id all become Anthropic's "
+                "metadata.user_id); set one of them",
+            )
+        metadata["user_id"] = value
+
+    return convert
+
+
+_set_user = _user_id("params.user")
+_set_safety_identifier = _user_id("params.safety_identifier")
+_set_metadata_user_id = _user_id("params.metadata.user_id")
+
+
+def _set_store(value: Any, out: dict[str, Any]) -> None:
+    if value is True:
+        raise _Bad(
+            "params.store",
+            "Anthropic keeps no completions for you (OpenAI's store feeds its evals and "
+            "distillation products); remove store or set it to false",
+        )
+    if value is not False:
+        raise _Bad("params.store", f"must be a boolean, got {value!r}")
+
+
+def _ignore_prompt_cache_key(value: Any, out: dict[str, Any]) -> None:
+    # OpenAI's routing hint for its automatic prompt cache: Anthropic caches at cache_control
+    # breakpoints, matched by exact prefix, with no key to route by. Dropping the hint changes
+    # neither the answer nor what is cached or billed here.
+    if not isinstance(value, str):
+        raise _Bad("params.prompt_cache_key", f"must be a string, got {value!r}")
 
 
 def _set_metadata(value: Any, out: dict[str, Any]) -> None:
@@ -665,7 +799,7 @@ def _set_metadata(value: Any, out: dict[str, Any]) -> None:
                 "Anthropic metadata holds only user_id (OpenAI's free-form metadata has no "
                 "equivalent)",
             )
-        _set_user(item, out)
+        _set_metadata_user_id(item, out)
 
 
 def _set_tools(value: Any, out: dict[str, Any]) -> None:
@@ -743,41 +877,84 @@ def _tool_choice(value: Any, *, has_tools: bool) -> dict[str, Any] | None:
             if not isinstance(function, Mapping) or not isinstance(function.get("name"), str):
                 raise _Bad("params.tool_choice.function", "must be an object with a name")
             return {"type": "tool", "name": function["name"]}
-        if kind in ("auto", "any", "tool", "none"):
-            return dict(value)  # already Anthropic's spelling
-    raise _Bad("params.tool_choice", f"cannot be expressed for Anthropic: {value!r}")
+    raise _Bad(
+        "params.tool_choice",
+        f"cannot be expressed for Anthropic: {value!r} (Anthropic's own spelling goes under "
+        "provider_params['anthropic']['tool_choice'])",
+    )
+
+
+_FORMAT = "params.response_format"
 
 
 def _set_response_format(value: Any, out: dict[str, Any]) -> None:
+    """``json_schema`` -> ``output_config.format`` (Anthropic's structured output, which has a
+    schema and nothing else): the ``description`` becomes the schema's own root
+    ``description``, ``strict`` must be true or absent (Anthropic always constrains the output
+    to the schema), the ``name`` (a label OpenAI requires) has no place and no effect."""
     if not isinstance(value, Mapping):
-        raise _Bad("params.response_format", "must be an object")
+        raise _Bad(_FORMAT, "must be an object")
     kind = value.get("type")
+    extra = sorted(set(value) - {"type", "json_schema"})
+    if extra:
+        raise _Bad(f"{_FORMAT}.{extra[0]}", "is not part of OpenAI's response_format")
     if kind == "text":
-        return
-    if kind == "json_schema":
-        spec = value.get("json_schema")
-        schema = spec.get("schema") if isinstance(spec, Mapping) else None
-        if not isinstance(schema, Mapping):
-            raise _Bad("params.response_format.json_schema.schema", "must be a JSON Schema object")
-        out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
         return
     if kind == "json_object":
         raise _Bad(
-            "params.response_format",
-            "Anthropic has no schema-free JSON mode; use {'type': 'json_schema', ...} with a "
-            "schema",
+            f"{_FORMAT}.type",
+            "Anthropic has no schema-free JSON mode (its structured output needs a schema that "
+            "names the properties); use {'type': 'json_schema', 'json_schema': {...}}",
         )
-    raise _Bad("params.response_format", f"type {kind!r} cannot be expressed for Anthropic")
+    if kind != "json_schema":
+        raise _Bad(f"{_FORMAT}.type", f"{kind!r} cannot be expressed for Anthropic")
+    where = f"{_FORMAT}.json_schema"
+    spec = value.get("json_schema")
+    if not isinstance(spec, Mapping):
+        raise _Bad(where, "must be an object with a schema")
+    extra = sorted(set(spec) - {"name", "description", "schema", "strict"})
+    if extra:
+        raise _Bad(f"{where}.{extra[0]}", "is not part of OpenAI's json_schema format")
+    schema = spec.get("schema")
+    if not isinstance(schema, Mapping):
+        raise _Bad(f"{where}.schema", "must be a JSON Schema object")
+    name = spec.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _Bad(f"{where}.name", "must be a string")
+    strict = spec.get("strict")
+    if strict is False:
+        raise _Bad(
+            f"{where}.strict",
+            "Anthropic always constrains the output to the schema and has no best-effort "
+            "mode; remove strict or set it to true",
+        )
+    if strict is not None and strict is not True:
+        raise _Bad(f"{where}.strict", f"must be a boolean, got {strict!r}")
+    description = spec.get("description")
+    if description is not None:
+        if not isinstance(description, str):
+            raise _Bad(f"{where}.description", "must be a string")
+        own = schema.get("description", description)
+        if own != description:
+            raise _Bad(
+                f"{where}.description",
+                "differs from the schema's own description; Anthropic's output format has no "
+                "description besides the schema's, so keep one of them",
+            )
+        schema = {**schema, "description": description}
+    out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}
 
 
 _PARAMS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
     "max_tokens": _set_max_tokens,
     "temperature": _unit_number("temperature"),
     "top_p": _unit_number("top_p"),
-    "top_k": _set_top_k,
     "stop": _set_stop,
     "user": _set_user,
+    "safety_identifier": _set_safety_identifier,
     "metadata": _set_metadata,
+    "store": _set_store,
+    "prompt_cache_key": _ignore_prompt_cache_key,
     "tools": _set_tools,
     "response_format": _set_response_format,
 }

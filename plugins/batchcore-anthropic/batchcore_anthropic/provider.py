@@ -27,8 +27,10 @@ from batchcore.plugin import (
     ConfigurationError,
     HttpTransport,
     InvalidRequestError,
+    ModelRule,
     NotFoundError,
     ProviderPermanentError,
+    RequestExtensions,
     ResponseLostError,
     UnsupportedOperationError,
     read_float,
@@ -36,6 +38,7 @@ from batchcore.plugin import (
     read_str,
 )
 from batchcore_anthropic._mapping import (
+    REQUEST_EXTENSIONS,
     batch_created_at,
     batch_result,
     batch_status,
@@ -43,6 +46,7 @@ from batchcore_anthropic._mapping import (
     message_params,
     request_total,
 )
+from batchcore_anthropic._models import MODEL_RULES
 from batchcore_anthropic.errors import BatchNotVisibleYetError
 
 __all__ = ["AnthropicBatchProvider"]
@@ -59,8 +63,9 @@ class AnthropicBatchProvider(BaseBatchProvider):
     ``max_requests_per_batch``, ``max_bytes_per_batch``, ``models``, ``workdir``):
 
     * ``anthropic_version`` - the ``anthropic-version`` header (default ``2023-06-01``);
-    * ``default_max_tokens`` - ``max_tokens`` for requests that set none (Anthropic requires it;
-      without a default such a request is an :class:`InvalidRequestError`);
+    * ``default_max_tokens`` - ``max_tokens`` for requests that set none (Anthropic requires
+      it), capped at the model's maximum; without it, the model's maximum output (for a model
+      the capability table does not know, such a request is an :class:`InvalidRequestError`);
     * ``not_found_grace_seconds`` - how long after submitting a 404 is taken for the API's
       propagation delay and raised as the transient :class:`BatchNotVisibleYetError`
       (default 60).
@@ -83,6 +88,10 @@ class AnthropicBatchProvider(BaseBatchProvider):
     BASE_URL_ENV: ClassVar[tuple[str, ...]] = ("ANTHROPIC_BASE_URL",)
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.anthropic.com"
     CUSTOM_ID_PATTERN = SAFE_CUSTOM_ID
+    #: What the conversion takes beyond OpenAI's request format (``cache_control``, ...).
+    REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = REQUEST_EXTENSIONS
+    #: Sampling values the newest models refuse (the table in ``_models``).
+    MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = MODEL_RULES
     # The payload file is the create body itself, {"requests": [...]}, uploaded as it is.
     PAYLOAD_FRAMING = JSON_ARRAY_FIELD("requests")
     SANDBOX: ClassVar[str | None] = "batchcore_anthropic.testing:sandbox"

@@ -17,17 +17,16 @@ What it does, like the API:
   ``DELETE .../{id}`` (only once ended), ``GET .../{id}/results`` (JSONL, streamed, in shuffled
   order, only once ended; 404 once archived after 29 days).
 * Every call needs ``x-api-key`` (401 ``authentication_error`` without it or with another key)
-  and ``anthropic-version`` (400 without it).
-* Create is validated synchronously like the API validates the body's shape: 400
-  ``invalid_request_error`` for a body that is not JSON, extra fields at any level (top, request,
-  params), no or empty ``requests``, more than 100,000 requests, a bad or duplicate
-  ``custom_id``, params missing ``model``/``messages``/``max_tokens``, ``max_tokens`` < 1 and
-  ``stream: true``; 413 ``request_too_large`` for a body over 256 MB.
-* As in the API, the content of params is validated asynchronously: such requests end as
-  ``errored`` results (``invalid_request_error``) rather than failing the create. The emulator
-  errors: empty ``messages``, a message that is not ``{role: user|assistant, content}``, empty
-  text, ``temperature`` or ``top_p`` outside 0..1, and models not named ``claude-*``
-  (``not_found_error``).
+  and ``anthropic-version`` (400 without it); every answer carries a ``request-id`` header.
+* Every create body is checked against Anthropic's published spec (the package's
+  ``_spec.json``, :func:`spec_validator`), strictly: a body the spec refuses, at any depth, is a
+  400 ``invalid_request_error`` naming the path. On top of the spec, as a batch does: duplicate
+  custom_ids, ``max_tokens`` < 1 and ``stream: true`` are 400s, more than 100,000
+  requests too; a body over 256 MB is a 413 ``request_too_large``.
+* As in the API, what the schema cannot say is checked when a request runs: such requests end
+  as ``errored`` results (``invalid_request_error``) rather than failing the create. The
+  emulator errors: empty ``messages``, a role other than ``user``/``assistant``, empty text, and
+  models not named ``claude-*`` (``not_found_error``).
 * A request whose ``metadata.user_id`` is ``"emulator-error:<error_type>"`` ends ``errored``
   with that error type (``invalid_request_error``, ``overloaded_error``, ``api_error``, ...):
   the way to script per-request failures.
@@ -70,6 +69,7 @@ from batchcore_anthropic._emulation import (
     batch_object,
     error_body,
     result_line,
+    spec_validator,
     validate_create,
 )
 
@@ -80,6 +80,7 @@ __all__ = [
     "error_body",
     "error_fault",
     "sandbox",
+    "spec_validator",
 ]
 
 #: The key an emulator accepts unless given another.
@@ -237,6 +238,14 @@ class AnthropicEmulator(VendorEmulator):
                     error_body(reject.error_type, reject.message, request_id),
                     status=reject.status,
                 )
+            except Exception as exc:  # an emulator bug shows as the API's 500, not a hang
+                response = Response.json(
+                    error_body(
+                        "api_error", f"emulator error: {type(exc).__name__}: {exc}", request_id
+                    ),
+                    status=500,
+                )
+            # Every answer carries the header, as the API's do (support asks for it).
             response.headers["request-id"] = request_id
             return response
 

@@ -542,10 +542,12 @@ TABLE: list[tuple[str, BatchRequest, dict[str, Any]]] = [
     ),
     ("stop string", request(stop="END"), body(stop_sequences=["END"])),
     ("stop list", request(stop=["END", "STOP"]), body(stop_sequences=["END", "STOP"])),
+    ("temperature", request(temperature=0.2), body(temperature=0.2)),
+    ("top_p", request(top_p=0.9), body(top_p=0.9)),
     (
-        "sampling parameters",
-        request(temperature=0.2, top_p=0.9, top_k=40),
-        body(temperature=0.2, top_p=0.9, top_k=40),
+        "top_k through provider_params",
+        request(provider_params={"anthropic": {"top_k": 40}}),
+        body(top_k=40),
     ),
     ("user is metadata.user_id", request(user="user-42"), body(metadata={"user_id": "user-42"})),
     (
@@ -657,8 +659,8 @@ def test_plain_turns_are_not_copied() -> None:
 # (name, unified request, field the error must name)
 ERRORS: list[tuple[str, BatchRequest, str]] = [
     (
-        "no max_tokens anywhere",
-        BatchRequest(custom_id="req-1", model=MODEL, messages=[USER]),
+        "no max_tokens for a model without a known maximum",
+        BatchRequest(custom_id="req-1", model="claude-future-9", messages=[USER]),
         "params.max_tokens",
     ),
     ("max_tokens zero", request(max_tokens=0), "params.max_tokens"),
@@ -681,8 +683,13 @@ ERRORS: list[tuple[str, BatchRequest, str]] = [
     ("logprobs", request(logprobs=True), "params.logprobs"),
     ("seed", request(seed=42), "params.seed"),
     ("unknown parameter", request(frobnicate=1), "params.frobnicate"),
+    ("top_k in params", request(top_k=40), "params.top_k"),
     ("Anthropic field in params", request(thinking={"type": "disabled"}), "params.thinking"),
-    ("json_object", request(response_format={"type": "json_object"}), "params.response_format"),
+    (
+        "json_object",
+        request(response_format={"type": "json_object"}),
+        "params.response_format.type",
+    ),
     (
         "json_schema without schema",
         request(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
@@ -926,7 +933,7 @@ def test_provider_params_that_are_not_an_object_never_reach_the_conversion() -> 
 
 def test_max_tokens_message_says_where_to_set_it() -> None:
     with pytest.raises(InvalidRequestError, match="default_max_tokens"):
-        message_params(BatchRequest(custom_id="req-1", model=MODEL, messages=[USER]))
+        message_params(BatchRequest(custom_id="req-1", model="claude-future-9", messages=[USER]))
 
 
 def test_known_fields_match_the_spec(spec_defs: dict[str, Any]) -> None:

@@ -325,6 +325,172 @@ def test_refusal(spec: Spec, result_error: Any) -> None:
     )
 
 
+SERVER_TOOL_USE = {
+    "type": "server_tool_use",
+    "id": "srvtoolu_1",
+    "name": "web_search",
+    "input": {"query": "weather Paris"},
+    "caller": {"type": "direct"},
+}
+WEB_RESULTS = {
+    "type": "web_search_tool_result",
+    "tool_use_id": "srvtoolu_1",
+    "caller": {"type": "direct"},
+    "content": [
+        {
+            "type": "web_search_result",
+            "url": "https://example.com/paris",
+            "title": "Paris weather",
+            "encrypted_content": "enc",
+            "page_age": None,
+        }
+    ],
+}
+
+
+def _text_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "citations": None}
+
+
+#: (name, message fields, text, (input, output, total, cache read, cache write, reasoning),
+#: refusal): succeeded lines as the API writes them, and what batchcore makes of them.
+SUCCEEDED: list[tuple[str, dict[str, Any], str | None, tuple[int | None, ...], str | None]] = [
+    ("plain answer", {"content": [_text_block("Hi")]}, "Hi", (11, 5, 16, None, None, None), None),
+    (
+        "cut at max_tokens",
+        {"content": [_text_block("The answer is")], "stop_reason": "max_tokens"},
+        "The answer is",
+        (11, 5, 16, None, None, None),
+        None,
+    ),
+    (
+        "stopped at a stop sequence",
+        {"content": [_text_block("One, two")], "stop_reason": "stop_sequence"},
+        "One, two",
+        (11, 5, 16, None, None, None),
+        None,
+    ),
+    (
+        "web search between the text",
+        {
+            "content": [
+                _text_block("Let me look. "),
+                SERVER_TOOL_USE,
+                WEB_RESULTS,
+                _text_block("It is sunny."),
+            ],
+            "usage": {"server_tool_use": {"web_search_requests": 1, "web_fetch_requests": 0}},
+        },
+        "Let me look. It is sunny.",
+        (11, 5, 16, None, None, None),
+        None,
+    ),
+    (
+        "paused after a server tool call",
+        {"content": [SERVER_TOOL_USE], "stop_reason": "pause_turn"},
+        None,
+        (11, 5, 16, None, None, None),
+        None,
+    ),
+    (
+        "redacted thinking is not text",
+        {"content": [{"type": "redacted_thinking", "data": "abc"}, _text_block("Done")]},
+        "Done",
+        (11, 5, 16, None, None, None),
+        None,
+    ),
+    (
+        "thinking tokens",
+        {
+            "content": [
+                {"type": "thinking", "thinking": "Hmm.", "signature": "sig"},
+                _text_block("42"),
+            ],
+            "usage": {"output_tokens": 900, "output_tokens_details": {"thinking_tokens": 880}},
+        },
+        "42",
+        (11, 900, 911, None, None, 880),
+        None,
+    ),
+    (
+        "cache written for an hour, and read",
+        {
+            "content": [_text_block("Cached")],
+            "usage": {
+                "input_tokens": 3,
+                "cache_creation_input_tokens": 4000,
+                "cache_read_input_tokens": 1000,
+                "cache_creation": {
+                    "ephemeral_1h_input_tokens": 4000,
+                    "ephemeral_5m_input_tokens": 0,
+                },
+            },
+        },
+        "Cached",
+        (5003, 5, 5008, 1000, 4000, None),
+        None,
+    ),
+    (
+        "an empty answer",
+        {"content": [], "usage": {"output_tokens": 0}},
+        None,
+        (11, 0, 11, None, None, None),
+        None,
+    ),
+    (
+        "structured output",
+        {"content": [_text_block('{"city": "Paris"}')]},
+        '{"city": "Paris"}',
+        (11, 5, 16, None, None, None),
+        None,
+    ),
+    (
+        "a refusal after some text",
+        {
+            "content": [_text_block("I can tell you that")],
+            "stop_reason": "refusal",
+            "stop_details": {"type": "refusal", "category": None, "explanation": None},
+        },
+        "I can tell you that",
+        (11, 5, 16, None, None, None),
+        "The model declined to answer.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "text", "usage", "refusal"),
+    [pytest.param(f, t, u, r, id=name) for name, f, t, u, r in SUCCEEDED],
+)
+def test_succeeded_corpus(
+    fields: dict[str, Any],
+    text: str | None,
+    usage: tuple[int | None, ...],
+    refusal: str | None,
+    spec: Spec,
+    result_error: Any,
+) -> None:
+    message = _message(
+        fields["content"],
+        usage=fields.get("usage"),
+        stop_reason=fields.get("stop_reason", "end_turn"),
+        stop_details=fields.get("stop_details"),
+    )
+    result = parse(_succeeded(message, spec), result_error, batch_id="msgbatch_01")
+    assert result.ok and result.status is ResultStatus.SUCCEEDED and result.error is None
+    assert (result.text, result.refusal) == (text, refusal)
+    assert result.usage is not None
+    got = result.usage
+    assert (
+        got.input_tokens,
+        got.output_tokens,
+        got.total_tokens,
+        got.cache_read_tokens,
+        got.cache_write_tokens,
+        got.reasoning_tokens,
+    ) == usage
+
+
 #: error type -> (HTTP-equivalent status, whether resubmitting can help)
 ERRORS = {
     "invalid_request_error": (400, False),
@@ -373,6 +539,28 @@ def test_errored_result(
     ) == (error_type, "boom", status_code, retryable)
     assert result.retryable is retryable
     assert result.response == line["result"]["error"]
+
+
+def test_an_errored_line_without_a_request_id(spec: Spec, result_error: Any) -> None:
+    line = {
+        "custom_id": "e",
+        "result": {
+            "type": "errored",
+            "error": {
+                "type": "error",
+                "error": {"type": "overloaded_error", "message": "Overloaded"},
+                "request_id": None,
+            },
+        },
+    }
+    spec("MessageBatchIndividualResponse", line)
+    result = parse(line, result_error)
+    assert result.error is not None
+    assert (result.error.code, result.error.status_code, result.retryable) == (
+        "overloaded_error",
+        529,
+        True,
+    )
 
 
 def test_an_unknown_error_type_is_not_retried_blindly(result_error: Any) -> None:

@@ -1,13 +1,14 @@
-"""Regenerate ``anthropic_schemas.json`` from Anthropic's published OpenAPI document.
+"""Regenerate ``batchcore_anthropic/_spec.json`` from Anthropic's published OpenAPI document.
 
-    python extract_anthropic_schemas.py path/to/anthropic-openapi.yml > anthropic_schemas.json
+    python tests/extract_spec.py path/to/anthropic-openapi.yml > batchcore_anthropic/_spec.json
 
 The source is the copy of Anthropic's spec vendored in ``stackql-registry/
-stackql-provider-anthropic`` (JSON text despite the ``.yml`` name). Keeps the component schemas
-reachable from :data:`ROOTS`, drops annotations (descriptions, titles, examples, defaults,
-``deprecated``), ``x-*`` extensions and OpenAPI discriminators (``oneOf`` decides alone), and
-rewrites every ``$ref`` into this file's ``$defs``, so the output is one self-contained JSON
-Schema (2020-12) document.
+stackql-provider-anthropic`` (JSON text despite the ``.yml`` name). The output keeps, unchanged,
+the component schemas reachable from :data:`ROOTS` (the Message Batches request and answer
+shapes), less annotations (descriptions, titles, examples, deprecation notes, ``x-*``
+extensions) and OpenAPI discriminators (``oneOf`` decides alone), under ``components.schemas``
+so that references still resolve, with the source and its sha256 in ``x-source``. The emulator
+checks every request body against it with :class:`batchcore.testing.openapi.SpecValidator`.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ SOURCE = {
     "note": "a vendored copy of Anthropic's published OpenAPI spec (OpenAPI 3.1)",
 }
 _ANNOTATIONS = frozenset(
-    {"description", "examples", "example", "title", "discriminator", "deprecated", "default"}
+    {"description", "examples", "example", "title", "discriminator", "deprecated"}
 )
-_NAME_MAPS = frozenset({"properties", "$defs", "patternProperties", "dependentSchemas"})
-_PREFIX = "#/components/schemas/"
+#: Keys whose values map names to schemas: a property may be called "description".
+_NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
 
 
 def _clean(node: Any) -> Any:
@@ -49,10 +50,7 @@ def _clean(node: Any) -> Any:
         for key, value in node.items():
             if key in _ANNOTATIONS or key.startswith("x-"):
                 continue
-            if key == "$ref":
-                out[key] = "#/$defs/" + value.removeprefix(_PREFIX)
-            elif key in _NAME_MAPS and isinstance(value, dict):
-                # Keys here are property names (a property may be called "description").
+            if key in _NAME_MAPS and isinstance(value, dict):
                 out[key] = {name: _clean(schema) for name, schema in value.items()}
             else:
                 out[key] = _clean(value)
@@ -63,18 +61,14 @@ def _clean(node: Any) -> Any:
 
 
 def extract(raw: bytes) -> dict[str, Any]:
+    """The ``_spec.json`` document made from the bytes of the spec."""
     schemas = json.loads(raw)["components"]["schemas"]
-    wanted = referenced_schemas(schemas, ROOTS, _PREFIX)
+    wanted = referenced_schemas(schemas, ROOTS)
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$comment": (
-            "Extracted by extract_anthropic_schemas.py from Anthropic's published OpenAPI "
-            "spec; see x-source. Annotations, x-* extensions and discriminators removed; "
-            "$refs point into $defs."
-        ),
         "x-source": {**SOURCE, "sha256": hashlib.sha256(raw).hexdigest()},
+        "x-extracted-by": "tests/extract_spec.py",
         "x-roots": list(ROOTS),
-        "$defs": {name: _clean(schemas[name]) for name in wanted},
+        "components": {"schemas": {name: _clean(schemas[name]) for name in wanted}},
     }
 
 
@@ -84,7 +78,7 @@ def main(argv: list[str]) -> int:
         return 2
     with open(argv[1], "rb") as source:
         document = extract(source.read())
-    json.dump(document, sys.stdout, indent=1)
+    json.dump(document, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")
     return 0
 
