@@ -492,10 +492,13 @@ def cmd_worker(session: Session) -> int:
     args = session.args
     if args.concurrency < 1:
         raise UsageError("--concurrency takes a positive number")
+    if args.lease <= 0:
+        raise UsageError("--lease takes a positive number of seconds")
     worker = Worker(
         args.store,
         concurrency=args.concurrency,
         burst=args.burst,
+        claim_seconds=args.lease,
         config=parse_config(args.config),
         observers=[ProgressDisplay(session.stderr, tty=False)] if args.verbose else [],
     )
@@ -674,6 +677,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--burst", action="store_true", help="exit once no job is left to drive")
     sub.add_argument(
         "--concurrency", type=int, default=1, metavar="N", help="steps done at once (threads)"
+    )
+    sub.add_argument(
+        "--lease",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long a claim outlives a worker that stopped answering (default 60; renewed "
+        "every quarter of it)",
     )
     config_option(sub, "provider config for every job (keys come from the environment)")
     sub.add_argument("-v", "--verbose", action="store_true", help="print each job event")

@@ -4,6 +4,7 @@ storage and retry settlement, and several processes writing one file at once."""
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -375,3 +376,16 @@ def test_a_lease_is_taken_over_only_from_the_dead_or_the_silent(store: JobStore)
     assert "lease ran out" in (event.detail or "") and event.actor == me
     assert not store.renew("job-1", alive)  # the old owner learns it lost the lease
     assert store.renew("job-1", me)
+
+
+def test_claims_of_a_dead_process_on_this_host_are_dropped(store: JobStore) -> None:
+    make_job(store, ["a"])
+    row = assign(store, "job-1", ["a"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = f"{socket.gethostname()}:{gone.pid}"
+    assert store.claim_batch(row, dead, seconds=600)
+    assert store.claim_batch(row, "elsewhere:1", seconds=600) is False
+    assert store.claim_batch(row, f"other-host:{gone.pid}", seconds=600) is False
+    assert store.release_dead_claims() == 1
+    assert store.claim_batch(row, "elsewhere:1", seconds=600)

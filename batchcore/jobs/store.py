@@ -446,6 +446,7 @@ class JobStore:
                     )
                 why = "its lease ran out" if expired else "it is no longer running"
                 self._event(job_id, "takeover", f"took over from {owner}: {why}", actor=me)
+                self._drop_claims_of(owner)
             self._db.execute(
                 "UPDATE jobs SET owner=?, lease_until=? WHERE id=?",
                 (me, now + lease_seconds, job_id),
@@ -511,6 +512,37 @@ class JobStore:
                 "UPDATE jobs SET step_owner=NULL, step_until=NULL WHERE id=? AND step_owner=?",
                 (job_id, me),
             )
+
+    def _drop_claims_of(self, owner: str) -> None:
+        self._db.execute(
+            "UPDATE batches SET claimed_by=NULL, claimed_at=NULL, claim_until=NULL"
+            " WHERE claimed_by=?",
+            (owner,),
+        )
+        self._db.execute(
+            "UPDATE jobs SET step_owner=NULL, step_until=NULL WHERE step_owner=?", (owner,)
+        )
+
+    def release_dead_claims(self) -> int:
+        """Drop the claims of processes of this host that no longer exist (a killed worker or
+        driver), so their steps need not wait for the claims to expire. Claims of other hosts
+        are judged by their expiry alone."""
+        now = time.time()
+        holders = {
+            r["who"]
+            for r in self._db.query(
+                "SELECT DISTINCT claimed_by AS who FROM batches WHERE claim_until > ?"
+                " UNION SELECT DISTINCT step_owner AS who FROM jobs WHERE step_until > ?",
+                (now, now),
+            )
+            if r["who"]
+        }
+        dead = [who for who in holders if not owner_alive(who.split("/", 1)[0])]
+        if dead:
+            with self.transaction():
+                for who in dead:
+                    self._drop_claims_of(who)
+        return len(dead)
 
     def renew_claims(self, me: str, *, seconds: float) -> int:
         """Extend every claim *me* holds (its heartbeat); how many it still holds."""

@@ -136,6 +136,8 @@ class Worker:
                     me, seconds=self.claim_seconds, now=self.clock(), providers=served
                 )
                 if claim is None:
+                    if store.release_dead_claims():
+                        continue  # a killed process's steps are free now
                     if self.burst and not store.has_worker_jobs(served):
                         return
                     due = store.next_due(now=self.clock())
