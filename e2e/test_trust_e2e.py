@@ -178,12 +178,15 @@ def _cli_line(*args: str) -> str:
 
 
 def test_read_commands_work_on_a_read_only_store(
-    tmp_path: Path, home: Path, cli_env: dict[str, str], openai_emulator: OpenAIEmulator
+    tmp_path: Path,
+    home: Path,
+    clock: SteppingClock,
+    cli_env: dict[str, str],
+    openai_emulator: OpenAIEmulator,
 ) -> None:
+    clock.frozen = True  # the job stays in progress: resuming it would have to write
     source = write_requests(tmp_path / "in.jsonl", 3)
-    done = run_cli(
-        cli_env, "run", str(source), "--provider", "openai", "-o", str(tmp_path / "o"), *POLL
-    )
+    done = run_cli(cli_env, "submit", str(source), "--provider", "openai")
     assert done.returncode == 0, done.stderr
     job_id = done.stdout.splitlines()[0]
     reads = " && ".join(
@@ -206,14 +209,13 @@ def test_read_commands_work_on_a_read_only_store(
         command, env=cli_env, capture_output=True, text=True, timeout=120, check=False
     )
     assert run.returncode == 0, run.stderr
-    assert json.loads((tmp_path / "status.out").read_text())["state"] == "finished"
+    assert json.loads((tmp_path / "status.out").read_text())["state"] == "active"
     assert job_id in (tmp_path / "jobs.out").read_text()
-    assert len((tmp_path / "results.out").read_text().splitlines()) == 3
+    assert (tmp_path / "results.out").read_text() == ""  # nothing has arrived yet
     # A command that must write says why it cannot, with the documented code.
-    assert (tmp_path / "resume.code").read_text().strip() in (
-        "0",
-        "6",
-    )  # finished: nothing to write
+    assert (tmp_path / "resume.code").read_text().strip() == "6"
+    err = (tmp_path / "resume.err").read_text()
+    assert "read-only" in err and "Traceback" not in err
 
 
 def test_a_full_disk_says_disk_full_with_exit_6(

@@ -9,6 +9,7 @@ column types in DDL, how a write transaction is taken) and turns every driver er
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import threading
@@ -129,6 +130,8 @@ class SQLiteDatabase:
             self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         except sqlite3.Error as error:
             problem = describe_sqlite_error(error)
+            if _read_only_media(path):
+                problem = "the store is on read-only storage (only status, jobs and results work)"
         except OSError as error:
             problem = _describe_os_error(error, path)
         else:
@@ -254,6 +257,15 @@ class SQLiteDatabase:
     def close(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._db.close()
+
+
+def _read_only_media(path: Path) -> bool:
+    for place in (path, path.parent):
+        try:
+            return bool(os.statvfs(place).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue
+    return False
 
 
 def _describe_os_error(error: OSError, path: Path) -> str:
