@@ -13,6 +13,7 @@ Sessions run on every supported interpreter found on PATH and skip the others.
 from __future__ import annotations
 
 import glob
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,14 @@ DEFAULT_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 nox.options.error_on_missing_interpreters = False
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_venv = "yes"
+
+
+def local_requirements(plugin: str) -> list[str]:
+    """The local plugins *plugin* depends on (``batchcore-groq`` builds on ``batchcore-openai``),
+    installed from this tree in the same resolver call: they are not on the index yet."""
+    text = (ROOT / "plugins" / plugin / "pyproject.toml").read_text()
+    names = set(re.findall(r'"(batchcore-[a-z0-9-]+)', text)) - {plugin}
+    return [f"./plugins/{name}" for name in sorted(names) if name in PLUGINS]
 
 
 @nox.session(python=PYTHONS)
@@ -45,7 +54,7 @@ def tests(session: nox.Session, package: str) -> None:
         session.install(".[test]", *(f"./plugins/{name}[test]" for name in PLUGINS))
         session.run("pytest", "e2e", *session.posargs)
         return
-    session.install(".", f"./plugins/{package}[test]")
+    session.install(".", *local_requirements(package), f"./plugins/{package}[test]")
     session.chdir(f"plugins/{package}")
     session.run("pytest", *session.posargs)
 
@@ -54,6 +63,7 @@ def tests(session: nox.Session, package: str) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
 
 
 @nox.session(python=DEFAULT_PYTHON)

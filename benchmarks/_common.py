@@ -84,9 +84,7 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-def side_by_side(
-    contenders: Mapping[str, Callable[[], float]], repeat: int
-) -> dict[str, float]:
+def side_by_side(contenders: Mapping[str, Callable[[], float]], repeat: int) -> dict[str, float]:
     """Median seconds of each contender, run in turn *repeat* times (interleaved, so drift in
     the machine's load hits every contender alike). Each callable times itself and returns
     the seconds its measured part took, so it can prepare and clean up outside the timing."""
@@ -113,9 +111,7 @@ def wall_of_fresh_python(code: str, env: Mapping[str, str] | None = None) -> flo
 # -- fresh worker processes -------------------------------------------------------------------
 
 
-def run_worker(
-    script: str, name: str, *args: object, env: Mapping[str, str] | None = None
-) -> Any:
+def run_worker(script: str, name: str, *args: object, env: Mapping[str, str] | None = None) -> Any:
     """Run ``script --worker name args...`` in a fresh interpreter; returns the JSON it prints
     on its last line. *env* entries are added to this process's environment."""
     proc = subprocess.run(

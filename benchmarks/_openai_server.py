@@ -25,8 +25,23 @@ from batchcore_openai import OpenAIBatchProvider
 from batchcore_openai.testing import OpenAIEmulator
 
 API_KEY = "sk-bench-0123456789"
-_WORDS = ("the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "light",
-          "scatters", "in", "the", "air")
+_WORDS = (
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "the",
+    "lazy",
+    "dog",
+    "while",
+    "light",
+    "scatters",
+    "in",
+    "the",
+    "air",
+)
 
 
 def answer_text(i: int, chars: int) -> str:
@@ -41,15 +56,18 @@ def answer_text(i: int, chars: int) -> str:
 
 
 def completed_batch(emulator: OpenAIEmulator, lines: int, chars: int) -> dict[str, Any]:
-    config = {"base_url": emulator.url + "/v1", "api_key": API_KEY,
-              "max_requests_per_batch": lines}
-    with tempfile.TemporaryDirectory() as work, OpenAIBatchProvider(
-        config={**config, "workdir": work}
-    ) as provider:
+    config = {"base_url": emulator.url + "/v1", "api_key": API_KEY, "max_requests_per_batch": lines}
+    with (
+        tempfile.TemporaryDirectory() as work,
+        OpenAIBatchProvider(config={**config, "workdir": work}) as provider,
+    ):
         requests = (
-            BatchRequest(custom_id=f"request-{i:07d}", model="gpt-4o-mini",
-                         messages=[{"role": "user", "content": answer_text(i, chars)}],
-                         params={"max_tokens": 4096})
+            BatchRequest(
+                custom_id=f"request-{i:07d}",
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": answer_text(i, chars)}],
+                params={"max_tokens": 4096},
+            )
             for i in range(lines)
         )
         (payload,) = provider.prepare_payloads(requests)
@@ -59,15 +77,22 @@ def completed_batch(emulator: OpenAIEmulator, lines: int, chars: int) -> dict[st
             time.sleep(0.05)
     output_file_id = (status.raw or {})["output_file_id"]
     size = next(f["bytes"] for f in emulator.files() if f["id"] == output_file_id)
-    return {"batch_id": handle.batch_id, "created_at": handle.created_at.timestamp(),
-            "input_file_id": handle.metadata["input_file_id"],
-            "output_file_id": output_file_id, "output_bytes": size, "lines": lines}
+    return {
+        "batch_id": handle.batch_id,
+        "created_at": handle.created_at.timestamp(),
+        "input_file_id": handle.metadata["input_file_id"],
+        "output_file_id": output_file_id,
+        "output_bytes": size,
+        "lines": lines,
+    }
 
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
     emulator = OpenAIEmulator(
-        clock=time.time, api_key=API_KEY, max_requests=max(50_000, spec.get("completed_lines", 0)),
+        clock=time.time,
+        api_key=API_KEY,
+        max_requests=max(50_000, spec.get("completed_lines", 0)),
         validating_seconds=spec.get("validating", 0.0),
         processing_seconds=spec.get("processing", 0.0),
         finalizing_seconds=spec.get("finalizing", 0.0),

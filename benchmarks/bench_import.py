@@ -34,8 +34,19 @@ NOTHING = "pass"
 
 #: Top-level modules of vendor SDKs (and their HTTP stacks) that discovery must not import,
 #: plus the plugins' provider modules, which load only when a provider is used.
-VENDOR_MODULES = ("openai", "anthropic", "httpx", "httpcore", "pydantic", "google", "mistralai",
-                  "cohere", "boto3", "batchcore_openai.provider", "batchcore_anthropic.provider")
+VENDOR_MODULES = (
+    "openai",
+    "anthropic",
+    "httpx",
+    "httpcore",
+    "pydantic",
+    "google",
+    "mistralai",
+    "cohere",
+    "boto3",
+    "batchcore_openai.provider",
+    "batchcore_anthropic.provider",
+)
 FIRST_PARTY = {"openai", "azure-openai", "anthropic"}
 
 _CHECK = f"""
@@ -51,8 +62,10 @@ print(json.dumps({{"names": names, "vendor": vendor, "requests": "requests" in s
 def main() -> int:
     header("import and discovery (fresh interpreters, median wall time)")
     times = side_by_side(
-        {code: functools.partial(wall_of_fresh_python, code)
-         for code in (OURS, BASELINE, OPENAI, NOTHING)},
+        {
+            code: functools.partial(wall_of_fresh_python, code)
+            for code in (OURS, BASELINE, OPENAI, NOTHING)
+        },
         REPEAT,
     )
     ours, baseline, openai, nothing = (times[c] for c in (OURS, BASELINE, OPENAI, NOTHING))
@@ -73,14 +86,17 @@ def main() -> int:
         openai / ours >= 5,
     )
     found = json.loads(
-        subprocess.run([sys.executable, "-c", _CHECK], check=True, capture_output=True,
-                       text=True).stdout
+        subprocess.run(
+            [sys.executable, "-c", _CHECK], check=True, capture_output=True, text=True
+        ).stdout
     )
     vendor = found["vendor"]
     missing = sorted(FIRST_PARTY - set(found["names"]))
     print(f"   providers discovered: {', '.join(found['names'])}")
-    print(f"   vendor SDK or provider modules imported by discovery: {', '.join(vendor) or 'none'}"
-          f" -> {verdict(not vendor and not missing)}")
+    print(
+        f"   vendor SDK or provider modules imported by discovery: {', '.join(vendor) or 'none'}"
+        f" -> {verdict(not vendor and not missing)}"
+    )
     if missing:
         note(f"first-party providers missing: {', '.join(missing)}")
     if found["requests"]:

@@ -56,7 +56,9 @@ def _provider_and_handle(server_json: str) -> tuple[Any, Any, dict[str, Any]]:
     server = json.loads(server_json)
     provider = OpenAIBatchProvider(config=openai_config(server))
     handle = BatchHandle(
-        provider="openai", batch_id=server["batch_id"], created_at=server["created_at"],
+        provider="openai",
+        batch_id=server["batch_id"],
+        created_at=server["created_at"],
         metadata={"input_file_id": server["input_file_id"]},
     )
     return provider, handle, server
@@ -114,8 +116,10 @@ def main() -> int:
     header(f"parse the results of a completed {N:,}-request OpenAI batch")
     script = __file__
     with openai_emulator_process(completed_lines=N, answer_chars=ANSWER_CHARS) as server:
-        print(f"   output file: {server['lines']:,} lines, {mib(server['output_bytes'])} "
-              f"({server['output_bytes'] / server['lines']:,.0f} bytes a line)")
+        print(
+            f"   output file: {server['lines']:,} lines, {mib(server['output_bytes'])} "
+            f"({server['output_bytes'] / server['lines']:,.0f} bytes a line)"
+        )
         served = json.dumps(server)
         ours = run_worker(script, "speed", served, REPEAT)
         stdlib = run_worker(script, "speed", served, REPEAT, env=stdlib_json_env())

@@ -66,8 +66,13 @@ def anthropic_item(custom_id: str, model: str, messages: Any, params: Mapping[st
     system, *turns = messages
     return {
         "custom_id": custom_id,
-        "params": {"model": model, "system": system["content"], "messages": turns,
-                   "max_tokens": params["max_tokens"], "temperature": params["temperature"]},
+        "params": {
+            "model": model,
+            "system": system["content"],
+            "messages": turns,
+            "max_tokens": params["max_tokens"],
+            "temperature": params["temperature"],
+        },
     }
 
 
@@ -90,9 +95,15 @@ def write_json_array(path: Path, items: Iterable[Any]) -> None:
 def baseline_lines(vendor: str, source: str, data: list[Any]) -> Iterable[Any]:
     """The vendor dicts, built by hand from BatchRequests (``objects``) or raw dicts."""
     if vendor == "openai" and source == "objects":
-        return ({"custom_id": r.custom_id, "method": "POST", "url": r.endpoint,
-                 "body": {"model": r.model, "messages": list(r.messages), **r.params}}
-                for r in data)
+        return (
+            {
+                "custom_id": r.custom_id,
+                "method": "POST",
+                "url": r.endpoint,
+                "body": {"model": r.model, "messages": list(r.messages), **r.params},
+            }
+            for r in data
+        )
     if vendor == "openai":
         return (openai_line(d) for d in data)
     if source == "objects":
@@ -205,8 +216,11 @@ def main() -> int:
         per_request = (growths[top]["growth"] - growths[middle]["growth"]) / (top - middle)
         report(
             f"{vendor} peak RSS growth while preparing (streamed from a generator)",
-            "; ".join(f"{n:,}: {mib(g['growth'])} ({g['files']} files, {mib(g['bytes'])} "
-                      f"written, {g['seconds']:.1f} s)" for n, g in growths.items()),
+            "; ".join(
+                f"{n:,}: {mib(g['growth'])} ({g['files']} files, {mib(g['bytes'])} "
+                f"written, {g['seconds']:.1f} s)"
+                for n, g in growths.items()
+            ),
             f"at most {mib(largest)}; {per_request:.1f} bytes more per extra request from "
             f"{middle:,} to {top:,}",
             f"flat (<= {FLAT_BYTES_PER_REQUEST} bytes per extra request), <= {mib(RSS_LIMIT)}",
