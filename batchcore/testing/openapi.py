@@ -193,6 +193,11 @@ class SpecValidator:
         for key, value in node.items():
             if key in _NOT_JSON_SCHEMA or key.startswith("x-"):
                 continue
+            if key == "oneOf":
+                # Vendors' unions overlap (an input item that is both a message and an
+                # "easy input message"): strict JSON Schema "exactly one" refuses what the
+                # vendor takes. What the vendor means is "one of these shapes": anyOf.
+                key = "anyOf"
             if key in ("properties", "patternProperties", "$defs", "definitions"):
                 out[key] = {name: self._convert(schema) for name, schema in value.items()}
             else:
@@ -219,6 +224,11 @@ def _deepest(error: Any) -> Any:
         # was not; prefer the error deepest inside the alternative that matched it.
         best = max(
             best.context,
-            key=lambda e: (e.validator not in ("enum", "const"), len(e.absolute_path)),
+            key=lambda e: (
+                # "not null" only says the value was not the null a nullable field allows
+                not (e.validator == "type" and e.validator_value == "null"),
+                e.validator not in ("enum", "const"),
+                len(e.absolute_path),
+            ),
         )
     return best

@@ -185,6 +185,9 @@ class LoopbackServer:
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        #: How to answer a call no route matches ``(status, message) -> Response``; an
+        #: emulator sets it to answer 404/405 in its vendor's error shape, headers included.
+        self.unknown_route: Callable[[int, str], Response] | None = None
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -367,15 +370,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         if route is None:
             status = 405 if path_known else 404
-            response = Response.json(
-                {
-                    "error": {
-                        "message": f"no route for {self.command} {split.path}",
-                        "type": "invalid_request_error",
-                        "code": "unknown_url",
-                    }
-                },
-                status=status,
+            message = f"no route for {self.command} {split.path}"
+            fallback = owner.unknown_route
+            response = (
+                fallback(status, message)
+                if fallback is not None
+                else Response.json(
+                    {
+                        "error": {
+                            "message": message,
+                            "type": "invalid_request_error",
+                            "code": "unknown_url",
+                        }
+                    },
+                    status=status,
+                )
             )
         else:
             request = Request(

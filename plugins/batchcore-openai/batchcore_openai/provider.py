@@ -34,8 +34,10 @@ from batchcore.plugin import (
     BatchStatus,
     ConfigurationError,
     InvalidRequestError,
+    ModelRule,
     ProviderError,
     ProviderPermanentError,
+    RequestExtensions,
     ResponseLostError,
     env_first,
     error_from_response,
@@ -47,6 +49,7 @@ from batchcore.plugin import (
     transport_failure,
 )
 from batchcore_openai import _mapping as wire
+from batchcore_openai._models import MODEL_RULES
 
 __all__ = ["AzureOpenAIBatchProvider", "OpenAIBatchProvider"]
 
@@ -77,6 +80,11 @@ class OpenAIBatchProvider(BaseBatchProvider):
     # The create puts the idempotency key in the batch's metadata, which the list shows.
     IDEMPOTENT_SUBMIT = True
     RETRYABLE_RESULT_CODES = wire.RETRYABLE_RESULT_CODES
+    # The unified request is OpenAI's own format: nothing to declare beyond it. Vendor-only or
+    # brand-new fields go under provider_params={"openai": {...}}.
+    REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = RequestExtensions()
+    #: What OpenAI's reasoning models refuse (:mod:`batchcore_openai._models`).
+    MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = MODEL_RULES
 
     #: Endpoints this provider batches.
     SUPPORTED_ENDPOINTS: ClassVar[frozenset[str]] = wire.BATCH_ENDPOINTS

@@ -18,19 +18,25 @@ What it does, the way the API does it:
 * ``POST /v1/files`` (multipart, ``purpose=batch``, ``.jsonl`` only), ``GET /v1/files``,
   ``GET /v1/files/{id}``, ``GET /v1/files/{id}/content`` (streamed from disk),
   ``DELETE /v1/files/{id}``;
-* ``POST /v1/batches`` with 400s for a bad ``completion_window``, endpoint, metadata, unknown
-  or non-batch input file and mixed models; ``GET /v1/batches`` (newest first, ``after`` /
-  ``limit``), ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``;
+* ``POST /v1/batches``, its body checked strictly against OpenAI's ``CreateBatchRequest``
+  (unknown fields, types, enums; then metadata limits, an unknown or non-batch input file,
+  mixed models), each refusal a 400 in OpenAI's error shape; ``GET /v1/batches`` (newest
+  first, ``after`` / ``limit``), ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``;
 * a lifecycle on the clock: ``validating`` -> ``in_progress`` (requests finish one by one, in a
-  shuffled order) -> ``finalizing`` -> ``completed``; malformed input lines make the batch
-  ``failed`` with ``errors.data[].line``; a batch still running at ``expires_at`` (24 h) is
-  ``expired`` with partial output and ``batch_expired`` error lines; a cancel goes through
-  ``cancelling`` to ``cancelled`` with partial output;
-* a deterministic answer per request ("Echo: <last user message>", cut to ``max_tokens`` words;
-  embeddings from a hash of the input);
+  shuffled order) -> ``finalizing`` -> ``completed``; a batch whose input file breaks the rules
+  (a line that is not JSON, a duplicate custom_id, a wrong url, a ``body`` its endpoint's
+  request schema refuses) is ``failed`` with ``errors.data[]`` (``line``, ``param``, ``code``,
+  ``message``); a batch still running at ``expires_at`` (24 h) is ``expired`` with partial
+  output and ``batch_expired`` error lines; a cancel goes through ``cancelling`` to
+  ``cancelled`` with partial output;
+* deterministic answers (:func:`batchcore.testing.emulation.answer_body`): "Echo: <last user
+  message>", cut to the token limit; structured output valid against the requested schema;
+  forced tool calls; embeddings from a hash of the input; usage with cached and reasoning
+  tokens where asked;
 * per-request failures on demand: ``[emulator-fail:500]`` (any status) in a request's text gives
   an error-file line with that ``response.status_code``; ``[emulator-fail:some_code]`` an
   ``error`` line with that code; ``[emulator-fail:drop]`` loses the request;
+* an ``x-request-id`` header on every answer;
 * HTTP faults: :meth:`OpenAIEmulator.inject_fault` or ``emulator.server.inject(...)``
   (429 with ``retry-after``, 5xx, resets, hangs, truncated bodies, and ``lost_create``: the
   next batch create is carried out but its answer never arrives);
@@ -59,15 +65,24 @@ import orjson
 
 from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
-from batchcore_openai._emulation import (
-    EMULATED_ENDPOINTS,
+from batchcore.testing.emulation import (
     FAIL_MARKER,
-    EmulatedBatch,
+    EmulatorStoppedError,
+    FileStore,
+    LineError,
     Phase,
+    RequestIds,
     StoredFile,
     Timing,
-    phase_of,
     scan_input,
+)
+from batchcore_openai._emulation import (
+    EMULATED_ENDPOINTS,
+    EmulatedBatch,
+    describe_problem,
+    line_checker,
+    normalise_url,
+    spec_validator,
     write_results,
 )
 from batchcore_openai._multipart import MultipartError, parse_multipart
@@ -81,23 +96,6 @@ __all__ = [
     "sandbox",
 ]
 
-#: The ``endpoint`` values ``CreateBatchRequest`` allows.
-BATCH_ENDPOINT_ENUM = frozenset(
-    {
-        "/v1/responses",
-        "/v1/chat/completions",
-        "/v1/embeddings",
-        "/v1/completions",
-        "/v1/moderations",
-        "/v1/images/generations",
-        "/v1/images/edits",
-        "/v1/videos",
-    }
-)
-FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
-_CREATE_FIELDS = frozenset(
-    {"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"}
-)
 _PREFIXES = ("/v1", "/openai/v1", "/openai")
 _AZURE_CREATE_ROUTE = ("POST", "/openai/v1/batches")
 _LEGACY_PREFIX = "/openai"
@@ -123,7 +121,8 @@ _TIMESTAMPS = (
     "cancelled_at",
 )
 _FILE_TTL = 30 * 24 * 3600  # batch files expire after 30 days by default
-_CHUNK = 1 << 16
+# OpenAI's documented metadata limits (the spec's descriptions; its schema leaves them out).
+_METADATA_PAIRS, _METADATA_KEY, _METADATA_VALUE = 16, 64, 512
 
 
 def _error(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
@@ -198,6 +197,14 @@ class _ApiError(Exception):
         self.body = _error(message, kind, code, param)
 
 
+def _spec_check(schema: str, body: Any) -> None:
+    """Raise OpenAI's 400 for the first thing in *body* its spec's *schema* refuses."""
+    problems = spec_validator().problems(schema, body, limit=1)
+    if problems:
+        found = describe_problem(problems[0])
+        raise _ApiError(400, found.message, code=found.code, param=found.param)
+
+
 @attrs.frozen(kw_only=True)
 class UploadRecord:
     """What one ``POST /files`` carried: its text fields and, per file field,
@@ -216,8 +223,8 @@ class OpenAIEmulator(VendorEmulator):
     :meth:`advance`) or any ``() -> unix seconds`` callable such as ``time.time`` (then
     :meth:`advance` adds an offset).
     *api_key*: the only key accepted (default: any non-empty key). *max_requests* /
-    *max_bytes*: the per-batch limits enforced at validation. *seed* fixes ids and the shuffled
-    completion order.
+    *max_bytes*: the per-batch limits enforced at validation. *seed* fixes ids, request ids
+    and the shuffled completion order.
 
     Also a ``ContractBackend`` for batchcore's conformance kit (``FAULTS``, :meth:`advance`,
     :meth:`inject_fault`, :meth:`call_count`, :meth:`batch_count`, :meth:`failing_request`).
@@ -258,8 +265,9 @@ class OpenAIEmulator(VendorEmulator):
         self.seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
-        self._files: dict[str, StoredFile] = {}
+        self._files = FileStore(lambda: self.workdir, new_id=lambda: self._new_id("file-"))
         self._batches: dict[str, EmulatedBatch] = {}
+        self._request_ids = RequestIds(seed)
         self.created_batch_requests: list[dict[str, Any]] = []
         self.uploads: list[UploadRecord] = []
         if azure:
@@ -283,8 +291,7 @@ class OpenAIEmulator(VendorEmulator):
     # -- lifecycle (start, stop, url, now come with the base) ------------------------------
 
     def _on_stop(self) -> None:
-        with self._lock:
-            self._files.clear()
+        self._files.clear()
 
     @property
     def _root(self) -> Path | None:
@@ -297,12 +304,15 @@ class OpenAIEmulator(VendorEmulator):
         """The :class:`~batchcore.testing.Fault` named *kind* (``rate_limit``,
         ``insufficient_quota``, ``server_error``, ``overloaded``, ``unauthorized``,
         ``permission_denied``, ``not_found``, ``bad_request``, ``unprocessable``, ``reset``,
-        ``hang``, ``truncate``), with the API's error body; None for an unknown kind."""
+        ``hang``, ``truncate``), with the API's error body and an ``x-request-id``; None for
+        an unknown kind."""
         known = _FAULTS.get(kind)
         if known is None or isinstance(known, Fault):
             return known
         status, body, headers = known
-        return Fault.status(status, headers=headers, body=body)
+        return Fault.status(
+            status, headers={**headers, "x-request-id": self._request_ids()}, body=body
+        )
 
     def batch_count(self) -> int:
         """Batches created so far."""
@@ -332,12 +342,14 @@ class OpenAIEmulator(VendorEmulator):
             return self._batch_json(self._batches[batch_id])
 
     def files(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [stored.to_json() for stored in self._files.values()]
+        """Every file kept (oldest first), as the API shows it."""
+        return [self._file_json(stored) for stored in reversed(self._files.newest_first())]
 
     def file_content(self, file_id: str) -> bytes:
-        with self._lock:
-            return self._files[file_id].path.read_bytes()
+        stored = self._files.get(file_id)
+        if stored is None:
+            raise KeyError(file_id)
+        return stored.path.read_bytes()
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -351,9 +363,15 @@ class OpenAIEmulator(VendorEmulator):
                         404, "Resource not found", kind="invalid_request_error", code="404"
                     )
                 self._authorise(request)
-                return handler(request)
+                response = handler(request)
             except _ApiError as error:
-                return Response.json(error.body, status=error.status)
+                response = Response.json(error.body, status=error.status)
+            except EmulatorStoppedError:
+                response = Response.json(
+                    _error("The emulator is not running.", "server_error", None), status=503
+                )
+            response.headers["x-request-id"] = self._request_ids()
+            return response
 
         return serve
 
@@ -375,7 +393,8 @@ class OpenAIEmulator(VendorEmulator):
             raise _ApiError(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
 
     def _new_id(self, prefix: str) -> str:
-        return f"{prefix}{self._rng.getrandbits(96):024x}"
+        with self._lock:
+            return f"{prefix}{self._rng.getrandbits(96):024x}"
 
     def _stamp(self, value: float | None) -> int | str | None:
         if value is None:
@@ -385,11 +404,20 @@ class OpenAIEmulator(VendorEmulator):
             return moment.isoformat().replace("+00:00", "Z")
         return int(value)
 
-    def _store(self) -> Path:
-        root = self.workdir
-        if root is None:
-            raise _ApiError(503, "The emulator is not running.", kind="server_error")
-        return root
+    @staticmethod
+    def _file_json(stored: StoredFile) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": stored.id,
+            "object": "file",
+            "bytes": stored.size,
+            "created_at": stored.created_at,
+            "filename": stored.filename,
+            "purpose": stored.purpose,
+            "status": "processed",
+        }
+        if stored.expires_at is not None:
+            data["expires_at"] = stored.expires_at
+        return data
 
     # -- files -----------------------------------------------------------------------------
 
@@ -406,58 +434,23 @@ class OpenAIEmulator(VendorEmulator):
                 files={name: (p.filename, p.content_type, p.size) for name, p in uploaded.items()},
             )
         )
-        file_part = uploaded.get("file")
-        if file_part is None:
-            raise _ApiError(400, "Missing required parameter: 'file'.", param="file")
-        purpose = fields.get("purpose")
-        if purpose is None:
-            raise _ApiError(400, "Missing required parameter: 'purpose'.", param="purpose")
-        if purpose not in FILE_PURPOSES:
-            raise _ApiError(400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose")
+        _spec_check("CreateFileRequest", _upload_form(fields, uploaded))
+        file_part = uploaded["file"]
+        purpose = fields["purpose"]
         filename = file_part.filename or "upload"
         if purpose == "batch" and not filename.endswith(".jsonl"):
             raise _ApiError(400, "Invalid file format for Batch API. Must be .jsonl", param="file")
-        expires_after = self._upload_expiry(fields)
-        with self._lock:
-            file_id = self._new_id("file-")
-            path = self._store() / file_id
-            path.write_bytes(file_part.data)
-            created = int(self.now())
-            ttl = (
-                expires_after
-                if expires_after is not None
-                else (_FILE_TTL if purpose == "batch" else None)
-            )
-            stored = StoredFile(
-                id=file_id,
-                filename=filename,
-                purpose=purpose,
-                size=file_part.size,
-                created_at=created,
-                path=path,
-                expires_at=created + ttl if ttl is not None else None,
-            )
-            self._files[file_id] = stored
-        return Response.json(stored.to_json())
-
-    @staticmethod
-    def _upload_expiry(fields: dict[str, str]) -> int | None:
-        anchor = fields.get("expires_after[anchor]")
         seconds = fields.get("expires_after[seconds]")
-        if anchor is None and seconds is None:
-            return None
-        if (
-            anchor != "created_at"
-            or seconds is None
-            or not seconds.isdigit()
-            or not (3600 <= int(seconds) <= 2_592_000)
-        ):
-            raise _ApiError(
-                400,
-                "expires_after needs anchor 'created_at' and seconds between 3600 and 2592000.",
-                param="expires_after",
-            )
-        return int(seconds)
+        ttl = int(seconds) if seconds is not None else (_FILE_TTL if purpose == "batch" else None)
+        created = int(self.now())
+        stored = self._files.add(
+            file_part.data,
+            filename=filename,
+            purpose=purpose,
+            created_at=created,
+            expires_at=created + ttl if ttl is not None else None,
+        )
+        return Response.json(self._file_json(stored))
 
     def _get_file(self, file_id: str) -> StoredFile:
         stored = self._files.get(file_id)
@@ -466,40 +459,29 @@ class OpenAIEmulator(VendorEmulator):
         return stored
 
     def _list_files(self, request: Request) -> Response:
-        purpose = request.arg("purpose")
         limit = self._limit(request, default=10_000, maximum=10_000)
-        with self._lock:
-            items = [
-                f for f in reversed(self._files.values()) if purpose is None or f.purpose == purpose
-            ]
-            page, has_more = self._page(items, request.arg("after"), limit)
-            data = [f.to_json() for f in page]
-        return Response.json(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-                "has_more": has_more,
-            }
-        )
+        items = self._files.newest_first(request.arg("purpose"))
+        page, has_more = self._page(items, request.arg("after"), limit)
+        return Response.json(_list_page([self._file_json(f) for f in page], has_more))
 
     def _retrieve_file(self, request: Request) -> Response:
-        with self._lock:
-            return Response.json(self._get_file(request.path_params["file_id"]).to_json())
+        return Response.json(self._file_json(self._get_file(request.path_params["file_id"])))
 
     def _delete_file(self, request: Request) -> Response:
-        with self._lock:
-            stored = self._get_file(request.path_params["file_id"])
-            del self._files[stored.id]
-            stored.path.unlink(missing_ok=True)
+        stored = self._files.delete(request.path_params["file_id"])
+        if stored is None:
+            raise _ApiError(
+                404, f"No such File object: {request.path_params['file_id']}", param="id"
+            )
         return Response.json({"id": stored.id, "object": "file", "deleted": True})
 
     def _file_content(self, request: Request) -> Response:
-        with self._lock:
-            path = self._get_file(request.path_params["file_id"]).path
-            handle = open(path, "rb")  # noqa: SIM115 - closed by the streaming generator
-        return Response(body=_stream(handle), headers={"content-type": "application/octet-stream"})
+        chunks = self._files.open_stream(request.path_params["file_id"])
+        if chunks is None:
+            raise _ApiError(
+                404, f"No such File object: {request.path_params['file_id']}", param="id"
+            )
+        return Response(body=chunks, headers={"content-type": "application/octet-stream"})
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -511,25 +493,11 @@ class OpenAIEmulator(VendorEmulator):
         if not isinstance(body, dict):
             raise _ApiError(400, "The request body must be a JSON object.")
         self.created_batch_requests.append(body)
-        unknown = sorted(set(body) - _CREATE_FIELDS)
-        if unknown:
-            raise _ApiError(
-                400, f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0]
-            )
-        for name in ("input_file_id", "endpoint", "completion_window"):
-            if not isinstance(body.get(name), str) or not body[name]:
-                raise _ApiError(400, f"Missing required parameter: '{name}'.", param=name)
+        if self.azure and isinstance(body.get("endpoint"), str):
+            # Azure's older spelling, "/chat/completions", names the same endpoint.
+            body = {**body, "endpoint": normalise_url(body["endpoint"])}
+        _spec_check("CreateBatchRequest", body)
         endpoint = body["endpoint"]
-        if self.azure and not endpoint.startswith("/v1/"):
-            endpoint = "/v1/" + endpoint.lstrip("/")
-        if endpoint not in BATCH_ENDPOINT_ENUM:
-            raise _ApiError(
-                400,
-                f"Invalid value for 'endpoint': {body['endpoint']!r}. Supported "
-                f"values are: {', '.join(sorted(BATCH_ENDPOINT_ENUM))}.",
-                param="endpoint",
-                code="invalid_value",
-            )
         if endpoint not in EMULATED_ENDPOINTS:
             raise _ApiError(
                 400,
@@ -537,34 +505,24 @@ class OpenAIEmulator(VendorEmulator):
                 param="endpoint",
                 code="unsupported_value",
             )
-        if body["completion_window"] != "24h":
+        metadata = _check_metadata(body.get("metadata"))
+        stored = self._files.get(body["input_file_id"])
+        if stored is None:
             raise _ApiError(
                 400,
-                f"Invalid value for 'completion_window': "
-                f"{body['completion_window']!r}. Supported values are: '24h'.",
-                param="completion_window",
-                code="invalid_value",
+                f"Invalid 'input_file_id': {body['input_file_id']!r}. No such file.",
+                param="input_file_id",
+                code="invalid_file",
             )
-        metadata = _check_metadata(body.get("metadata"))
-        _check_output_expiry(body.get("output_expires_after"))
-        with self._lock:
-            stored = self._files.get(body["input_file_id"])
-            if stored is None:
-                raise _ApiError(
-                    400,
-                    f"Invalid 'input_file_id': {body['input_file_id']!r}. No such file.",
-                    param="input_file_id",
-                    code="invalid_file",
-                )
-            if stored.purpose != "batch":
-                raise _ApiError(
-                    400,
-                    f"The file {stored.id} has purpose {stored.purpose!r}; "
-                    "batches need purpose 'batch'.",
-                    param="input_file_id",
-                )
+        if stored.purpose != "batch":
+            raise _ApiError(
+                400,
+                f"The file {stored.id} has purpose {stored.purpose!r}; "
+                "batches need purpose 'batch'.",
+                param="input_file_id",
+            )
         # Validation reads the whole file: outside the lock, so other calls are served meanwhile.
-        scan = scan_input(stored.path, endpoint, max_requests=self.max_requests)
+        scan = scan_input(stored.path, line_checker(endpoint), max_requests=self.max_requests)
         if scan.model_clash is not None:
             line, other = scan.model_clash
             raise _ApiError(
@@ -576,13 +534,11 @@ class OpenAIEmulator(VendorEmulator):
             )
         if stored.size > self.max_bytes:
             scan.errors.append(
-                {
-                    "code": "file_too_large",
-                    "message": f"The input file has "
-                    f"{stored.size} bytes; the limit is {self.max_bytes}.",
-                    "param": None,
-                    "line": None,
-                }
+                LineError(
+                    code="file_too_large",
+                    message=f"The input file has {stored.size} bytes; the limit is "
+                    f"{self.max_bytes}.",
+                )
             )
         if (
             self.deployments is not None
@@ -590,19 +546,19 @@ class OpenAIEmulator(VendorEmulator):
             and scan.model not in self.deployments
         ):
             scan.errors.append(
-                {
-                    "code": "model_not_found",
-                    "message": f"The deployment {scan.model!r} does not exist.",
-                    "param": "model",
-                    "line": None,
-                }
+                LineError(
+                    code="model_not_found",
+                    message=f"The deployment {scan.model!r} does not exist.",
+                    param="model",
+                )
             )
         with self._lock:
             batch = EmulatedBatch.create(
                 batch_id=self._new_id("batch_"),
                 sequence=len(self._batches) + 1,
                 endpoint=endpoint,
-                input_file=stored,
+                input_file_id=stored.id,
+                input_path=stored.path,
                 completion_window=body["completion_window"],
                 metadata=metadata,
                 scan=scan,
@@ -628,15 +584,7 @@ class OpenAIEmulator(VendorEmulator):
             items = list(reversed(self._batches.values()))
             page, has_more = self._page(items, request.arg("after"), limit)
             data = [self._batch_json(batch) for batch in page]
-        return Response.json(
-            {
-                "object": "list",
-                "data": data,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-                "has_more": has_more,
-            }
-        )
+        return Response.json(_list_page(data, has_more))
 
     def _cancel_batch(self, request: Request) -> Response:
         with self._lock:
@@ -644,7 +592,9 @@ class OpenAIEmulator(VendorEmulator):
             phase = self._phase(batch)
             if phase.terminal:
                 raise _ApiError(
-                    400, f"Cannot cancel a batch with status '{phase.status}'.", param="batch_id"
+                    400,
+                    f"Cannot cancel a batch with status '{phase.stage.value}'.",
+                    param="batch_id",
                 )
             if batch.cancel_requested_at is None:
                 batch.cancel_requested_at = self.now()
@@ -675,20 +625,21 @@ class OpenAIEmulator(VendorEmulator):
 
     def _phase(self, batch: EmulatedBatch) -> Phase:
         """The batch's phase now; an ended batch's result files are written on first sight."""
-        phase = phase_of(batch, self.now(), self.timing, expires=not self.azure)
-        if phase.terminal and phase.status != "failed" and not batch.finished:
+        phase = batch.phase(self.now(), self.timing, expires=not self.azure)
+        if phase.terminal and phase.stage.value != "failed" and not batch.finished:
             self._finish(batch, phase)
         return phase
 
     def _finish(self, batch: EmulatedBatch, phase: Phase) -> None:
-        root = self._store()
         created = int(phase.timestamps.get("finalizing_at") or self.now())
-        output_id, error_id = self._new_id("file-"), self._new_id("file-")
-        output_path, error_path = root / output_id, root / error_id
+        (output_id, output_path), (error_id, error_path) = (
+            self._files.reserve(),
+            self._files.reserve(),
+        )
         with (
             open(output_path, "wb") as output,
             open(error_path, "wb") as errors,
-            tempfile.TemporaryFile(dir=root) as scratch,
+            tempfile.TemporaryFile(dir=output_path.parent) as scratch,
         ):
             batch.usage = write_results(
                 batch, phase, output=output, errors=errors, scratch=scratch, created=created
@@ -697,17 +648,15 @@ class OpenAIEmulator(VendorEmulator):
             (output_id, output_path, "output"),
             (error_id, error_path, "error"),
         ):
-            size = path.stat().st_size
-            if size == 0 and not (name == "error" and self.azure):
+            if path.stat().st_size == 0 and not (name == "error" and self.azure):
                 path.unlink()
                 continue
-            self._files[file_id] = StoredFile(
-                id=file_id,
+            self._files.register(
+                file_id,
+                path,
                 filename=f"{batch.id}_{name}.jsonl",
                 purpose="batch_output",
-                size=size,
                 created_at=created,
-                path=path,
                 expires_at=created + _FILE_TTL,
             )
             if name == "output":
@@ -718,25 +667,29 @@ class OpenAIEmulator(VendorEmulator):
 
     def _batch_json(self, batch: EmulatedBatch) -> dict[str, Any]:
         phase = self._phase(batch)
-        status = phase.status
+        status = phase.stage.value
         counts: dict[str, int] | None
         if status == "validating":
             counts = None if self.azure else {"total": 0, "completed": 0, "failed": 0}
         elif status == "failed":
             counts = {"total": 0, "completed": 0, "failed": 0}
         else:
-            failed = batch.failed_before[phase.done]
+            failed = batch.order.failed_among(phase.done)
             counts = {"total": batch.total, "completed": phase.done - failed, "failed": failed}
             if phase.expired:
                 counts["failed"] += batch.total - phase.done
         stamps = phase.timestamps
-        usage = batch.usage or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        usage = batch.usage
         return {
             "id": batch.id,
             "object": "batch",
             "endpoint": batch.endpoint,
             "model": batch.model,
-            "errors": {"object": "list", "data": batch.errors} if status == "failed" else None,
+            "errors": (
+                {"object": "list", "data": [error.to_json() for error in batch.errors]}
+                if status == "failed"
+                else None
+            ),
             "input_file_id": batch.input_file_id,
             "completion_window": batch.completion_window,
             "status": _AZURE_STATUS[status] if self.azure else status,
@@ -745,59 +698,61 @@ class OpenAIEmulator(VendorEmulator):
             **{name: self._stamp(stamps.get(name)) for name in _TIMESTAMPS},
             "request_counts": counts,
             "usage": {
-                "input_tokens": usage["input_tokens"],
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": usage["output_tokens"],
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": usage["total_tokens"],
+                "input_tokens": usage.input_tokens,
+                "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+                "output_tokens": usage.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+                "total_tokens": usage.total_tokens,
             },
             "metadata": batch.metadata,
         }
 
 
-def _stream(handle: Any) -> Iterator[bytes]:
-    with handle:
-        while True:
-            chunk = handle.read(_CHUNK)
-            if not chunk:
-                return
-            yield chunk
+def _list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+def _upload_form(fields: dict[str, str], uploaded: dict[str, Any]) -> dict[str, Any]:
+    """An upload's form as the JSON ``CreateFileRequest`` describes (``expires_after[...]``
+    fields nested, the seconds read as a number, each file as its name)."""
+    form: dict[str, Any] = dict.fromkeys(uploaded, "<binary>")
+    for name, value in fields.items():
+        if name.startswith("expires_after[") and name.endswith("]"):
+            key = name[len("expires_after[") : -1]
+            form.setdefault("expires_after", {})[key] = (
+                int(value) if key == "seconds" and value.isdigit() else value
+            )
+        else:
+            form[name] = value
+    return form
 
 
 def _check_metadata(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or len(value) > 16:
-        raise _ApiError(
-            400, "'metadata' must be an object with at most 16 pairs.", param="metadata"
-        )
-    for key, item in value.items():
-        if not isinstance(item, str) or len(key) > 64 or len(item) > 512:
-            raise _ApiError(
-                400,
-                "'metadata' keys are at most 64 characters and values strings "
-                "of at most 512 characters.",
-                param="metadata",
-            )
-    return dict(value)
-
-
-def _check_output_expiry(value: Any) -> None:
-    if value is None:
-        return
-    seconds = value.get("seconds") if isinstance(value, dict) else None
-    if (
-        not isinstance(value, dict)
-        or value.get("anchor") != "created_at"
-        or not isinstance(seconds, int)
-        or not 3600 <= seconds <= 2_592_000
-    ):
+    if len(value) > _METADATA_PAIRS:
         raise _ApiError(
             400,
-            "'output_expires_after' needs anchor 'created_at' and seconds "
-            "between 3600 and 2592000.",
-            param="output_expires_after",
+            f"Invalid 'metadata': at most {_METADATA_PAIRS} pairs, got {len(value)}.",
+            param="metadata",
+            code="invalid_value",
         )
+    for key, item in value.items():
+        if len(key) > _METADATA_KEY or len(item) > _METADATA_VALUE:
+            raise _ApiError(
+                400,
+                f"Invalid 'metadata': keys are at most {_METADATA_KEY} characters and values "
+                f"at most {_METADATA_VALUE}.",
+                param=f"metadata.{key}",
+                code="invalid_value",
+            )
+    return dict(value)
 
 
 # -- sandboxes (the CLI runs on these when no API key is configured) ----------------------------

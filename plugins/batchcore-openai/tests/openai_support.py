@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
 from batchcore.models import BatchRequest
+from batchcore.testing.openapi import SpecValidator
+from batchcore_openai._emulation import spec_document, spec_validator
 
 API_KEY = "sk-test-0123456789abcdef"
 MODEL = "gpt-4o-mini"
@@ -35,9 +31,6 @@ def chat(
 
 # -- the official schemas -------------------------------------------------------------------
 
-_SCHEMAS = Path(__file__).with_name("openai_schemas.json")
-_ROOT = "urn:openai-openapi"
-
 
 def _optional_nullable(node: Any) -> Any:
     """The API sends ``null`` for optional fields it has no value for, where the spec only
@@ -58,18 +51,17 @@ def _optional_nullable(node: Any) -> Any:
 
 
 @cache
-def _registry() -> Registry:
-    document = _optional_nullable(json.loads(_SCHEMAS.read_text("utf-8")))
-    resource = Resource.from_contents(document, default_specification=DRAFT202012)
-    return Registry().with_resource(_ROOT, resource)
+def _answers() -> SpecValidator:
+    return SpecValidator(_optional_nullable(spec_document()))
 
 
 def schema_errors(name: str, instance: Any) -> list[str]:
-    """Why *instance* does not match the spec's component schema *name* (empty: it does)."""
-    validator = Draft202012Validator(
-        {"$ref": f"{_ROOT}#/components/schemas/{name}"}, registry=_registry()
-    )
-    return [
-        f"{'/'.join(map(str, error.absolute_path)) or '<root>'}: {error.message}"
-        for error in validator.iter_errors(instance)
-    ]
+    """Why *instance* (something the emulator answered or a client sent) does not match the
+    spec's component schema *name*, strictly (no field the schema does not name); optional
+    fields may be null. Empty: it matches."""
+    return [str(problem) for problem in _answers().problems(name, instance, limit=20)]
+
+
+def request_errors(name: str, body: Any) -> list[str]:
+    """Why *body* breaks the request schema *name*, exactly as the emulator checks it."""
+    return [str(problem) for problem in spec_validator().problems(name, body, limit=20)]
