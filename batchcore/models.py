@@ -713,6 +713,8 @@ class BatchResult:
     error: ResultError | None = None
     batch_id: str | None = None
     refusal: str | None = None
+    #: For an answer reused from an earlier job (``reuse_results``): that job and custom_id.
+    reused_from: Mapping[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -736,6 +738,8 @@ class BatchResult:
         }
         if self.refusal is not None:
             data["refusal"] = self.refusal
+        if self.reused_from is not None:
+            data["reused_from"] = dict(self.reused_from)
         return data
 
     @classmethod
@@ -751,6 +755,7 @@ class BatchResult:
             error=None if error is None else ResultError.from_dict(error),
             batch_id=data.get("batch_id"),
             refusal=data.get("refusal"),
+            reused_from=data.get("reused_from"),
         )
 
     @classmethod

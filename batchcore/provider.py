@@ -28,6 +28,7 @@ and declares what its vendor can do in class attributes (limits, models, custom_
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
 import logging
 import math
@@ -39,6 +40,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Protocol, TypeVar
+
+import orjson
 
 from batchcore.classify import result_error
 from batchcore.config import Secret, env_first, read_float, read_int, read_str, read_str_list
@@ -146,6 +149,8 @@ class BaseBatchProvider:
     RETRYABLE_RESULT_CODES: ClassVar[frozenset[str]] = frozenset()
     REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = RequestExtensions()
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = ()
+    #: Config keys whose values change what the vendor answers (part of a fingerprint).
+    ANSWER_CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         cls = type(self)
@@ -291,6 +296,21 @@ class BaseBatchProvider:
             extensions=self.REQUEST_EXTENSIONS,
             model_rules=self.MODEL_RULES,
         )
+
+    def fingerprint(self, request: BatchRequest) -> bytes:
+        """What *request* asks of this provider, as 16 bytes: two requests with the same
+        fingerprint get the same kind of answer, so one answer may serve both (opt-in result
+        reuse). It covers the provider, the endpoint, the model, the request body as the
+        unified request holds it (messages and every parameter), its ``provider_params`` and
+        the values of ``ANSWER_CONFIG_KEYS``; not the custom_id."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f"{self.PROVIDER_NAME}\0{request.endpoint}\0{request.model}\0".encode())
+        digest.update(request.openai_body_json())
+        if request.provider_params:
+            digest.update(orjson.dumps(request.provider_params, option=orjson.OPT_SORT_KEYS))
+        for key in sorted(self.ANSWER_CONFIG_KEYS):
+            digest.update(f"\0{key}={self.config.get(key)!r}".encode())
+        return digest.digest()
 
     def encode_request(self, request: BatchRequest) -> bytes:
         """One request in the vendor's payload format (one JSONL line without the newline).

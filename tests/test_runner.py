@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -679,3 +680,87 @@ def test_a_live_driver_keeps_its_lease_through_a_long_step(
         driver.join(timeout=30)
     assert runner.info(job_id).all_succeeded
     assert [e.kind for e in runner.store.events(job_id)] == []  # never taken over
+
+
+# -- deadlines, reused answers, usage ------------------------------------------------------------
+
+
+def test_a_deadline_cancels_open_batches_keeps_finished_results_and_starts_no_round(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, clock: ManualClock
+) -> None:
+    backend.script("q0", Outcome.error("server_error", retryable=True))  # would go again
+    runner = make_runner()
+    # Batches take 120 s (10 + 100 + 10); the deadline falls in the middle of processing.
+    job_id = runner.create("fake", requests(4), config=cfg(backend), deadline=timedelta(seconds=60))
+    info = runner.drive(job_id, config=cfg(backend))
+    assert info.state == "cancelled"
+    results = {r.custom_id: r for r in runner.results(job_id)}
+    assert set(results) == {"q0", "q1", "q2", "q3"}
+    unfinished = [r for r in results.values() if r.status is ResultStatus.CANCELLED]
+    assert unfinished and all(r.error and r.error.code == "deadline_exceeded" for r in unfinished)
+    assert any(r.ok for r in results.values())  # paid-for results are kept
+    assert backend.batch_count() == 1  # no round after the deadline
+    assert "deadline" in [e.kind for e in runner.store.events(job_id)]
+
+
+def test_a_worker_honours_a_deadline_while_batches_are_in_flight(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, clock: ManualClock
+) -> None:
+    runner = make_runner()
+    job_id = runner.submit("fake", requests(3), config=cfg(backend))
+    runner.store.database.execute(
+        "UPDATE jobs SET deadline=? WHERE id=?", (clock.now() + 30, job_id)
+    )
+    clock.advance(31)
+    claim = runner.store.claim_next("w", seconds=60, now=clock.now())
+    assert claim is not None and claim.batch_row is None  # the job step notices the deadline
+    runner.work(claim, FakeBatchProvider(config=cfg(backend)))
+    assert runner.store.job(job_id).cancel_reason == "deadline"
+
+
+def test_answers_are_reused_across_jobs_only_when_asked(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, events: list[JobEvent]
+) -> None:
+    runner = make_runner()
+    first = runner.run("fake", requests(3), config=cfg(backend))
+    assert first.all_succeeded and backend.batch_count() == 1
+    again = runner.run("fake", requests(3), config=cfg(backend))  # not asked: sent again
+    assert backend.batch_count() == 2
+    events.clear()
+    new = BatchRequest(
+        custom_id="new0", model="fake-model", messages=[{"role": "user", "content": "unseen"}]
+    )
+    info = runner.run("fake", [*requests(3), new], config=cfg(backend), reuse_results=True)
+    assert info.all_succeeded and info.request_count == 4
+    assert backend.batch_count() == 3  # one batch, for the one new request only
+    results = {r.custom_id: r for r in runner.results(info.id)}
+    assert results["q1"].reused_from is not None
+    assert results["q1"].text == next(
+        r.text for r in runner.results(first.id) if r.custom_id == "q1"
+    )
+    assert results["new0"].reused_from is None
+    assert any("3 of 4 requests answered" in (e.detail or "") for e in events)
+    everything = runner.run("fake", requests(3), config=cfg(backend), reuse_results=True)
+    assert everything.all_succeeded and backend.batch_count() == 3  # nothing to send at all
+    assert again.all_succeeded
+
+
+def test_a_failed_answer_is_never_reused(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    backend.script("q0", Outcome.error("invalid_prompt", retryable=False))
+    runner = make_runner()
+    runner.run("fake", requests(1), config=cfg(backend))
+    backend.script("q0", Outcome.succeed("fine now"))
+    info = runner.run("fake", requests(1), config=cfg(backend), reuse_results=True)
+    assert info.all_succeeded and backend.batch_count() == 2
+
+
+def test_usage_is_kept_per_batch_by_the_model_that_answered(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend
+) -> None:
+    runner = make_runner()
+    info = runner.run("fake", requests(3), config=cfg(backend))
+    (batch,) = runner.store.batches(info.id)
+    (usage,) = batch.usage.values()
+    assert usage["requests"] == 3 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0

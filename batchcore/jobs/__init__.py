@@ -7,7 +7,7 @@ from batchcore.jobs.errors import (
     JobStoppedError,
     JoinError,
 )
-from batchcore.jobs.info import BatchInfo, JobInfo
+from batchcore.jobs.info import BatchInfo, JobInfo, Progress
 from batchcore.jobs.runner import BatchRunner
 from batchcore.jobs.settings import JobSettings, PollSchedule
 from batchcore.jobs.states import BatchRowState, JobState, RequestState
@@ -29,6 +29,7 @@ __all__ = [
     "JobStore",
     "JoinError",
     "PollSchedule",
+    "Progress",
     "RequestState",
     "default_store_path",
 ]

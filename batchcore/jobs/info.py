@@ -9,9 +9,9 @@ from typing import Any
 import attrs
 
 from batchcore.jobs.states import JobState
-from batchcore.models import BatchStatus, ResultStatus
+from batchcore.models import BatchStatus, JobEvent, ResultStatus
 
-__all__ = ["BatchInfo", "JobInfo", "utc"]
+__all__ = ["BatchInfo", "JobInfo", "Progress", "utc"]
 
 
 @attrs.frozen(kw_only=True)
@@ -100,3 +100,47 @@ class JobInfo:
 
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """Where a job stands at one of its events, for progress displays and callbacks.
+
+    ``batches`` counts the job's batches by state (``submitted``, ``in_progress``,
+    ``completed``, ...); ``succeeded`` / ``failed`` / ``pending`` count its requests (failed:
+    errored, expired or cancelled, final); ``cost_usd`` is what its fetched results cost at
+    batch prices, when known. ``event`` is what just happened.
+    """
+
+    job_id: str
+    state: str
+    requests: int
+    succeeded: int
+    failed: int
+    pending: int
+    batches: Mapping[str, int]
+    event: JobEvent
+    cost_usd: float | None = None
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    @classmethod
+    def of(cls, info: JobInfo, event: JobEvent, cost_usd: float | None = None) -> Progress:
+        states: dict[str, int] = {}
+        for batch in info.batches:
+            states[batch.state] = states.get(batch.state, 0) + 1
+        succeeded = info.counts.get(ResultStatus.SUCCEEDED.value, 0)
+        pending = info.counts.get("pending", 0)
+        return cls(
+            job_id=info.id,
+            state=info.state,
+            requests=info.request_count,
+            succeeded=succeeded,
+            failed=sum(v for k, v in info.counts.items() if k not in ("succeeded", "pending")),
+            pending=pending,
+            batches=states,
+            event=event,
+            cost_usd=cost_usd,
+        )

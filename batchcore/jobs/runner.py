@@ -24,7 +24,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import attrs
 from batchcore.errors import (
     AmbiguousSubmitError,
     BatchcoreError,
+    InvalidRequestError,
     ProviderTransientError,
     UnsupportedOperationError,
 )
@@ -43,7 +44,7 @@ from batchcore.jobs.errors import (
     JobStoppedError,
     JoinError,
 )
-from batchcore.jobs.info import BatchInfo, JobInfo, utc
+from batchcore.jobs.info import BatchInfo, JobInfo, Progress, utc
 from batchcore.jobs.lease import LeaseKeeper
 from batchcore.jobs.settings import JobSettings, PollSchedule
 from batchcore.jobs.states import BatchRowState, JobState, RequestState
@@ -157,23 +158,35 @@ class BatchRunner:
         config: Mapping[str, Any] | None = None,
         job_id: str | None = None,
         options: Mapping[str, Any] | None = None,
+        deadline: float | datetime | timedelta | None = None,
+        reuse_results: bool = False,
     ) -> str:
         """Validate every request, record the job and prepare its first batches. No network
         call: the requests are read once, recorded and written into payload files in the same
         pass, and the batches to submit are recorded with them.
+
+        *deadline* (a time, or a duration from now): when it passes, the job's open batches
+        are cancelled, finished results are kept and unfinished requests end ``cancelled``
+        with the code ``deadline_exceeded``; no new round starts after it. *reuse_results*:
+        a request already answered successfully by an earlier job of this store (same
+        provider, model, endpoint, body and answer-changing config: see
+        :meth:`BaseBatchProvider.fingerprint`) gets that answer instead of being submitted.
 
         Raises :class:`~batchcore.InvalidRequestError` / ``UnsupportedModelError`` for the
         first bad request, and for duplicate custom_ids; nothing is recorded then.
         """
         instance = self._build(provider, config)
         job_id = job_id or new_job_id()
+        recorded = {**self._settings.to_options(), **(options or {})}
+        if deadline is not None:
+            recorded["deadline"] = _deadline(deadline, self.clock())
+        if reuse_results:
+            recorded["reuse_results"] = True
         with self.store.new_job(
-            job_id,
-            provider=instance.PROVIDER_NAME,
-            config=instance.config,
-            options={**self._settings.to_options(), **(options or {})},
+            job_id, provider=instance.PROVIDER_NAME, config=instance.config, options=recorded
         ) as job:
-            payloads = instance.prepare_payloads(job.record(requests))
+            fresh = job.record(requests, fingerprint=instance.fingerprint, reuse=reuse_results)
+            payloads = _prepare_unless_all_reused(instance, fresh, job)
             try:
                 for payload in payloads:
                     self._record_batch(job.add_batch, job_id, 1, payload)
@@ -181,6 +194,10 @@ class BatchRunner:
                 for payload in payloads:
                     payload.discard()
                 raise
+        if job.reused:
+            detail = f"{job.reused} of {job.count} requests answered by earlier jobs' results"
+            self.store.record_event(job_id, "reused", detail, actor=self._me)
+            self._emit(JobEventKind.NOTICE, self.info(job_id), detail=detail)
         return job_id
 
     def _record_batch(
@@ -206,9 +223,20 @@ class BatchRunner:
         *,
         config: Mapping[str, Any] | None = None,
         job_id: str | None = None,
+        deadline: float | datetime | timedelta | None = None,
+        reuse_results: bool = False,
     ) -> str:
-        """Create a job and submit all its batches, without waiting for them. Returns the id."""
-        job_id = self.create(provider, requests, config=config, job_id=job_id)
+        """Create a job and submit all its batches, without waiting for them. Returns the id.
+        (On a shared PostgreSQL store, workers may do the submitting: see ``batchcore
+        worker``.)"""
+        job_id = self.create(
+            provider,
+            requests,
+            config=config,
+            job_id=job_id,
+            deadline=deadline,
+            reuse_results=reuse_results,
+        )
         self.drive(
             job_id,
             provider=provider if isinstance(provider, BaseBatchProvider) else None,
@@ -224,13 +252,28 @@ class BatchRunner:
         *,
         config: Mapping[str, Any] | None = None,
         job_id: str | None = None,
+        deadline: float | datetime | timedelta | None = None,
+        reuse_results: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> JobInfo:
-        """Create a job and drive it to the end. Then read :meth:`results`."""
-        job_id = self.create(provider, requests, config=config, job_id=job_id)
+        """Create a job and drive it to the end. Then read :meth:`results`.
+
+        *on_progress* is called with a :class:`~batchcore.jobs.Progress` at every step (batches
+        per state, requests done and failed, cost so far when known). *deadline* and
+        *reuse_results*: see :meth:`create`."""
+        job_id = self.create(
+            provider,
+            requests,
+            config=config,
+            job_id=job_id,
+            deadline=deadline,
+            reuse_results=reuse_results,
+        )
         return self.drive(
             job_id,
             provider=provider if isinstance(provider, BaseBatchProvider) else None,
             config=config,
+            on_progress=on_progress,
         )
 
     def resume(
@@ -239,9 +282,10 @@ class BatchRunner:
         *,
         provider: BaseBatchProvider | None = None,
         config: Mapping[str, Any] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> JobInfo:
         """Continue a job from the store until it is finished (after a crash, or a submit)."""
-        return self.drive(job_id, provider=provider, config=config)
+        return self.drive(job_id, provider=provider, config=config, on_progress=on_progress)
 
     def cancel(
         self,
@@ -323,9 +367,18 @@ class BatchRunner:
         provider: BaseBatchProvider | None = None,
         config: Mapping[str, Any] | None = None,
         wait: bool = True,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> JobInfo:
         """Move the job forward until it is finished (or, with ``wait=False``, until every
-        batch is submitted). Safe to call again after any failure."""
+        batch is submitted). Safe to call again after any failure. *on_progress*: see
+        :meth:`run`."""
+        if on_progress is not None:
+            observer = self._progress_observer(on_progress)
+            self.observers.append(observer)
+            try:
+                return self.drive(job_id, provider=provider, config=config, wait=wait)
+            finally:
+                self.observers.remove(observer)
         job = self.store.job(job_id)
         if job.state.is_final:
             return self._info(job)
@@ -362,6 +415,12 @@ class BatchRunner:
                 renewer.close()
             with contextlib.suppress(BatchcoreError):
                 self.store.release(job_id, owner)
+
+    def _progress_observer(self, on_progress: Callable[[Progress], None]) -> Observer:
+        def observe(event: JobEvent) -> None:
+            on_progress(Progress.of(self.info(event.job_id), event))
+
+        return observe
 
     def _apply_overrides(self, job: JobRow) -> JobSettings:
         recorded = JobSettings.from_options(job.options)
@@ -447,6 +506,18 @@ class BatchRunner:
         ):
             return None
         try:
+            if (
+                job.deadline is not None
+                and not job.cancel_requested
+                and self.clock() >= job.deadline
+            ):
+                # The deadline passed: stop like a cancel, keeping what was paid for.
+                self.store.request_cancel(job.id, reason=DEADLINE)
+                detail = "the job's deadline passed: open batches are cancelled, finished "
+                detail += "results kept, nothing more is submitted"
+                self.store.record_event(job.id, "deadline", detail, actor=self._me)
+                self._emit(JobEventKind.NOTICE, self.info(job.id), detail=detail)
+                job = self.store.job(job.id)
             counts = self.store.count_requests(job.id)
             if not counts.get(RequestState.PENDING) and not counts.get(RequestState.ASSIGNED):
                 final = JobState.CANCELLED if job.cancel_requested else JobState.FINISHED
@@ -494,18 +565,15 @@ class BatchRunner:
         if not pending:
             return
         if job.cancel_requested:
+            error = _cancelled_error(job) or ResultError(
+                code="job_cancelled",
+                retryable=True,
+                message="The job was cancelled before this request was submitted.",
+            )
             self.store.settle_pending_as(
                 job.id,
                 (
-                    BatchResult(
-                        custom_id=cid,
-                        status=ResultStatus.CANCELLED,
-                        error=ResultError(
-                            code="job_cancelled",
-                            retryable=True,
-                            message="The job was cancelled before this request was submitted.",
-                        ),
-                    )
+                    BatchResult(custom_id=cid, status=ResultStatus.CANCELLED, error=error)
                     for cid in list(self.store.iter_pending_ids(job.id))
                 ),
             )
@@ -624,8 +692,13 @@ class BatchRunner:
         stored = 0
         strangers = 0
         chunk: list[BatchResult] = []
+        usage = UsageTally(default_model=batch.model)
+        cancelled = _cancelled_error(job)
         try:
             for result in provider.fetch_results(batch.handle):
+                usage.add(result)
+                if cancelled is not None and result.status is ResultStatus.CANCELLED:
+                    result = attrs.evolve(result, error=cancelled)  # the deadline's own word
                 chunk.append(result)
                 if len(chunk) >= _RESULT_CHUNK:
                     saved = self.store.save_results(job.id, batch.row, chunk)
@@ -655,6 +728,7 @@ class BatchRunner:
             self.store.save_results(
                 job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
             )
+        self.store.batch_usage(batch.row, usage.by_model)
         back = self.store.settle_batch(
             job.id,
             batch.row,
@@ -723,6 +797,9 @@ class BatchRunner:
             if b.state in (BatchRowState.PREPARED, BatchRowState.SUBMITTED, BatchRowState.ENDED)
             and b.next_poll_at is not None
         ]
+        deadline = self.store.job(job_id).deadline
+        if deadline is not None and deadline > now:
+            times.append(deadline)
         wait = min(times, default=now + settings.poll.min_interval) - now
         # Sleep in bounded slices: a long postponement still checks for a cancel or a takeover.
         self.sleep(min(max(wait, 0.0), settings.poll.max_interval))
@@ -903,6 +980,70 @@ def _claim_of(batch: BatchRow) -> dict[str, Any]:
         return {}
     since = None if batch.claimed_at is None else utc(batch.claimed_at)
     return {"claimed_by": batch.claimed_by, "claimed_since": since}
+
+
+#: Why a job was cancelled when its deadline passed (``jobs.cancel_reason``).
+DEADLINE = "deadline"
+
+
+def _cancelled_error(job: JobRow) -> ResultError | None:
+    """The error unfinished requests of a job stopped by its deadline carry."""
+    if job.cancel_reason != DEADLINE:
+        return None
+    return ResultError(
+        code="deadline_exceeded",
+        retryable=True,
+        message="The job's deadline passed before this request ran.",
+    )
+
+
+class UsageTally:
+    """Token usage of a batch's results, by the model that answered (what the vendor bills:
+    a dated snapshot when the vendor names one)."""
+
+    def __init__(self, *, default_model: str | None) -> None:
+        self.default_model = default_model or "unknown"
+        self.by_model: dict[str, dict[str, int]] = {}
+
+    def add(self, result: BatchResult) -> None:
+        usage = result.usage
+        if usage is None:
+            return
+        response = result.response or {}
+        model = response.get("model") or response.get("modelVersion") or self.default_model
+        tally = self.by_model.setdefault(str(model), {})
+        tally["requests"] = tally.get("requests", 0) + 1
+        for name, value in (
+            ("input_tokens", usage.input_tokens),
+            ("output_tokens", usage.output_tokens),
+            ("cache_read_tokens", usage.cache_read_tokens),
+            ("cache_write_tokens", usage.cache_write_tokens),
+            ("reasoning_tokens", usage.reasoning_tokens),
+        ):
+            if value:
+                tally[name] = tally.get(name, 0) + value
+
+
+def _prepare_unless_all_reused(
+    provider: BaseBatchProvider, requests: Iterator[BatchRequest], job: Any
+) -> list[BatchPayload]:
+    try:
+        return provider.prepare_payloads(requests)
+    except InvalidRequestError:
+        if job.count and job.reused == job.count:
+            return []  # every request was answered before: nothing to send
+        raise
+
+
+def _deadline(value: float | datetime | timedelta, now: float) -> float:
+    """A deadline as seconds on the jobs' clock."""
+    if isinstance(value, timedelta):
+        return now + value.total_seconds()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a deadline datetime must be timezone-aware")
+        return value.timestamp()
+    return float(value)
 
 
 def _due(job: JobRow, batch: BatchRow, now: float) -> bool:

@@ -144,6 +144,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state)",
         ),
     ),
+    Migration(
+        4,
+        "what each batch holds and used (model, estimated enqueued tokens, usage by answering "
+        "model), why a job was cancelled, and answers reusable across jobs",
+        (
+            "ALTER TABLE batches ADD COLUMN model TEXT",
+            "ALTER TABLE batches ADD COLUMN tokens {bigint}",
+            "ALTER TABLE batches ADD COLUMN usage {blob}",
+            "ALTER TABLE jobs ADD COLUMN cancel_reason TEXT",
+            "ALTER TABLE jobs ADD COLUMN deadline {real}",
+            "ALTER TABLE requests ADD COLUMN fingerprint {blob}",
+            """CREATE TABLE IF NOT EXISTS answers (
+                fingerprint {blob} PRIMARY KEY,
+                job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+                custom_id TEXT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS queue_caps (
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                cap {bigint} NOT NULL,
+                reason TEXT,
+                updated_at {real} NOT NULL,
+                PRIMARY KEY (provider, model)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

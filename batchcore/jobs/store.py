@@ -111,6 +111,8 @@ class JobRow:
     created_at: float
     updated_at: float
     finished_at: float | None
+    cancel_reason: str | None = None
+    deadline: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -138,6 +140,11 @@ class BatchRow:
     claimed_by: str | None = None
     claimed_at: float | None = None
     claim_until: float | None = None
+    model: str | None = None
+    #: Estimated input tokens (upper bound) the batch puts in the vendor's queue.
+    tokens: int | None = None
+    #: Usage of its results by the model that answered: {model: {field: tokens}}.
+    usage: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -177,6 +184,8 @@ def _job(row: Row) -> JobRow:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
+        cancel_reason=row["cancel_reason"],
+        deadline=row["deadline"],
     )
 
 
@@ -205,6 +214,9 @@ def _batch(row: Row) -> BatchRow:
         claimed_by=row["claimed_by"],
         claimed_at=row["claimed_at"],
         claim_until=row["claim_until"],
+        model=row["model"],
+        tokens=row["tokens"],
+        usage=_json(row["usage"]) or {},
     )
 
 
@@ -345,7 +357,7 @@ class JobStore:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO jobs (id, provider, config, options, state, created_at, updated_at,"
-                " driver_only) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " driver_only, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     provider,
@@ -356,6 +368,7 @@ class JobStore:
                     now,
                     # A sandbox job lives in its driver's process: no worker can reach it.
                     int(bool(options.get("sandbox"))),
+                    options.get("deadline"),
                 ),
             )
             job = NewJob(self, job_id)
@@ -369,8 +382,8 @@ class JobStore:
         failure: StoreError | None = None
         try:
             self._db.executemany(
-                "INSERT INTO requests (job_id, custom_id, seq, data, state)"
-                f" VALUES (?, ?, ?, ?, '{RequestState.PENDING.value}')",
+                "INSERT INTO requests (job_id, custom_id, seq, data, state, fingerprint)"
+                f" VALUES (?, ?, ?, ?, '{RequestState.PENDING.value}', ?)",
                 rows,
             )
         except StoreError as error:
@@ -416,12 +429,14 @@ class JobStore:
                 (orjson.dumps(dict(options)), self._clock(), job_id),
             )
 
-    def request_cancel(self, job_id: str) -> None:
+    def request_cancel(self, job_id: str, *, reason: str | None = None) -> None:
+        """Ask for the job to stop (*reason*: ``"deadline"`` when its deadline passed)."""
         self.job(job_id)
         with self.transaction():
             self._db.execute(
-                "UPDATE jobs SET cancel_requested=1, updated_at=? WHERE id=?",
-                (self._clock(), job_id),
+                "UPDATE jobs SET cancel_requested=1, cancel_reason=COALESCE(cancel_reason, ?),"
+                " updated_at=? WHERE id=?",
+                (reason, self._clock(), job_id),
             )
 
     # -- the driver's lease ------------------------------------------------------------------
@@ -573,6 +588,20 @@ class JobStore:
             names = tuple(sorted(providers)) or ("",)
             active += f" AND j.provider IN ({', '.join('?' * len(names))})"
         with self.transaction():
+            # A passed deadline comes first: it stops the job's other steps.
+            found = self._db.query_one(
+                f"SELECT j.id FROM jobs j WHERE {active}"
+                " AND (j.step_owner IS NULL OR j.step_until < ?)"
+                " AND j.deadline <= ? AND j.cancel_requested = 0"
+                " ORDER BY j.deadline LIMIT 1" + self._db.lock_rows("j"),
+                (wall, *names, wall, now),
+            )
+            if found is not None:
+                self._db.execute(
+                    "UPDATE jobs SET step_owner=?, step_until=? WHERE id=?",
+                    (me, wall + seconds, found["id"]),
+                )
+                return Claim(job_id=found["id"], batch_row=None)
             found = self._db.query_one(
                 "SELECT b.row, b.job_id FROM batches b JOIN jobs j ON j.id = b.job_id"
                 f" WHERE {active} AND (b.claimed_by IS NULL OR b.claim_until < ?)"
@@ -593,9 +622,10 @@ class JobStore:
                 f" WHERE {active} AND (j.step_owner IS NULL OR j.step_until < ?)"
                 " AND (EXISTS (SELECT 1 FROM requests r WHERE r.job_id = j.id"
                 " AND r.state = 'pending') OR NOT EXISTS (SELECT 1 FROM requests r"
-                " WHERE r.job_id = j.id AND r.state IN ('pending', 'assigned')))"
+                " WHERE r.job_id = j.id AND r.state IN ('pending', 'assigned'))"
+                " OR (j.deadline <= ? AND j.cancel_requested = 0))"
                 " ORDER BY j.created_at LIMIT 1" + self._db.lock_rows("j"),
-                (wall, *names, wall),
+                (wall, *names, wall, now),
             )
             if found is not None:
                 self._db.execute(
@@ -748,7 +778,8 @@ class JobStore:
         expected = payload["request_count"]
         row = self._db.insert_id(
             "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
-            " payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING row",
+            " payload, created_at, updated_at, model, tokens)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING row",
             (
                 job_id,
                 round_number,
@@ -758,6 +789,8 @@ class JobStore:
                 orjson.dumps(dict(payload)),
                 now,
                 now,
+                payload.get("model"),
+                payload.get("tokens"),
             ),
         )
         assigned = self._db.executemany(
@@ -883,6 +916,70 @@ class JobStore:
                 (BatchRowState.PREPARED.value, self._clock(), row),
             )
 
+    def batch_usage(self, row: int, usage: Mapping[str, Mapping[str, int]]) -> None:
+        with self.transaction():
+            self._db.execute(
+                "UPDATE batches SET usage=?, updated_at=? WHERE row=?",
+                (orjson.dumps(dict(usage)), self._clock(), row),
+            )
+
+    def batch_wait(self, row: int, until: float, reason: str) -> None:
+        """The batch's step waits until *until* for a reason that is not a failure (the
+        vendor's queue is full): no attempt and no postponement is counted."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE batches SET next_poll_at=?, error=?, updated_at=? WHERE row=?",
+                (until, reason, self._clock(), row),
+            )
+
+    def requeue_batch(self, job_id: str, row: int, reason: str) -> int:
+        """A batch the vendor refused for capacity (it never ran): its requests go back to
+        pending with their attempt given back, to be planned again. Returns how many."""
+        with self.transaction():
+            back = self._db.execute(
+                "UPDATE requests SET state=?, batch_row=NULL, attempts=attempts-1"
+                " WHERE job_id=? AND batch_row=? AND state=?",
+                (RequestState.PENDING.value, job_id, row, RequestState.ASSIGNED.value),
+            )
+            self._db.execute(
+                "UPDATE batches SET state=?, error=?, updated_at=? WHERE row=?",
+                (BatchRowState.FETCHED.value, reason, self._clock(), row),
+            )
+        return back
+
+    def enqueued(self, provider: str, model: str | None) -> tuple[int, int]:
+        """(estimated tokens, requests) in the vendor's queue now: batches of *provider*
+        submitted and not ended, across every job of the store (one account's queue), of
+        *model* (None: of every model)."""
+        sql = (
+            "SELECT COALESCE(SUM(b.tokens), 0) AS tokens, COALESCE(SUM(b.request_count), 0)"
+            " AS requests FROM batches b JOIN jobs j ON j.id = b.job_id"
+            " WHERE j.provider=? AND b.state=?"
+        )
+        args: list[Any] = [provider, BatchRowState.SUBMITTED.value]
+        if model is not None:
+            sql += " AND b.model=?"
+            args.append(model)
+        found = self._db.query_one(sql, args)
+        return (0, 0) if found is None else (int(found["tokens"]), int(found["requests"]))
+
+    def queue_cap(self, provider: str, model: str) -> int | None:
+        """The cap the vendor's refusals taught us for *provider*/*model*, if any."""
+        found = self._db.query_one(
+            "SELECT cap FROM queue_caps WHERE provider=? AND model=?", (provider, model)
+        )
+        return None if found is None else int(found["cap"])
+
+    def lower_queue_cap(self, provider: str, model: str, cap: int, reason: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO queue_caps (provider, model, cap, reason, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, model) DO UPDATE SET"
+                " cap=excluded.cap, reason=excluded.reason, updated_at=excluded.updated_at"
+                " WHERE queue_caps.cap > excluded.cap",
+                (provider, model, cap, reason, self._clock()),
+            )
+
     # -- results ---------------------------------------------------------------------------
 
     def save_results(self, job_id: str, row: int, results: Iterable[BatchResult]) -> int:
@@ -941,6 +1038,14 @@ class JobStore:
                 " (SELECT custom_id FROM results WHERE job_id=? AND batch_row=?"
                 " AND (status='succeeded' OR retryable=0)))",
                 (done, job_id, row, assigned, int(retry), max_attempts, job_id, row),
+            )
+            # What was answered can be reused by later jobs that ask the same (opt-in).
+            self._db.execute(
+                "INSERT INTO answers (fingerprint, job_id, custom_id) SELECT fingerprint, job_id,"
+                " custom_id FROM requests WHERE job_id=? AND batch_row=? AND state=?"
+                " AND outcome='succeeded' AND fingerprint IS NOT NULL"
+                " ON CONFLICT (fingerprint) DO NOTHING",
+                (job_id, row, done),
             )
             back = self._db.execute(
                 "UPDATE requests SET state=?, batch_row=NULL WHERE job_id=?"
@@ -1008,18 +1113,67 @@ class NewJob:
         self._store = store
         self.job_id = job_id
         self.count = 0
+        #: Requests answered by an earlier job's result instead of a new batch.
+        self.reused = 0
         self._chunk: list[tuple[Any, ...]] = []
 
-    def record(self, requests: Iterable[BatchRequest]) -> Iterator[BatchRequest]:
-        """Store each request, then pass it on."""
+    def record(
+        self,
+        requests: Iterable[BatchRequest],
+        *,
+        fingerprint: Callable[[BatchRequest], bytes] | None = None,
+        reuse: bool = False,
+    ) -> Iterator[BatchRequest]:
+        """Store each request, then pass it on. With *fingerprint*, each request's fingerprint
+        is kept (its answer may be reused later); with *reuse*, a request whose fingerprint
+        was answered successfully before in this store is recorded as done with a copy of that
+        answer (see :attr:`reused`) and not passed on."""
         job_id = self.job_id
         chunk = self._chunk
         for request in requests:
             self.count += 1
-            chunk.append((job_id, request.custom_id, self.count, orjson.dumps(request.to_dict())))
+            mark = None if fingerprint is None else fingerprint(request)
+            if reuse and mark is not None and self._reuse(request, mark):
+                continue
+            chunk.append(
+                (job_id, request.custom_id, self.count, orjson.dumps(request.to_dict()), mark)
+            )
             if len(chunk) >= _INSERT_CHUNK:
                 self.flush()
             yield request
+
+    def _reuse(self, request: BatchRequest, fingerprint: bytes) -> bool:
+        db = self._store.database
+        found = db.query_one(
+            "SELECT a.job_id, res.data FROM answers a JOIN results res ON res.job_id = a.job_id"
+            " AND res.custom_id = a.custom_id WHERE a.fingerprint=? AND res.status='succeeded'",
+            (fingerprint,),
+        )
+        if found is None:
+            return False
+        data = orjson.loads(found["data"])
+        data["reused_from"] = {"job_id": found["job_id"], "custom_id": data["custom_id"]}
+        data["custom_id"] = request.custom_id
+        self.flush()
+        db.execute(
+            "INSERT INTO requests (job_id, custom_id, seq, data, state, outcome, fingerprint)"
+            " VALUES (?, ?, ?, ?, ?, 'succeeded', ?)",
+            (
+                self.job_id,
+                request.custom_id,
+                self.count,
+                orjson.dumps(request.to_dict()),
+                RequestState.DONE.value,
+                fingerprint,
+            ),
+        )
+        db.execute(
+            "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
+            " VALUES (?, ?, 0, 'succeeded', 0, ?)",
+            (self.job_id, request.custom_id, orjson.dumps(data)),
+        )
+        self.reused += 1
+        return True
 
     def flush(self) -> None:
         if self._chunk:
