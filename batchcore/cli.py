@@ -30,6 +30,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -135,6 +136,27 @@ def parse_config(pairs: Sequence[str]) -> dict[str, Any]:
             raise UsageError(f"--config takes KEY=VALUE, got {pair!r}")
         config[key.strip()] = value
     return config
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_duration(text: str | None, option: str) -> timedelta | None:
+    """``90s``, ``30m``, ``6h``, ``2d`` (or a plain number of seconds)."""
+    if text is None:
+        return None
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:])
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise UsageError(
+            f"{option} takes a duration like 90s, 30m, 6h or 2d, got {text!r}"
+        ) from None
+    if seconds <= 0:
+        raise UsageError(f"{option} must be positive, got {text!r}")
+    return timedelta(seconds=seconds)
 
 
 def parse_poll(text: str | None) -> PollSchedule | None:
@@ -316,7 +338,11 @@ def _create_job(session: Session, *, sandbox: bool) -> tuple[BatchRunner, str, B
         options["model"] = args.model
     try:
         job_id = runner.create(
-            provider, read_requests(path, provider, model=args.model), options=options
+            provider,
+            read_requests(path, provider, model=args.model),
+            options=options,
+            deadline=parse_duration(args.deadline, "--deadline"),
+            reuse_results=args.reuse_results,
         )
     except InvalidRequestError as error:
         if error.field == "custom_id" and error.custom_id and "more than once" in error.message:
@@ -607,6 +633,18 @@ def build_parser() -> argparse.ArgumentParser:
         config_option(sub, "provider config, repeatable (timeout=30, base_url=...)")
         drive_options(sub, given_again=False)
         sub.add_argument("--json", action="store_true", help="print the job as JSON at the end")
+        sub.add_argument(
+            "--deadline",
+            metavar="DURATION",
+            help="stop the job after this long (30m, 6h, 2d): open batches are cancelled, "
+            "finished results kept, unfinished requests end cancelled (deadline_exceeded)",
+        )
+        sub.add_argument(
+            "--reuse-results",
+            action="store_true",
+            help="answer requests already answered successfully by an earlier job of this "
+            "store (same provider, model and body) from that answer, without submitting them",
+        )
         box = sub.add_mutually_exclusive_group()
         box.add_argument(
             "--sandbox",

@@ -452,3 +452,30 @@ def test_options_are_recorded_and_given_again_override_and_say_so(tmp_path: Path
     assert "given again: max attempts 5 -> 7" in err
     options = json.loads(cli("status", job_id, "--json")[1])["options"]
     assert options["max_attempts"] == 7 and options["poll"]["min_interval"] == 0.01
+
+
+def test_deadline_and_reuse_flags(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a"), unified("b")])
+    code, out, err = cli("run", str(source), "--provider", "instant", "--poll-interval", "0.01")
+    assert code == 0, err
+    code, out, err = cli(
+        "run",
+        str(source),
+        "--provider",
+        "instant",
+        "--poll-interval",
+        "0.01",
+        "--reuse-results",
+        "--deadline",
+        "6h",
+        "-o",
+        str(tmp_path / "o.jsonl"),
+    )
+    assert code == 0, err
+    assert "2 of 2 requests answered by earlier jobs' results" in err
+    lines = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert all(line["reused_from"]["custom_id"] == line["custom_id"] for line in lines)
+    options = json.loads(cli("status", out.splitlines()[0], "--json")[1])["options"]
+    assert options["reuse_results"] is True and options["deadline"] > 0
+    code, _, err = cli("run", str(source), "--provider", "instant", "--deadline", "soon")
+    assert code == 2 and "--deadline takes a duration" in err
