@@ -1,0 +1,110 @@
+"""What Groq's Batch API does differently from OpenAI's, as data and pure functions.
+
+Groq speaks OpenAI's wire format (requests, Batch objects and result lines are read and written
+by batchcore-openai); this module holds only what differs: where the API lives, the models and
+the one endpoint it batches, the completion windows it accepts and its limits. Where Groq's
+sources disagree, the value here is the reading that cannot go wrong, and configuration can
+override it (see the README).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from batchcore.plugin import CHAT_COMPLETIONS, BatchLimits, ConfigurationError, ModelRule
+
+__all__ = [
+    "API_PATH",
+    "BATCH_ENDPOINTS",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_COMPLETION_WINDOW",
+    "GROQ_LIMITS",
+    "GROQ_MODEL_PATTERNS",
+    "MAX_WINDOW_SECONDS",
+    "MIN_WINDOW_SECONDS",
+    "MODEL_RULES",
+    "api_root",
+    "read_completion_window",
+    "window_seconds",
+]
+
+#: Where Groq serves its OpenAI-compatible API, under the host.
+API_PATH = "/openai/v1"
+DEFAULT_BASE_URL = "https://api.groq.com" + API_PATH
+
+#: The models Groq batches, as users write them (glob patterns); config ``models`` adds more.
+GROQ_MODEL_PATTERNS: tuple[str, ...] = (
+    "llama-3.1-*",  # llama-3.1-8b-instant
+    "llama-3.3-*",  # llama-3.3-70b-versatile
+    "meta-llama/llama-4-*",  # Llama 4 Scout and Maverick
+    "meta-llama/llama-guard-*",
+    "meta-llama/llama-prompt-guard-*",
+    "openai/gpt-oss-*",  # gpt-oss-20b, gpt-oss-120b, gpt-oss-safeguard-20b
+    "qwen/*",
+    "moonshotai/*",  # Kimi K2
+)
+
+#: Groq batches chat completions only (its SDK's ``endpoint`` enum has nothing else).
+BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS})
+
+#: Groq's SDK says an input file holds "up to 100 MB"; later notes say 50,000 lines and 200 MB.
+#: Both bounds are kept, each at its smaller reading (decimal megabytes).
+GROQ_LIMITS = BatchLimits(max_requests=50_000, max_bytes=100_000_000)
+
+#: "Durations from 24h to 7d are supported" (Groq's SDK); the default is OpenAI's only window.
+DEFAULT_COMPLETION_WINDOW = "24h"
+MIN_WINDOW_SECONDS = 24 * 3600
+MAX_WINDOW_SECONDS = 7 * 24 * 3600
+_WINDOW = re.compile(r"([1-9][0-9]{0,3})([hd])")
+_UNIT_SECONDS = {"h": 3600, "d": 24 * 3600}
+
+#: Parameters Groq's models refuse: its API reference answers n other than 1 with HTTP 400.
+MODEL_RULES: tuple[ModelRule, ...] = (
+    ModelRule(
+        models=("*",),
+        param="n",
+        minimum=1,
+        maximum=1,
+        reason="takes only n=1 on Groq (its API answers other values with HTTP 400)",
+    ),
+)
+
+
+def window_seconds(window: str) -> int | None:
+    """The length of a completion window written as Groq writes them (``"24h"``, ``"7d"``) in
+    seconds; None when it is not written that way. The range is not checked here."""
+    match = _WINDOW.fullmatch(window)
+    if match is None:
+        return None
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def read_completion_window(config: Mapping[str, Any], default: str) -> str:
+    """Config ``completion_window``, checked offline: hours or days (``"48h"``, ``"3d"``)
+    from 24 hours to 7 days; *default* when absent. :class:`ConfigurationError` otherwise."""
+    value = config.get("completion_window", default)
+    if isinstance(value, str):
+        seconds = window_seconds(value)
+        if seconds is not None and MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS:
+            return value
+    raise ConfigurationError(
+        f"config 'completion_window' must be a duration from '24h' to '7d' written in hours "
+        f"or days (for example '24h', '48h', '3d', '7d'), got {value!r}"
+    )
+
+
+def api_root(url: str | None) -> str | None:
+    """The root of Groq's OpenAI-compatible API for a configured URL.
+
+    A bare host (``https://api.groq.com``, which is what the official ``groq`` SDK means by
+    ``GROQ_BASE_URL``) gets Groq's ``/openai/v1``; a URL with a path (the OpenAI-compatible
+    spelling ``https://api.groq.com/openai/v1``, a proxy) is used as given.
+    """
+    if not url:
+        return url
+    if urlsplit(url).path.strip("/"):
+        return url
+    return url.rstrip("/") + API_PATH

@@ -1,0 +1,184 @@
+"""An emulator of Groq's Files and Batches API, for tests and demos, and the ``groq`` sandbox.
+
+Groq's Batch API is OpenAI's, so :class:`GroqEmulator` is batchcore-openai's
+:class:`~batchcore_openai.testing.OpenAIEmulator` with Groq's differences::
+
+    from batchcore.testing import ManualClock
+    from batchcore_groq import GroqBatchProvider
+    from batchcore_groq.testing import GroqEmulator
+
+    with GroqEmulator(clock=ManualClock()) as emulator:
+        provider = GroqBatchProvider(
+            config={"base_url": emulator.url + "/openai/v1", "api_key": "gsk-test-key"}
+        )
+        ...
+
+What differs from the OpenAI emulator, as Groq does it:
+
+* the API lives under ``/openai/v1`` (``CREATE_ROUTE`` is ``POST /openai/v1/batches``; the
+  OpenAI emulator's other prefixes, ``/v1`` and ``/openai``, still answer);
+* ``completion_window`` takes any duration from ``24h`` to ``7d`` (hours or days), and each
+  batch expires at the end of its own window; other values get a 400;
+* only ``/v1/chat/completions`` batches are created; other endpoints get a 400;
+* an input file holds at most 50,000 requests and 100,000,000 bytes (constructor options);
+* ``GET /openai/v1/batches`` answers ``{"object": "list", "data": [...]}``, newest first, with
+  no cursor fields, as Groq's SDK types it;
+* ``echo_metadata=False`` leaves ``metadata`` out of Batch objects, to check that a lost create
+  is still found (by its uploaded file) if Groq ever stops echoing it.
+
+Everything else (upload, lifecycle on the clock, per-request failures on demand, faults,
+``lost_create``, inspection) is the OpenAI emulator's; see its documentation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import attrs
+import orjson
+
+from batchcore.plugin import CHAT_COMPLETIONS
+from batchcore.testing import ManualClock, Request, Response
+from batchcore_groq import _mapping as groq
+from batchcore_openai.testing import OpenAIEmulator
+
+__all__ = ["API_PATH", "GroqEmulator", "sandbox"]
+
+#: The path prefix of Groq's API.
+API_PATH = groq.API_PATH
+
+
+def _error(message: str, param: str) -> Response:
+    """Groq's (OpenAI's) answer to a create it refuses."""
+    error = {"message": message, "type": "invalid_request_error", "param": param}
+    return Response.json({"error": {**error, "code": "invalid_value"}}, status=400)
+
+
+class GroqEmulator(OpenAIEmulator):
+    """Groq's Files and Batches API on 127.0.0.1 (see the module docs). Clients use
+    ``url + "/openai/v1"``.
+
+    Takes the OpenAI emulator's *clock*, phase durations, *api_key* and *seed*, plus
+    *max_requests* / *max_bytes* (Groq's limits by default) and *echo_metadata*. Also a
+    ``ContractBackend`` for batchcore's conformance kit.
+    """
+
+    WORKDIR_PREFIX = "batchcore-groq-emulator-"
+    CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", API_PATH + "/batches")
+
+    def __init__(
+        self,
+        *,
+        clock: ManualClock | Callable[[], float] | None = None,
+        validating_seconds: float = 60.0,
+        processing_seconds: float = 600.0,
+        finalizing_seconds: float = 60.0,
+        cancelling_seconds: float = 60.0,
+        api_key: str | None = None,
+        max_requests: int = groq.GROQ_LIMITS.max_requests,
+        max_bytes: int = groq.GROQ_LIMITS.max_bytes,
+        echo_metadata: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            clock=clock,
+            validating_seconds=validating_seconds,
+            processing_seconds=processing_seconds,
+            finalizing_seconds=finalizing_seconds,
+            cancelling_seconds=cancelling_seconds,
+            api_key=api_key,
+            max_requests=max_requests,
+            max_bytes=max_bytes,
+            seed=seed,
+        )
+        self.echo_metadata = echo_metadata
+        #: batch id -> (the completion window as sent, its length in seconds)
+        self._windows: dict[str, tuple[str, float]] = {}
+
+    # -- Groq's differences ----------------------------------------------------------------
+
+    def _create_batch(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except orjson.JSONDecodeError:
+            body = None
+        window = body.get("completion_window") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(window, str):
+            return super()._create_batch(request)  # OpenAI's answer to a malformed create
+        seconds = groq.window_seconds(window)
+        if seconds is None or not groq.MIN_WINDOW_SECONDS <= seconds <= groq.MAX_WINDOW_SECONDS:
+            return _error(
+                f"Invalid value for 'completion_window': {window!r}. Durations from 24h to 7d "
+                "are supported.",
+                "completion_window",
+            )
+        if isinstance(body.get("endpoint"), str) and body["endpoint"] != CHAT_COMPLETIONS:
+            return _error(
+                f"Invalid value for 'endpoint': {body['endpoint']!r}. Currently "
+                f"{CHAT_COMPLETIONS} is supported.",
+                "endpoint",
+            )
+        # The OpenAI emulator takes OpenAI's one window: the batch is created under it, then
+        # given the window it asked for, which decides what it shows and when it expires.
+        as_openai = {**body, "completion_window": groq.DEFAULT_COMPLETION_WINDOW}
+        with self._lock:
+            response = super()._create_batch(attrs.evolve(request, body=orjson.dumps(as_openai)))
+            self.created_batch_requests[-1] = body  # what the client sent
+            created = orjson.loads(response.body) if isinstance(response.body, bytes) else None
+            if response.status != 200 or not isinstance(created, dict):
+                return response
+            self._windows[created["id"]] = (window, float(seconds))
+            response.body = orjson.dumps(self.batch(created["id"]))
+            return response
+
+    def _phase(self, batch: Any) -> Any:
+        with self._lock:  # every reader of the timing holds the lock
+            window = self._windows.get(batch.id)
+            if window is None:
+                return super()._phase(batch)
+            timing, self.timing = self.timing, attrs.evolve(self.timing, window=window[1])
+            try:
+                return super()._phase(batch)
+            finally:
+                self.timing = timing
+
+    def _batch_json(self, batch: Any) -> dict[str, Any]:
+        data = super()._batch_json(batch)
+        with self._lock:
+            window = self._windows.get(batch.id)
+        if window is not None:
+            data["completion_window"] = window[0]
+        if not self.echo_metadata:
+            del data["metadata"]
+        return data
+
+    def _list_batches(self, request: Request) -> Response:
+        return Response.json({"object": "list", "data": self.batches()[::-1]})
+
+    def _on_stop(self) -> None:
+        super()._on_stop()
+        with self._lock:
+            self._windows.clear()
+
+
+# -- the sandbox (the CLI runs on it with --sandbox) ------------------------------------------
+
+
+@contextlib.contextmanager
+def sandbox(*, clock: ManualClock | Callable[[], float] | None = None) -> Iterator[dict[str, Any]]:
+    """Run a Groq emulator on the real clock (or *clock*), where a batch ends within a few
+    seconds, and yield the ``groq`` provider config that points at it."""
+    key = "gsk_sandbox_" + secrets.token_hex(16)
+    with GroqEmulator(
+        clock=clock or time.time,
+        api_key=key,
+        validating_seconds=0.5,
+        processing_seconds=2.0,
+        finalizing_seconds=0.5,
+        cancelling_seconds=0.5,
+    ) as emulator:
+        yield {"base_url": emulator.url + API_PATH, "api_key": key}
