@@ -198,6 +198,7 @@ class BaseBatchProvider:
         self.workdir: Path | None = None if workdir is None else Path(workdir)
         self._extra_models = read_str_list(settings, "models")
         self._model_verdicts: dict[str, bool] = {}
+        self._model_rule_cache: dict[str, tuple[ModelRule, ...]] = {}
         #: How the provider waits between retries and reads the time. Tests replace them (for
         #: example with a ManualClock's ``sleep``/``now``) so nothing waits for real time.
         self.sleep: Callable[[float], None] = time.sleep
@@ -249,6 +250,16 @@ class BaseBatchProvider:
 
     # -- preparing -------------------------------------------------------------------------
 
+    def _model_rules(self, model: str) -> tuple[ModelRule, ...]:
+        """The ``MODEL_RULES`` that apply to *model*, matched once per model (a job uses a few
+        models; the glob patterns stay off the per-request path)."""
+        found = self._model_rule_cache.get(model)
+        if found is None:
+            found = tuple(rule for rule in self.MODEL_RULES if rule.applies_to(model))
+            if len(self._model_rule_cache) < 1024:
+                self._model_rule_cache[model] = found
+        return found
+
     def check_request(self, request: BatchRequest) -> None:
         """Provider-specific validation of one request; raise before any network call.
 
@@ -294,7 +305,7 @@ class BaseBatchProvider:
             request,
             provider=self.PROVIDER_NAME,
             extensions=self.REQUEST_EXTENSIONS,
-            model_rules=self.MODEL_RULES,
+            model_rules=self._model_rules(request.model),
         )
 
     def fingerprint(self, request: BatchRequest) -> bytes:
