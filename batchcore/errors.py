@@ -35,6 +35,7 @@ __all__ = [
     "ProviderServerError",
     "ProviderTimeoutError",
     "ProviderTransientError",
+    "QueueFullError",
     "QuotaExceededError",
     "RateLimitError",
     "RequestTooLargeError",
@@ -142,6 +143,12 @@ class ProviderPermanentError(ProviderError):
 
 class RateLimitError(ProviderTransientError):
     """HTTP 429 that a wait can cure. ``retry_after`` says how long, when the vendor said."""
+
+
+class QueueFullError(RateLimitError):
+    """The vendor refused a create because its batch queue for this account (or model) is
+    full: a wait for capacity, not a failure of the requests. The runner keeps the batch
+    prepared and submits it when earlier batches end, without counting an attempt."""
 
 
 class ProviderServerError(ProviderTransientError):

@@ -38,6 +38,7 @@ __all__ = [
     "BatchStatus",
     "JobEvent",
     "JobEventKind",
+    "QueueLimit",
     "ResultError",
     "ResultStatus",
     "Usage",
@@ -409,6 +410,26 @@ def _int_setting(config: Mapping[str, Any], key: str, default: int) -> int:
 
 
 @attrs.frozen(kw_only=True)
+class QueueLimit:
+    """How much a vendor lets wait in its batch queue at once, per account.
+
+    ``measure`` is ``"tokens"`` (estimated input tokens enqueued: OpenAI, Azure, Gemini,
+    Together) or ``"requests"`` (requests pending: Anthropic, Mistral); ``per_model`` says
+    whether the cap counts each model apart. ``default`` is safe for the vendor's lowest paid
+    tier; users raise it with the config key ``max_enqueued_tokens`` /
+    ``max_enqueued_requests``.
+    """
+
+    measure: str = attrs.field(validator=attrs.validators.in_(("tokens", "requests")))
+    per_model: bool
+    default: int = attrs.field(validator=attrs.validators.gt(0))
+
+    @property
+    def config_key(self) -> str:
+        return f"max_enqueued_{self.measure}"
+
+
+@attrs.frozen(kw_only=True)
 class BatchPayload:
     """One batch, ready to submit: validated, converted to the vendor's format and within limits.
 
@@ -436,6 +457,9 @@ class BatchPayload:
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     staged: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     attempted_at: datetime | None = attrs.field(default=None, converter=_utc)
+    #: Estimated input tokens of its requests (:mod:`batchcore.tokens`, expected value), when
+    #: the provider's queue is counted in tokens; 0 otherwise.
+    tokens: int = 0
 
     def iter_custom_ids(self) -> Iterator[str]:
         """The custom_ids in this payload, in the order they were written."""

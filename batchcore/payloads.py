@@ -70,6 +70,7 @@ class _OpenFile:
         "path",
         "sequence",
         "size",
+        "tokens",
     )
 
     def __init__(self, path: Path, ids_path: Path, model: str | None, endpoint: str) -> None:
@@ -81,6 +82,7 @@ class _OpenFile:
         self.buffer = bytearray()
         self.ids: list[str] = []
         self.count = 0
+        self.tokens = 0
         self.size = 0
         self.sequence = 0
 
@@ -147,9 +149,11 @@ class PayloadWriter:
         model: str | None,
         endpoint: str,
         group: Hashable,
+        tokens: int = 0,
     ) -> None:
         """Append one encoded request to the open file of *group*; requests of different groups
-        never share a file. *model* and *endpoint* are recorded on the payload."""
+        never share a file. *model* and *endpoint* are recorded on the payload, and *tokens*
+        (its estimated input tokens) added to the payload's."""
         separator = self._separator
         terminator = self._terminator
         cost = len(encoded) + len(terminator)
@@ -180,6 +184,7 @@ class PayloadWriter:
         current.ids.append(custom_id)
         current.size += cost
         current.count += 1
+        current.tokens += tokens
         if len(buffer) > _FLUSH_BYTES:
             current.flush()
         h = hash(custom_id)
@@ -224,6 +229,7 @@ class PayloadWriter:
                 size_bytes=f.size,
                 path=f.path,
                 ids_path=f.ids_path,
+                tokens=f.tokens,
             )
             for f in files
         ]

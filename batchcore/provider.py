@@ -64,11 +64,13 @@ from batchcore.models import (
     BatchRequest,
     BatchResult,
     BatchStatus,
+    QueueLimit,
     ResultError,
 )
 from batchcore.payloads import JSONL, PayloadFraming, PayloadWriter
 from batchcore.request_rules import ModelRule, RequestExtensions, check_request_rules
 from batchcore.retry import RetryPolicy, retry_call
+from batchcore.tokens import estimate_tokens
 
 __all__ = ["COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"]
 
@@ -87,6 +89,8 @@ COMMON_CONFIG_KEYS = frozenset(
         "max_bytes_per_batch",  # override of the provider's size limit
         "models",  # extra model names or glob patterns this provider should accept
         "workdir",  # where payload files are written (default: the system temp dir)
+        "max_enqueued_tokens",  # the vendor's queue cap in force, when counted in tokens
+        "max_enqueued_requests",  # ... when counted in requests
     }
 )
 
@@ -151,6 +155,11 @@ class BaseBatchProvider:
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = ()
     #: Config keys whose values change what the vendor answers (part of a fingerprint).
     ANSWER_CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset()
+    #: What the vendor lets wait in its queue at once (None: no cap the runner must respect).
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = None
+    #: Batch error codes that mean "the queue was full", not "the requests were wrong": the
+    #: batch never ran, its requests wait for capacity without losing an attempt.
+    CAPACITY_ERROR_CODES: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         cls = type(self)
@@ -220,6 +229,15 @@ class BaseBatchProvider:
                 provider=self.PROVIDER_NAME,
             )
         return self._api_key.reveal()
+
+    def queue_limit(self) -> tuple[QueueLimit, int] | None:
+        """The vendor's queue cap in force: ``(QUEUE_LIMIT, the cap)``, the cap read from config
+        (``max_enqueued_tokens`` / ``max_enqueued_requests``) or the declared default."""
+        limit = self.QUEUE_LIMIT
+        if limit is None:
+            return None
+        cap = read_int(self.config, limit.config_key, limit.default, minimum=1)
+        return limit, cap
 
     def retry_policy(self) -> RetryPolicy:
         """The backoff policy for this provider's HTTP calls (``max_retries`` from config)."""
@@ -352,6 +370,8 @@ class BaseBatchProvider:
             raise InvalidRequestError(
                 "prepare_payloads takes an iterable of BatchRequest", provider=self.PROVIDER_NAME
             )
+        # Token estimates cost a walk over each request: only when the queue counts tokens.
+        counts_tokens = self.QUEUE_LIMIT is not None and self.QUEUE_LIMIT.measure == "tokens"
         with PayloadWriter(
             provider=self.PROVIDER_NAME,
             limits=self.limits,
@@ -366,6 +386,11 @@ class BaseBatchProvider:
                     model=self.payload_model(request),
                     endpoint=request.endpoint,
                     group=self.payload_group(request),
+                    tokens=(
+                        estimate_tokens(request, provider=self.PROVIDER_NAME).expected
+                        if counts_tokens
+                        else 0
+                    ),
                 )
             return writer.finish()
 

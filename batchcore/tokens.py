@@ -25,9 +25,10 @@ Instead the estimate reads the text the vendor will tokenize:
 * the running provider's ``provider_params`` entry (all entries when no provider is named).
 
 Of that text it measures the UTF-8 bytes. ``upper`` counts one token per byte; ``expected``
-four bytes per token (the usual rule of thumb: within a few percent for English prose on
-OpenAI's o200k and cl100k encodings, about 15% high for code; CJK and Cyrillic text lands
-within a factor of two either way depending on the vocabulary).
+four bytes per token: Gemini documents about four characters per token, OpenAI's o200k and
+cl100k encodings take 4.5-4.8 bytes per token of English prose and code (so the expected value
+is 10-20% high for them), Claude's tokenizer takes fewer; CJK and Cyrillic text lands within a
+factor of two either way, depending on the vocabulary.
 Both add a per-message and a per-request overhead (role markers, the reply priming) and, for
 requests with tools or a schema, the hidden system prompt vendors add for them. Images, audio
 and files are never counted as zero: each has a per-item expected value and bound, below.
@@ -133,6 +134,8 @@ class TokenEstimate(NamedTuple):
     output_upper: int | None
     #: Parts (files, audio) whose bound is an assumption rather than a guarantee.
     assumed: int = 0
+    #: Whether ``output_upper`` is the caller's default (the request sets no limit).
+    output_defaulted: bool = False
 
 
 # Content part types, OpenAI's (chat and Responses) and Anthropic's native ones.
@@ -230,8 +233,9 @@ class _Count:
                     self.files += 1
                     self.assumed += 1
                 return
-        for item in value.values():
-            self.value(item)
+        for key, item in value.items():
+            if key != "type":  # structure, not text
+                self.value(item)
 
     def message(self, message: Mapping[str, Any]) -> None:
         for key, item in message.items():
@@ -296,8 +300,11 @@ def estimate_tokens(
             else ((provider_params[provider],) if provider in provider_params else ())
         )
         for entry in entries:
-            if output is None and isinstance(entry, Mapping):
-                output, choices = _output_limit(entry)
+            if isinstance(entry, Mapping):
+                limit, more = _output_limit(entry)
+                if output is None:
+                    output = limit
+                choices = max(choices, more)
             if count is None:
                 count = _Count()
             count.value(entry)
@@ -321,11 +328,16 @@ def estimate_tokens(
         assumed = 0
     expected = ((nbytes + 3) >> 2) + expected_extra
     upper = nbytes + upper_extra
+    defaulted = False
     if output is None:
-        output = 0 if request.endpoint in _NO_OUTPUT_ENDPOINTS else default_max_output
+        if request.endpoint in _NO_OUTPUT_ENDPOINTS:
+            output = 0
+        else:
+            output = default_max_output
+            defaulted = output is not None
     if output is not None and choices > 1:
         output *= choices
-    return TokenEstimate(expected, upper, output, assumed)
+    return TokenEstimate(expected, upper, output, assumed, defaulted)
 
 
 def _has_schema(value: Any) -> bool:

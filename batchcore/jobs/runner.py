@@ -21,9 +21,11 @@ import functools
 import inspect
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from batchcore.errors import (
     BatchcoreError,
     InvalidRequestError,
     ProviderTransientError,
+    QueueFullError,
     UnsupportedOperationError,
 )
 from batchcore.jobs.errors import (
@@ -53,6 +56,7 @@ from batchcore.models import (
     BatchPayload,
     BatchRequest,
     BatchResult,
+    BatchState,
     BatchStatus,
     JobEvent,
     JobEventKind,
@@ -147,6 +151,9 @@ class BatchRunner:
         # Payloads prepared in this process, by batch row: used before their files are read back.
         self._live_payloads: dict[int, BatchPayload] = {}
         self._settings = JobSettings(**self._overrides)
+        # Queue admission decisions are made one at a time (several submits may run at once).
+        self._admission = threading.Lock()
+        self._observing = threading.RLock()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -453,10 +460,13 @@ class BatchRunner:
             if finished is not None:
                 return finished
             job = self.store.job(job_id)
-            acted = False
             now = self.clock()
-            for batch in self.store.batches(job_id):
-                if _due(job, batch, now):
+            due = [b for b in self.store.batches(job_id) if _due(job, b, now)]
+            acted = self._submit_all(
+                job, [b for b in due if b.state is BatchRowState.PREPARED], provider, settings
+            )
+            for batch in due:
+                if batch.state is not BatchRowState.PREPARED:
                     acted = self._batch_step(job, batch.row, provider, settings) or acted
             counts = self.store.count_requests(job_id)
             if (
@@ -467,6 +477,27 @@ class BatchRunner:
                 return self.info(job_id)
             if not acted:
                 self._sleep_until_due(job_id, settings)
+
+    def _submit_all(
+        self,
+        job: JobRow,
+        prepared: list[BatchRow],
+        provider: BaseBatchProvider,
+        settings: JobSettings,
+    ) -> bool:
+        """Submit the due prepared batches, several at once (``submit_concurrency``): a big
+        job is not held up by one upload at a time."""
+        width = min(len(prepared), settings.submit_concurrency)
+        if width <= 1:
+            acted = False
+            for batch in prepared:  # every one, not only until the first that acted
+                acted = self._batch_step(job, batch.row, provider, settings) or acted
+            return acted
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="batchcore-submit") as pool:
+            done = list(
+                pool.map(lambda b: self._batch_step(job, b.row, provider, settings), prepared)
+            )
+        return any(done)
 
     # -- steps: the one state machine, for drivers and workers alike -------------------------
 
@@ -614,6 +645,8 @@ class BatchRunner:
             self.store.abandon_batch(job.id, batch.row)
             self._discard_live(batch.row)
             return
+        if batch.attempted_at is None and not self._admit(job, batch, provider, settings):
+            return  # waits for room in the vendor's queue (a batch already sent is reconciled)
         payload = attrs.evolve(
             self._payload_for(batch, provider),
             idempotency_key=batch.idempotency_key,
@@ -622,6 +655,9 @@ class BatchRunner:
         )
         try:
             handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
+        except QueueFullError as error:
+            self._queue_full(job, batch, provider, settings, str(error))
+            return
         except ProviderTransientError as error:
             self._postpone(job, batch, error, "submit", settings)
             return
@@ -640,6 +676,62 @@ class BatchRunner:
             batch_id=handle.batch_id,
             detail=f"{batch.request_count} requests",
         )
+
+    # -- the vendor's queue: admission, not failure ------------------------------------------
+
+    def _admit(
+        self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
+    ) -> bool:
+        """Whether *batch* fits in the vendor's queue now; else it waits, recorded and shown,
+        without losing an attempt. A batch alone in the queue is always admitted (the vendor
+        says if it is too big)."""
+        limit = provider.queue_limit()
+        if limit is None:
+            return True
+        declared, cap = limit
+        model = batch.model if declared.per_model else None
+        learned = self.store.queue_cap(provider.PROVIDER_NAME, model or "*")
+        if learned is not None:
+            cap = min(cap, learned)
+        with self._admission:
+            tokens, requests = self.store.enqueued(provider.PROVIDER_NAME, model)
+            in_flight = tokens if declared.measure == "tokens" else requests
+            mine = (batch.tokens or 0) if declared.measure == "tokens" else batch.request_count
+            if in_flight == 0 or in_flight + mine <= cap:
+                return True
+        until = self.clock() + settings.poll.max_interval
+        reason = (
+            f"waiting for room in {provider.PROVIDER_NAME}'s queue: {in_flight:,} "
+            f"{declared.measure} enqueued{f' for {model}' if model else ''}, this batch needs "
+            f"{mine:,} more, the cap is {cap:,} (config {declared.config_key})"
+        )
+        self.store.batch_wait(batch.row, until, reason)
+        self._emit(JobEventKind.WAITING, self.info(job.id), detail=reason)
+        return False
+
+    def _queue_full(
+        self,
+        job: JobRow,
+        batch: BatchRow,
+        provider: BaseBatchProvider,
+        settings: JobSettings,
+        why: str,
+    ) -> None:
+        """The vendor refused for capacity: the cap in force becomes what was in flight, and
+        the batch waits for a batch to end (never a failed attempt)."""
+        limit = provider.queue_limit()
+        if limit is not None:
+            declared, _ = limit
+            model = batch.model if declared.per_model else None
+            tokens, requests = self.store.enqueued(provider.PROVIDER_NAME, model)
+            in_flight = tokens if declared.measure == "tokens" else requests
+            if in_flight > 0:
+                self.store.lower_queue_cap(provider.PROVIDER_NAME, model or "*", in_flight, why)
+        until = self.clock() + settings.poll.max_interval
+        reason = f"the vendor's queue is full ({why}); trying again after earlier batches end"
+        self.store.batch_wait(batch.row, until, reason)
+        self.store.record_event(job.id, "queue_full", reason, actor=self._me)
+        self._emit(JobEventKind.WAITING, self.info(job.id), detail=reason)
 
     def _attention_message(self, job_id: str) -> str:
         lines = []
@@ -689,6 +781,14 @@ class BatchRunner:
         self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
     ) -> None:
         assert batch.handle is not None and batch.status is not None
+        status = batch.status
+        if status.state is BatchState.FAILED and _refused_for_capacity(status, provider):
+            # It never ran: its requests wait for room, with their attempt given back.
+            why = "; ".join(e.message or (e.code or "") for e in status.errors)
+            back = self.store.requeue_batch(job.id, batch.row, f"refused for capacity: {why}")
+            self._queue_full(job, batch, provider, settings, why)
+            log.info("job %s: %d requests wait for queue capacity", job.id, back)
+            return
         stored = 0
         strangers = 0
         chunk: list[BatchResult] = []
@@ -963,15 +1063,16 @@ class BatchRunner:
             detail=detail,
             actor=self._me,
         )
-        try:
-            self.registry.plugin_manager.hook.batchcore_job_event(event=event)
-        except Exception:
-            log.exception("a batchcore_job_event hook failed")
-        for observer in self.observers:
+        with self._observing:  # steps may run in several threads; observers see one at a time
             try:
-                observer(event)
+                self.registry.plugin_manager.hook.batchcore_job_event(event=event)
             except Exception:
-                log.exception("job observer %r failed", observer)
+                log.exception("a batchcore_job_event hook failed")
+            for observer in self.observers:
+                try:
+                    observer(event)
+                except Exception:
+                    log.exception("job observer %r failed", observer)
 
 
 def _claim_of(batch: BatchRow) -> dict[str, Any]:
@@ -1022,6 +1123,11 @@ class UsageTally:
         ):
             if value:
                 tally[name] = tally.get(name, 0) + value
+
+
+def _refused_for_capacity(status: BatchStatus, provider: BaseBatchProvider) -> bool:
+    codes = {e.code for e in status.errors}
+    return bool(codes) and codes <= provider.CAPACITY_ERROR_CODES
 
 
 def _prepare_unless_all_reused(
@@ -1086,6 +1192,7 @@ def _payload_record(payload: BatchPayload) -> dict[str, Any]:
         "endpoint": payload.endpoint,
         "request_count": payload.request_count,
         "size_bytes": payload.size_bytes,
+        "tokens": payload.tokens,
         "path": None if payload.path is None else str(payload.path),
         "ids_path": None if payload.ids_path is None else str(payload.ids_path),
     }

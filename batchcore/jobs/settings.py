@@ -48,6 +48,8 @@ class JobSettings:
     max_attempts: int = 3
     poll: PollSchedule = attrs.field(factory=PollSchedule)
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: How many prepared batches are uploaded and created at once.
+    submit_concurrency: int = 4
 
     def __attrs_post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -58,6 +60,7 @@ class JobSettings:
             "max_attempts": self.max_attempts,
             "poll": self.poll.to_dict(),
             "retry": self.retry.to_dict(),
+            "submit_concurrency": self.submit_concurrency,
         }
 
     @classmethod
@@ -68,6 +71,7 @@ class JobSettings:
             max_attempts=int(options.get("max_attempts") or 3),
             poll=PollSchedule(**poll) if isinstance(poll, Mapping) else PollSchedule(),
             retry=RetryPolicy(**retry) if isinstance(retry, Mapping) else RetryPolicy(),
+            submit_concurrency=int(options.get("submit_concurrency") or 4),
         )
 
     def describe_changes(self, recorded: JobSettings) -> list[str]:
