@@ -33,6 +33,7 @@ from batchcore.errors import (
     ProviderServerError,
     ProviderTimeoutError,
     ProviderTransientError,
+    QueueFullError,
     QuotaExceededError,
     RateLimitError,
     RequestTooLargeError,
@@ -43,6 +44,7 @@ from batchcore.errors import (
 )
 
 __all__ = [
+    "QUEUE_CODES",
     "RETRYABLE_RESULT_CODES",
     "error_from_response",
     "parse_retry_after",
@@ -55,6 +57,8 @@ __all__ = [
 QUOTA_CODES = frozenset(
     {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active", "billing_error"}
 )
+#: Error codes that mean "the vendor's batch queue is full": wait for room, nothing is wrong.
+QUEUE_CODES = frozenset({"batch_queue_full", "queue_full", "enqueued_limit_exceeded"})
 #: Error codes that mean "this model is not served here".
 MODEL_CODES = frozenset({"model_not_found", "unsupported_model", "model_not_available"})
 
@@ -173,6 +177,8 @@ def error_from_response(
 
 
 def _classify(status: int, code: str | None) -> type[ProviderError]:
+    if code in QUEUE_CODES:
+        return QueueFullError
     if code in QUOTA_CODES:
         return QuotaExceededError
     if code in MODEL_CODES:

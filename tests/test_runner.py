@@ -23,6 +23,7 @@ from batchcore import (
     InvalidRequestError,
     JobEvent,
     JobEventKind,
+    QueueLimit,
     RateLimitError,
     ResultStatus,
     UnsupportedModelError,
@@ -764,3 +765,54 @@ def test_usage_is_kept_per_batch_by_the_model_that_answered(
     (batch,) = runner.store.batches(info.id)
     (usage,) = batch.usage.values()
     assert usage["requests"] == 3 and usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+
+
+# -- the vendor's queue: admission, not failure --------------------------------------------------
+
+
+class QueuedFake(FakeBatchProvider):
+    """A vendor that lets 6 requests wait at once, and says so when it refuses."""
+
+    PROVIDER_NAME = "queued"
+    QUEUE_LIMIT = QueueLimit(measure="requests", per_model=False, default=6)
+    CAPACITY_ERROR_CODES = frozenset({"token_limit_exceeded"})
+
+
+def queued_runner(make_runner: Callable[..., BatchRunner], **kwargs: Any) -> BatchRunner:
+    runner = make_runner(**kwargs)
+    runner.registry.register(QueuedFake)
+    return runner
+
+
+def test_a_big_job_waits_for_room_in_the_queue_in_waves(
+    make_runner: Callable[..., BatchRunner],
+    backend: FakeBackend,
+    clock: ManualClock,
+    events: list[JobEvent],
+) -> None:
+    backend.queue_requests = 6  # the vendor admits 3 batches of 2 at a time
+    runner = queued_runner(make_runner, max_attempts=1)
+    started = clock.now()
+    info = runner.run("queued", requests(24), config=cfg(backend, max_requests_per_batch=2))
+    assert info.all_succeeded and backend.batch_count() == 12
+    assert backend.queue_high_water <= 6  # never refused: admitted in waves
+    ids = [r.custom_id for r in runner.results(info.id)]
+    assert ids == [f"q{i}" for i in range(24)]
+    waiting = [e for e in events if e.kind is JobEventKind.WAITING]
+    assert waiting and "waiting for room" in (waiting[0].detail or "")
+    # Four waves of batches that take 120 s each, plus polling slack: close to the ideal.
+    assert clock.now() - started < 4 * 120 * 1.6
+
+
+@pytest.mark.parametrize("refusal", ["create", "validate"])
+def test_a_capacity_refusal_costs_no_attempt_and_lowers_the_cap(
+    make_runner: Callable[..., BatchRunner], backend: FakeBackend, refusal: str
+) -> None:
+    backend.queue_requests = 6
+    backend.queue_refusal = refusal
+    runner = queued_runner(make_runner, max_attempts=1)  # one lost attempt would fail requests
+    config = cfg(backend, max_requests_per_batch=2, max_enqueued_requests=100)
+    info = runner.run("queued", requests(16), config=config)
+    assert info.all_succeeded
+    assert runner.store.queue_cap("queued", "*") is not None  # learned from the refusal
+    assert "queue_full" in [e.kind for e in runner.store.events(info.id)]

@@ -218,3 +218,23 @@ def test_events_name_the_worker_that_acted(
     events: list[JobEvent] = []
     worker(store_location, registry, backend, clock, observers=[events.append], name="alpha").run()
     assert events and {e.actor for e in events} == {"alpha"}
+
+
+def test_workers_respect_the_vendors_queue_cap(
+    store_location: str, backend: FakeBackend, clock: ManualClock
+) -> None:
+    from batchcore import QueueLimit
+
+    class QueuedFake(FakeBatchProvider):
+        PROVIDER_NAME = "queued"
+        QUEUE_LIMIT = QueueLimit(measure="requests", per_model=False, default=6)
+
+    registry = BatchRegistryWith(QueuedFake)
+    backend.queue_requests = 6  # three batches of two at a time
+    job_id = BatchRunner(store_location, registry=registry, poll=POLL, max_attempts=1).create(
+        "queued", requests(24), config={"backend": backend, "max_requests_per_batch": 2}
+    )
+    worker(store_location, registry, backend, clock, concurrency=3).run()
+    info = BatchRunner(store_location, registry=registry).info(job_id)
+    assert info.all_succeeded and backend.batch_count() == 12
+    assert backend.queue_high_water <= 6

@@ -152,7 +152,6 @@ class BatchRunner:
         self._live_payloads: dict[int, BatchPayload] = {}
         self._settings = JobSettings(**self._overrides)
         # Queue admission decisions are made one at a time (several submits may run at once).
-        self._admission = threading.Lock()
         self._observing = threading.RLock()
 
     # -- public API ------------------------------------------------------------------------
@@ -645,29 +644,33 @@ class BatchRunner:
             self.store.abandon_batch(job.id, batch.row)
             self._discard_live(batch.row)
             return
+        # A batch whose create may already have been sent is reconciled, not admitted again.
         if batch.attempted_at is None and not self._admit(job, batch, provider, settings):
-            return  # waits for room in the vendor's queue (a batch already sent is reconciled)
-        payload = attrs.evolve(
-            self._payload_for(batch, provider),
-            idempotency_key=batch.idempotency_key,
-            staged=batch.staged,
-            attempted_at=batch.attempted_at,
-        )
+            return  # waits for room in the vendor's queue
         try:
-            handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
-        except QueueFullError as error:
-            self._queue_full(job, batch, provider, settings, str(error))
-            return
-        except ProviderTransientError as error:
-            self._postpone(job, batch, error, "submit", settings)
-            return
-        except AmbiguousSubmitError as error:
-            self.store.batch_unresolved(batch.row, error.candidates, str(error))
-            self.store.record_event(job.id, "attention", str(error), actor=self._me)
-            raise JobAttentionError(self._attention_message(job.id)) from None
-        self.store.batch_submitted(
-            batch.row, handle, self.clock() + settings.poll.delay(0, rng=self._rng)
-        )
+            payload = attrs.evolve(
+                self._payload_for(batch, provider),
+                idempotency_key=batch.idempotency_key,
+                staged=batch.staged,
+                attempted_at=batch.attempted_at,
+            )
+            try:
+                handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
+            except QueueFullError as error:
+                self._queue_full(job, batch, provider, settings, str(error))
+                return
+            except ProviderTransientError as error:
+                self._postpone(job, batch, error, "submit", settings)
+                return
+            except AmbiguousSubmitError as error:
+                self.store.batch_unresolved(batch.row, error.candidates, str(error))
+                self.store.record_event(job.id, "attention", str(error), actor=self._me)
+                raise JobAttentionError(self._attention_message(job.id)) from None
+            self.store.batch_submitted(
+                batch.row, handle, self.clock() + settings.poll.delay(0, rng=self._rng)
+            )
+        finally:
+            self.store.unadmit(batch.row)  # no-op once submitted: then it counts as enqueued
         payload.discard()
         self._live_payloads.pop(batch.row, None)
         self._emit(
@@ -682,9 +685,8 @@ class BatchRunner:
     def _admit(
         self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
     ) -> bool:
-        """Whether *batch* fits in the vendor's queue now; else it waits, recorded and shown,
-        without losing an attempt. A batch alone in the queue is always admitted (the vendor
-        says if it is too big)."""
+        """Whether *batch* fits in the vendor's queue now (decided in the store, for every
+        process sharing it); else it waits, recorded and shown, without losing an attempt."""
         limit = provider.queue_limit()
         if limit is None:
             return True
@@ -693,12 +695,17 @@ class BatchRunner:
         learned = self.store.queue_cap(provider.PROVIDER_NAME, model or "*")
         if learned is not None:
             cap = min(cap, learned)
-        with self._admission:
-            tokens, requests = self.store.enqueued(provider.PROVIDER_NAME, model)
-            in_flight = tokens if declared.measure == "tokens" else requests
-            mine = (batch.tokens or 0) if declared.measure == "tokens" else batch.request_count
-            if in_flight == 0 or in_flight + mine <= cap:
-                return True
+        mine = (batch.tokens or 0) if declared.measure == "tokens" else batch.request_count
+        in_flight = self.store.admit(
+            batch.row,
+            provider=provider.PROVIDER_NAME,
+            model=model,
+            measure=declared.measure,
+            amount=mine,
+            cap=cap,
+        )
+        if in_flight is None:
+            return True
         until = self.clock() + settings.poll.max_interval
         reason = (
             f"waiting for room in {provider.PROVIDER_NAME}'s queue: {in_flight:,} "
@@ -764,6 +771,8 @@ class BatchRunner:
             else self.clock() + settings.poll.delay(batch.polls + 1, rng=self._rng)
         )
         self.store.batch_polled(batch.row, status, next_at)
+        if status.is_terminal:
+            self.store.wake_waiting(job.provider)  # it has left the vendor's queue
         previous = batch.status
         if (
             previous is None
@@ -829,6 +838,7 @@ class BatchRunner:
                 job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
             )
         self.store.batch_usage(batch.row, usage.by_model)
+        self.store.wake_waiting(job.provider)  # it has left the vendor's queue
         back = self.store.settle_batch(
             job.id,
             batch.row,

@@ -152,6 +152,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE batches ADD COLUMN model TEXT",
             "ALTER TABLE batches ADD COLUMN tokens {bigint}",
             "ALTER TABLE batches ADD COLUMN usage {blob}",
+            "ALTER TABLE batches ADD COLUMN waits_for TEXT",
+            "ALTER TABLE batches ADD COLUMN admitted_at {real}",
             "ALTER TABLE jobs ADD COLUMN cancel_reason TEXT",
             "ALTER TABLE jobs ADD COLUMN deadline {real}",
             "ALTER TABLE requests ADD COLUMN fingerprint {blob}",

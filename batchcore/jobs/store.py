@@ -850,7 +850,8 @@ class JobStore:
         with self.transaction(durable=True):
             self._db.execute(
                 "UPDATE batches SET state=?, handle=?, batch_id=?, payload=NULL, candidates=NULL,"
-                " next_poll_at=?, poll_failures=0, error=NULL, updated_at=? WHERE row=?",
+                " next_poll_at=?, poll_failures=0, error=NULL, waits_for=NULL, admitted_at=NULL,"
+                " updated_at=? WHERE row=?",
                 (
                     BatchRowState.SUBMITTED.value,
                     orjson.dumps(handle.to_dict()),
@@ -924,12 +925,23 @@ class JobStore:
             )
 
     def batch_wait(self, row: int, until: float, reason: str) -> None:
-        """The batch's step waits until *until* for a reason that is not a failure (the
-        vendor's queue is full): no attempt and no postponement is counted."""
+        """The batch's submit waits for room in the vendor's queue, until *until* at the latest
+        (:meth:`wake_waiting` wakes it earlier): no attempt and no postponement is counted."""
         with self.transaction():
             self._db.execute(
-                "UPDATE batches SET next_poll_at=?, error=?, updated_at=? WHERE row=?",
+                "UPDATE batches SET next_poll_at=?, error=?, waits_for='capacity', updated_at=?"
+                " WHERE row=?",
                 (until, reason, self._clock(), row),
+            )
+
+    def wake_waiting(self, provider: str) -> int:
+        """A batch of *provider* left the vendor's queue: the batches waiting for room in it
+        may try now."""
+        with self.transaction():
+            return self._db.execute(
+                "UPDATE batches SET next_poll_at=NULL WHERE waits_for='capacity' AND state=?"
+                " AND job_id IN (SELECT id FROM jobs WHERE provider=?)",
+                (BatchRowState.PREPARED.value, provider),
             )
 
     def requeue_batch(self, job_id: str, row: int, reason: str) -> int:
@@ -949,19 +961,52 @@ class JobStore:
 
     def enqueued(self, provider: str, model: str | None) -> tuple[int, int]:
         """(estimated tokens, requests) in the vendor's queue now: batches of *provider*
-        submitted and not ended, across every job of the store (one account's queue), of
-        *model* (None: of every model)."""
+        submitted and not ended, and those admitted and being submitted, across every job of
+        the store (one account's queue), of *model* (None: of every model)."""
         sql = (
             "SELECT COALESCE(SUM(b.tokens), 0) AS tokens, COALESCE(SUM(b.request_count), 0)"
             " AS requests FROM batches b JOIN jobs j ON j.id = b.job_id"
-            " WHERE j.provider=? AND b.state=?"
+            " WHERE j.provider=? AND (b.state=? OR (b.state=? AND b.admitted_at IS NOT NULL))"
         )
-        args: list[Any] = [provider, BatchRowState.SUBMITTED.value]
+        args: list[Any] = [
+            provider,
+            BatchRowState.SUBMITTED.value,
+            BatchRowState.PREPARED.value,
+        ]
         if model is not None:
             sql += " AND b.model=?"
             args.append(model)
         found = self._db.query_one(sql, args)
         return (0, 0) if found is None else (int(found["tokens"]), int(found["requests"]))
+
+    def admit(
+        self,
+        row: int,
+        *,
+        provider: str,
+        model: str | None,
+        measure: str,
+        amount: int,
+        cap: int,
+    ) -> int | None:
+        """Admit batch *row* into the vendor's queue if *amount* more fits under *cap*, as one
+        decision among every process sharing the store (a batch alone is always admitted).
+        Returns None when admitted, else what is in the queue now."""
+        with self._db.exclusive(f"batchcore-queue:{provider}:{model}"):
+            tokens, requests = self.enqueued(provider, model)
+            in_flight = tokens if measure == "tokens" else requests
+            if in_flight and in_flight + amount > cap:
+                return in_flight
+            self._db.execute("UPDATE batches SET admitted_at=? WHERE row=?", (self._clock(), row))
+        return None
+
+    def unadmit(self, row: int) -> None:
+        """The admitted batch was not submitted after all (it waits, or its submit failed)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE batches SET admitted_at=NULL WHERE row=? AND state=?",
+                (row, BatchRowState.PREPARED.value),
+            )
 
     def queue_cap(self, provider: str, model: str) -> int | None:
         """The cap the vendor's refusals taught us for *provider*/*model*, if any."""

@@ -115,7 +115,13 @@ class FakeBackend:
         finalizing_seconds: float = 30.0,
         expires_after: float = 24 * 3600.0,
         limits: BatchLimits | None = None,
+        queue_requests: int | None = None,
+        queue_refusal: str = "create",
     ) -> None:
+        """*queue_requests*: how many requests may wait in the vendor's queue at once (batches
+        not ended); a batch that would cross it is refused, at create with a 429 whose code is
+        ``batch_queue_full`` (*queue_refusal* ``"create"``, as Anthropic does) or by failing
+        validation with ``token_limit_exceeded`` (``"validate"``, as OpenAI does)."""
         for name, value in (
             ("validating_seconds", validating_seconds),
             ("in_progress_seconds", in_progress_seconds),
@@ -136,6 +142,12 @@ class FakeBackend:
             if limits is not None
             else BatchLimits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
         )
+        if queue_refusal not in ("create", "validate"):
+            raise ValueError("queue_refusal is 'create' or 'validate'")
+        self.queue_requests = queue_requests
+        self.queue_refusal = queue_refusal
+        #: The most requests that were ever in the queue at once (for tests of admission).
+        self.queue_high_water = 0
         self._lock = threading.RLock()
         self._batches: dict[str, FakeBatch] = {}
         self._scripts: list[tuple[Callable[[BatchRequest], bool], Outcome]] = []
@@ -314,10 +326,34 @@ class FakeBackend:
             failure = validation_failure(requests, endpoint)
             if failure is None and self._rejections:
                 failure = self._rejections.pop(0)
+            queued = self._queued()
+            if self.queue_requests is not None and queued + len(requests) > self.queue_requests:
+                if self.queue_refusal == "create":
+                    raise http_error(
+                        429,
+                        f"The batch queue is full: {queued} requests waiting, at most "
+                        f"{self.queue_requests}.",
+                        "batch_queue_full",
+                    )
+                failure = failure or BatchError(
+                    code="token_limit_exceeded",
+                    message="Enqueued token limit reached for this model.",
+                )
             batch = self._new_batch(requests, endpoint, idempotency_key, failure)
+            if failure is None:
+                self.queue_high_water = max(self.queue_high_water, queued + len(requests))
             return _handle(batch, provider)
 
         return self._serve("submit", api_key, create)
+
+    def _queued(self) -> int:
+        """Requests of batches that have not ended (what the vendor's queue holds)."""
+        now = self.clock.now()
+        return sum(
+            len(batch.requests)
+            for batch in self._batches.values()
+            if batch.status_at(now) not in ("completed", "failed", "expired", "cancelled")
+        )
 
     def list_batches(self, *, provider: str, api_key: str | None = None) -> list[BatchHandle]:
         """Every batch, newest first, each handle's metadata holding what the vendor echoes:
