@@ -48,6 +48,7 @@ __all__ = [
     "ModelCost",
     "ModelEstimate",
     "UsageTotals",
+    "answered_by",
     "budget_problem",
     "estimate",
 ]
@@ -79,9 +80,10 @@ class UsageTotals:
     "cache_write", "output", "reasoning", "over": {"200000": {...}}}}``: each model's totals
     over all its requests, and under ``over`` (present only when needed) the share of the
     requests whose input passed a threshold, keyed by the highest one passed. ``input`` is the
-    whole input, cache included; ``output`` the whole output, reasoning included. A plain
-    ``{model: {"input", "cache_read", "cache_write", "output", "reasoning"}}`` is read too
-    (its requests are then taken to be below every threshold).
+    whole input, cache included; ``output`` the whole output, reasoning included. Counts
+    spelt as :class:`~batchcore.models.Usage` spells them (``input_tokens``, ...) are read too;
+    without ``over`` the requests are priced at the tier of their average, and without
+    ``requests`` they are taken to be below every threshold.
     """
 
     __slots__ = ("_over", "_totals", "_uncounted")
@@ -162,6 +164,10 @@ class UsageTotals:
         """The totals of *model* (all its requests), by :data:`FIELDS` name."""
         return dict(zip(FIELDS, self._totals.get(model, [0] * len(FIELDS)), strict=True))
 
+    def requests(self, model: str) -> int | None:
+        """How many requests of *model* the totals sum (None when their source did not say)."""
+        return None if model in self._uncounted else self.counts(model)["requests"]
+
     def parts(self, model: str) -> list[tuple[int | None, dict[str, int]]]:
         """*model*'s usage split by long-context tier: (request count or None when unknown,
         counts) for the requests below every threshold, then for each threshold passed."""
@@ -226,15 +232,29 @@ def _accumulate(table: dict[Any, list[int]], key: Any, counts: Iterable[int]) ->
 
 
 def _read_counts(model: str, entry: Mapping[str, Any]) -> list[int]:
+    unknown = sorted(set(entry) - _KNOWN_KEYS)
+    if unknown:
+        # A misspelt count would otherwise be priced as zero.
+        raise ValueError(
+            f"usage totals of {model!r}: unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"expected {', '.join(FIELDS)} (or {', '.join(_SPELLINGS)})"
+        )
     counts = []
     for name in FIELDS:
-        value = entry.get(name, 0)
+        value = entry.get(name)
+        if value is None:
+            value = entry.get(f"{name}_tokens", 0)
         if value is None:
             value = 0
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"usage totals of {model!r}: {name} must be a count, got {value!r}")
         counts.append(value)
     return counts
+
+
+#: The same counts in :class:`~batchcore.models.Usage`'s spelling (``input_tokens``, ...).
+_SPELLINGS = tuple(f"{name}_tokens" for name in FIELDS[1:])
+_KNOWN_KEYS = frozenset({*FIELDS, *_SPELLINGS, "over"})
 
 
 def _price_parts(
@@ -380,7 +400,7 @@ class JobCost:
             models.append(
                 ModelCost(
                     model=model,
-                    requests=None if model in totals._uncounted else counts["requests"],
+                    requests=totals.requests(model),
                     input_tokens=counts["input"],
                     cache_read_tokens=counts["cache_read"],
                     cache_write_tokens=counts["cache_write"],
@@ -408,11 +428,13 @@ class JobCost:
         (failed, expired) count as requests that cost nothing."""
         totals = UsageTotals()
         for result in results:
-            totals.add(_answered_by(result, model), result.usage)
+            totals.add(answered_by(result, model), result.usage)
         return cls.from_totals(provider, totals, batch=batch, at=at)
 
 
-def _answered_by(result: BatchResult, default: str | None) -> str:
+def answered_by(result: BatchResult, default: str | None) -> str:
+    """The model a result was answered by, as the vendor bills it (a dated snapshot when the
+    response names one), else *default* (the batch's model)."""
     response = result.response
     if response is not None:
         for key in ("model", "modelVersion"):
@@ -704,32 +726,32 @@ def _provider_default(provider: BaseBatchProvider, model: str) -> int | None:
 # -- budget ----------------------------------------------------------------------------------
 
 
-def budget_problem(job: JobEstimate, budget_usd: float | Decimal | str) -> str | None:
-    """Why *job* may not run under a budget of *budget_usd* dollars, or None when its upper
+def budget_problem(estimate: JobEstimate, budget_usd: float | Decimal | str) -> str | None:
+    """Why *estimate* may not run under a budget of *budget_usd* dollars, or None when its upper
     bound fits. A bound that cannot be computed (an unknown price, an unbounded output,
     genai-prices not installed) is a problem too: a budget that cannot be checked is not kept.
     """
     budget = Decimal(str(budget_usd))
-    bound = job.cost_usd_max
+    bound = estimate.cost_usd_max
     if bound is None:
-        if job.pricing_error is not None:
-            why = job.pricing_error
-        elif job.unknown_prices:
-            why = "genai-prices has no price for " + ", ".join(job.unknown_prices)
+        if estimate.pricing_error is not None:
+            why = estimate.pricing_error
+        elif estimate.unknown_prices:
+            why = "genai-prices has no price for " + ", ".join(estimate.unknown_prices)
         else:
-            why = "; ".join(job.assumptions) or "the output of some requests is unbounded"
+            why = "; ".join(estimate.assumptions) or "the output of some requests is unbounded"
         return f"budget: cannot check the budget of {_dollars(budget)}: {why}"
     if bound <= budget:
         return None
-    output = job.max_output_tokens or 0
-    expected = job.cost_usd_expected
-    notes = "".join(f"; {note}" for note in job.assumptions)
+    output = estimate.max_output_tokens or 0
+    expected = estimate.cost_usd_expected
+    notes = "".join(f"; {note}" for note in estimate.assumptions)
     return (
         f"budget: the job may cost up to {_dollars(bound)} at batch prices, more than the "
-        f"budget of {_dollars(budget)}. That bound is {job.input_tokens_upper:,} input tokens "
+        f"budget of {_dollars(budget)}. That bound is {estimate.input_tokens_upper:,} input tokens "
         "(one per UTF-8 byte of the requests' text, plus per-message, per-image and tool "
         f"overheads) and {output:,} output tokens (every request's output limit, in full), "
-        f"priced by {job.source}{notes}. The expected cost is "
+        f"priced by {estimate.source}{notes}. The expected cost is "
         f"{_dollars(expected) if expected is not None else 'unknown'}. Raise the budget, or "
         "lower max_tokens."
     )

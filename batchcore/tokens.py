@@ -142,7 +142,13 @@ class TokenEstimate(NamedTuple):
 _IMAGE_PARTS = frozenset({"image_url", "input_image", "image"})
 _FILE_PARTS = frozenset({"file", "input_file", "document"})
 _AUDIO_PARTS = frozenset({"input_audio"})
+_TEXT_SOURCES = frozenset({"text", "content"})
 _MIME_KEYS = ("mime_type", "mimeType", "media_type")
+#: Keys whose object values are data the vendor renders as JSON (tool-call inputs, function
+#: arguments and results, schemas), not message structure.
+_JSON_VALUES = frozenset(
+    {"input", "arguments", "args", "parameters", "input_schema", "schema", "response"}
+)
 _OUTPUT_KEYS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 _NO_OUTPUT_ENDPOINTS = frozenset({"/v1/embeddings", "/v1/moderations"})
 _LIMIT, _CHOICES, _TEXT, _JSON = range(4)
@@ -193,17 +199,9 @@ class _Count:
             self.images += 1
             return
         if kind in _FILE_PARTS:
-            source = value.get("source")
-            if (
-                kind == "document"
-                and isinstance(source, Mapping)
-                and source.get("type")
-                in (
-                    "text",
-                    "content",
-                )
-            ):
-                # Anthropic's plain-text documents are text.
+            source = value.get("source") if kind == "document" else None
+            if isinstance(source, Mapping) and source.get("type") in _TEXT_SOURCES:
+                # Anthropic's plain-text and custom-content documents are text.
                 self.value(source.get("data") or source.get("content"))
                 return
             self.files += 1
@@ -234,7 +232,12 @@ class _Count:
                     self.assumed += 1
                 return
         for key, item in value.items():
-            if key != "type":  # structure, not text
+            if key == "type":
+                continue  # structure, not text
+            if key in _JSON_VALUES and isinstance(item, Mapping):
+                # Call arguments and schemas given as objects are rendered as JSON, keys too.
+                self.nbytes += len(orjson.dumps(item))
+            else:
                 self.value(item)
 
     def message(self, message: Mapping[str, Any]) -> None:

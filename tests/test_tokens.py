@@ -13,6 +13,7 @@ from importlib import util
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from batchcore.models import BatchRequest
@@ -295,8 +296,6 @@ def test_tools_and_schemas_count_their_json_and_the_hidden_prompt() -> None:
     with_tools = estimate_tokens(chat("hi", tools=tools))
     with_schema = estimate_tokens(chat("hi", response_format=schema))
     json_mode = estimate_tokens(chat("hi", response_format={"type": "json_object"}))
-    import orjson
-
     tools_size = len(orjson.dumps(tools))
     assert with_tools.upper - plain.upper == tools_size + INSTRUCTIONS_OVERHEAD_UPPER
     assert with_tools.expected - plain.expected >= INSTRUCTIONS_OVERHEAD_EXPECTED
@@ -330,6 +329,27 @@ def test_tool_calls_tool_results_names_and_refusals_are_text() -> None:
     # Part and call types are structure, not text; ids are counted (harmless in a bound).
     strings = ["aaaa", "bbbb", "c", "dddd", '{"q": "eeee"}', "c", "ffff", "gggg"]
     assert estimate.upper == sum(map(len, strings)) + base_upper(4)
+
+
+def test_tool_inputs_given_as_objects_count_as_json() -> None:
+    arguments = {"location": "Paris", "units": ["celsius"], "days": 3}
+    request = BatchRequest(
+        custom_id="r",
+        model="m",
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "forecast", "input": arguments}
+                ],
+            },
+        ],
+    )
+    strings = ["weather?", "t1", "forecast"]
+    assert estimate_tokens(request).upper == (
+        sum(map(len, strings)) + len(orjson.dumps(arguments)) + base_upper(2)
+    )
 
 
 def test_embeddings_inputs_and_token_ids() -> None:

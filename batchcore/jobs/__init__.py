@@ -1,6 +1,7 @@
 """Durable jobs: the runner and its store."""
 
 from batchcore.jobs.errors import (
+    BudgetError,
     JobAttentionError,
     JobBusyError,
     JobNotFoundError,
@@ -19,6 +20,7 @@ __all__ = [
     "BatchInfo",
     "BatchRowState",
     "BatchRunner",
+    "BudgetError",
     "JobAttentionError",
     "JobBusyError",
     "JobInfo",

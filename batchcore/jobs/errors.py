@@ -5,6 +5,7 @@ from __future__ import annotations
 from batchcore.errors import BatchcoreError
 
 __all__ = [
+    "BudgetError",
     "JobAttentionError",
     "JobBusyError",
     "JobNotAttentionError",
@@ -39,3 +40,9 @@ class JobAttentionError(BatchcoreError):
 
 class JobNotAttentionError(BatchcoreError):
     """``resolve`` was asked for a job that has no batch waiting for a decision."""
+
+
+class BudgetError(BatchcoreError, ValueError):
+    """A job's estimated cost could exceed its budget (or cannot be bounded): refused before
+    anything is recorded or sent. The message says "budget", the bound and how it was
+    computed."""

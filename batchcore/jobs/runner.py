@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,10 @@ from batchcore.errors import (
     QueueFullError,
     UnsupportedOperationError,
 )
+from batchcore.estimate import JobCost, JobEstimate, UsageTotals, answered_by, budget_problem
+from batchcore.estimate import estimate as estimate_job
 from batchcore.jobs.errors import (
+    BudgetError,
     JobAttentionError,
     JobBusyError,
     JobNotAttentionError,
@@ -166,6 +170,7 @@ class BatchRunner:
         options: Mapping[str, Any] | None = None,
         deadline: float | datetime | timedelta | None = None,
         reuse_results: bool = False,
+        budget_usd: float | str | None = None,
     ) -> str:
         """Validate every request, record the job and prepare its first batches. No network
         call: the requests are read once, recorded and written into payload files in the same
@@ -177,6 +182,9 @@ class BatchRunner:
         a request already answered successfully by an earlier job of this store (same
         provider, model, endpoint, body and answer-changing config: see
         :meth:`BaseBatchProvider.fingerprint`) gets that answer instead of being submitted.
+        *budget_usd*: refuse the job (:class:`BudgetError`, nothing recorded) when the upper
+        bound of its estimated cost exceeds it; later rounds (retries) stop before they would
+        cross it. Budgets need prices (``batchcore[cost]``).
 
         Raises :class:`~batchcore.InvalidRequestError` / ``UnsupportedModelError`` for the
         first bad request, and for duplicate custom_ids; nothing is recorded then.
@@ -184,6 +192,13 @@ class BatchRunner:
         instance = self._build(provider, config)
         job_id = job_id or new_job_id()
         recorded = {**self._settings.to_options(), **(options or {})}
+        if budget_usd is not None:
+            # The whole input is estimated first: a budget refuses before anything is recorded.
+            requests = list(requests)
+            problem = budget_problem(estimate_job(instance, requests), budget_usd)
+            if problem is not None:
+                raise BudgetError(problem)
+            recorded["budget_usd"] = str(budget_usd)
         if deadline is not None:
             recorded["deadline"] = _deadline(deadline, self.clock())
         if reuse_results:
@@ -231,6 +246,7 @@ class BatchRunner:
         job_id: str | None = None,
         deadline: float | datetime | timedelta | None = None,
         reuse_results: bool = False,
+        budget_usd: float | str | None = None,
     ) -> str:
         """Create a job and submit all its batches, without waiting for them. Returns the id.
         (On a shared PostgreSQL store, workers may do the submitting: see ``batchcore
@@ -242,6 +258,7 @@ class BatchRunner:
             job_id=job_id,
             deadline=deadline,
             reuse_results=reuse_results,
+            budget_usd=budget_usd,
         )
         self.drive(
             job_id,
@@ -260,6 +277,7 @@ class BatchRunner:
         job_id: str | None = None,
         deadline: float | datetime | timedelta | None = None,
         reuse_results: bool = False,
+        budget_usd: float | str | None = None,
         on_progress: Callable[[Progress], None] | None = None,
     ) -> JobInfo:
         """Create a job and drive it to the end. Then read :meth:`results`.
@@ -274,6 +292,7 @@ class BatchRunner:
             job_id=job_id,
             deadline=deadline,
             reuse_results=reuse_results,
+            budget_usd=budget_usd,
         )
         return self.drive(
             job_id,
@@ -349,6 +368,36 @@ class BatchRunner:
     def info(self, job_id: str) -> JobInfo:
         job = self.store.job(job_id)
         return self._info(job)
+
+    def estimate(
+        self,
+        provider: str | BaseBatchProvider,
+        requests: Iterable[BatchRequest],
+        *,
+        config: Mapping[str, Any] | None = None,
+        model: str | None = None,
+    ) -> JobEstimate:
+        """What *requests* would cost, offline (nothing recorded, nothing sent): requests,
+        batches, estimated input tokens, the output bound, and the cost at batch prices as an
+        expected value and an upper bound (see :mod:`batchcore.estimate`)."""
+        instance = self._build(provider, config)
+        try:
+            return estimate_job(instance, requests, model=model)
+        finally:
+            if instance is not provider:
+                instance.close()
+
+    def cost(self, job_id: str) -> JobCost:
+        """What the job's fetched results cost (every batch, every round), at batch prices and
+        at standard ones, from the usage the vendor reported, priced for the model that
+        answered. Prices come from genai-prices (``batchcore[cost]``); the vendor's invoice
+        overrides them."""
+        job = self.store.job(job_id)
+        totals = UsageTotals()
+        for batch in self.store.batches(job_id):
+            if batch.usage:
+                totals.merge(batch.usage)
+        return JobCost.from_totals(job.provider, totals)
 
     def jobs(self) -> list[JobInfo]:
         return [self._info(job) for job in self.store.jobs()]
@@ -610,6 +659,9 @@ class BatchRunner:
             return
         rounds = [b.round for b in self.store.batches(job.id)]
         round_number = max(rounds, default=0) + 1
+        budget = job.options.get("budget_usd")
+        if budget is not None and round_number > 1 and self._over_budget(job, provider, budget):
+            return
         payloads = provider.prepare_payloads(
             self.store.iter_requests(job.id, state=RequestState.PENDING)
         )
@@ -633,6 +685,32 @@ class BatchRunner:
                 self.info(job.id),
                 detail=f"round {round_number}: {planned} requests resubmitted",
             )
+
+    def _over_budget(self, job: JobRow, provider: BaseBatchProvider, budget: str) -> bool:
+        """Whether a round of the job's pending requests could cross its budget (spent so far
+        plus the round's upper bound); if so, they end errored (``budget_exhausted``) instead
+        of being submitted, and the job says why."""
+        spent = self.cost(job.id).cost_usd
+        pending = list(self.store.iter_requests(job.id, state=RequestState.PENDING))
+        bound = estimate_job(provider, pending).cost_usd_max
+        if spent is not None and bound is not None and spent + bound <= Decimal(budget):
+            return False
+        why = (
+            f"the budget of ${budget} would be crossed: ${spent if spent is not None else '?'} "
+            f"spent, up to ${bound if bound is not None else '?'} for another round of "
+            f"{len(pending)} requests"
+        )
+        error = ResultError(code="budget_exhausted", retryable=False, message=why.capitalize())
+        self.store.settle_pending_as(
+            job.id,
+            (
+                BatchResult(custom_id=r.custom_id, status=ResultStatus.ERRORED, error=error)
+                for r in pending
+            ),
+        )
+        self.store.record_event(job.id, "budget", why, actor=self._me)
+        self._emit(JobEventKind.NOTICE, self.info(job.id), detail=why)
+        return True
 
     def _submit_one(
         self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
@@ -801,11 +879,12 @@ class BatchRunner:
         stored = 0
         strangers = 0
         chunk: list[BatchResult] = []
-        usage = UsageTally(default_model=batch.model)
+        usage = UsageTotals()
         cancelled = _cancelled_error(job)
         try:
             for result in provider.fetch_results(batch.handle):
-                usage.add(result)
+                if result.usage is not None:
+                    usage.add(answered_by(result, batch.model), result.usage)
                 if cancelled is not None and result.status is ResultStatus.CANCELLED:
                     result = attrs.evolve(result, error=cancelled)  # the deadline's own word
                 chunk.append(result)
@@ -837,7 +916,7 @@ class BatchRunner:
             self.store.save_results(
                 job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
             )
-        self.store.batch_usage(batch.row, usage.by_model)
+        self.store.batch_usage(batch.row, usage.to_dict())
         self.store.wake_waiting(job.provider)  # it has left the vendor's queue
         back = self.store.settle_batch(
             job.id,
@@ -1106,33 +1185,6 @@ def _cancelled_error(job: JobRow) -> ResultError | None:
         retryable=True,
         message="The job's deadline passed before this request ran.",
     )
-
-
-class UsageTally:
-    """Token usage of a batch's results, by the model that answered (what the vendor bills:
-    a dated snapshot when the vendor names one)."""
-
-    def __init__(self, *, default_model: str | None) -> None:
-        self.default_model = default_model or "unknown"
-        self.by_model: dict[str, dict[str, int]] = {}
-
-    def add(self, result: BatchResult) -> None:
-        usage = result.usage
-        if usage is None:
-            return
-        response = result.response or {}
-        model = response.get("model") or response.get("modelVersion") or self.default_model
-        tally = self.by_model.setdefault(str(model), {})
-        tally["requests"] = tally.get("requests", 0) + 1
-        for name, value in (
-            ("input_tokens", usage.input_tokens),
-            ("output_tokens", usage.output_tokens),
-            ("cache_read_tokens", usage.cache_read_tokens),
-            ("cache_write_tokens", usage.cache_write_tokens),
-            ("reasoning_tokens", usage.reasoning_tokens),
-        ):
-            if value:
-                tally[name] = tally.get(name, 0) + value
 
 
 def _refused_for_capacity(status: BatchStatus, provider: BaseBatchProvider) -> bool:

@@ -9,26 +9,23 @@ override it (see the README).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from batchcore.plugin import CHAT_COMPLETIONS, BatchLimits, ConfigurationError, ModelRule
+from batchcore.plugin import CHAT_COMPLETIONS, BatchLimits, ModelRule
 
 __all__ = [
     "API_PATH",
     "BATCH_ENDPOINTS",
+    "COMPLETION_WINDOWS",
+    "COMPLETION_WINDOWS_DESCRIPTION",
     "DEFAULT_BASE_URL",
     "DEFAULT_COMPLETION_WINDOW",
     "GROQ_LIMITS",
     "GROQ_MODEL_PATTERNS",
-    "MAX_WINDOW_SECONDS",
-    "MIN_WINDOW_SECONDS",
     "MODEL_RULES",
     "api_root",
-    "read_completion_window",
-    "window_seconds",
 ]
 
 #: Where Groq serves its OpenAI-compatible API, under the host.
@@ -54,12 +51,16 @@ BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS})
 #: Both bounds are kept, each at its smaller reading (decimal megabytes).
 GROQ_LIMITS = BatchLimits(max_requests=50_000, max_bytes=100_000_000)
 
-#: "Durations from 24h to 7d are supported" (Groq's SDK); the default is OpenAI's only window.
+#: "Durations from 24h to 7d are supported" (Groq's SDK): every window Groq takes, written in
+#: hours or days, with its length in seconds. The default is OpenAI's only window.
+COMPLETION_WINDOWS: Mapping[str, int] = MappingProxyType(
+    {f"{hours}h": hours * 3600 for hours in range(24, 7 * 24 + 1)}
+    | {f"{days}d": days * 24 * 3600 for days in range(1, 7 + 1)}
+)
 DEFAULT_COMPLETION_WINDOW = "24h"
-MIN_WINDOW_SECONDS = 24 * 3600
-MAX_WINDOW_SECONDS = 7 * 24 * 3600
-_WINDOW = re.compile(r"([1-9][0-9]{0,3})([hd])")
-_UNIT_SECONDS = {"h": 3600, "d": 24 * 3600}
+COMPLETION_WINDOWS_DESCRIPTION = (
+    "a duration from '24h' to '7d' written in hours or days (for example '24h', '48h', '3d', '7d')"
+)
 
 #: Parameters Groq's models refuse: its API reference answers n other than 1 with HTTP 400.
 MODEL_RULES: tuple[ModelRule, ...] = (
@@ -71,29 +72,6 @@ MODEL_RULES: tuple[ModelRule, ...] = (
         reason="takes only n=1 on Groq (its API answers other values with HTTP 400)",
     ),
 )
-
-
-def window_seconds(window: str) -> int | None:
-    """The length of a completion window written as Groq writes them (``"24h"``, ``"7d"``) in
-    seconds; None when it is not written that way. The range is not checked here."""
-    match = _WINDOW.fullmatch(window)
-    if match is None:
-        return None
-    return int(match[1]) * _UNIT_SECONDS[match[2]]
-
-
-def read_completion_window(config: Mapping[str, Any], default: str) -> str:
-    """Config ``completion_window``, checked offline: hours or days (``"48h"``, ``"3d"``)
-    from 24 hours to 7 days; *default* when absent. :class:`ConfigurationError` otherwise."""
-    value = config.get("completion_window", default)
-    if isinstance(value, str):
-        seconds = window_seconds(value)
-        if seconds is not None and MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS:
-            return value
-    raise ConfigurationError(
-        f"config 'completion_window' must be a duration from '24h' to '7d' written in hours "
-        f"or days (for example '24h', '48h', '3d', '7d'), got {value!r}"
-    )
 
 
 def api_root(url: str | None) -> str | None:

@@ -26,8 +26,9 @@ What differs from the OpenAI emulator, as Groq does it:
 * ``echo_metadata=False`` leaves ``metadata`` out of Batch objects, to check that a lost create
   is still found (by its uploaded file) if Groq ever stops echoing it.
 
-Everything else (upload, lifecycle on the clock, per-request failures on demand, faults,
-``lost_create``, inspection) is the OpenAI emulator's; see its documentation.
+Each difference is one of the OpenAI emulator's options; everything else (upload, lifecycle on
+the clock, per-request failures on demand, faults, ``lost_create``, inspection) is the OpenAI
+emulator's; see its documentation.
 """
 
 from __future__ import annotations
@@ -38,11 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
-import attrs
-import orjson
-
-from batchcore.plugin import CHAT_COMPLETIONS
-from batchcore.testing import ManualClock, Request, Response
+from batchcore.testing import ManualClock
 from batchcore_groq import _mapping as groq
 from batchcore_openai.testing import OpenAIEmulator
 
@@ -52,18 +49,12 @@ __all__ = ["API_PATH", "GroqEmulator", "sandbox"]
 API_PATH = groq.API_PATH
 
 
-def _error(message: str, param: str) -> Response:
-    """Groq's (OpenAI's) answer to a create it refuses."""
-    error = {"message": message, "type": "invalid_request_error", "param": param}
-    return Response.json({"error": {**error, "code": "invalid_value"}}, status=400)
-
-
 class GroqEmulator(OpenAIEmulator):
     """Groq's Files and Batches API on 127.0.0.1 (see the module docs). Clients use
     ``url + "/openai/v1"``.
 
-    Takes the OpenAI emulator's *clock*, phase durations, *api_key* and *seed*, plus
-    *max_requests* / *max_bytes* (Groq's limits by default) and *echo_metadata*. Also a
+    Takes the OpenAI emulator's *clock*, phase durations, *api_key*, *echo_metadata* and
+    *seed*, plus *max_requests* / *max_bytes* (Groq's limits by default). Also a
     ``ContractBackend`` for batchcore's conformance kit.
     """
 
@@ -93,76 +84,12 @@ class GroqEmulator(OpenAIEmulator):
             api_key=api_key,
             max_requests=max_requests,
             max_bytes=max_bytes,
+            completion_windows=groq.COMPLETION_WINDOWS,
+            endpoints=groq.BATCH_ENDPOINTS,
+            batch_list_cursors=False,  # Groq's SDK types the list as {"object", "data"}
+            echo_metadata=echo_metadata,
             seed=seed,
         )
-        self.echo_metadata = echo_metadata
-        #: batch id -> (the completion window as sent, its length in seconds)
-        self._windows: dict[str, tuple[str, float]] = {}
-
-    # -- Groq's differences ----------------------------------------------------------------
-
-    def _create_batch(self, request: Request) -> Response:
-        try:
-            body = request.json()
-        except orjson.JSONDecodeError:
-            body = None
-        window = body.get("completion_window") if isinstance(body, dict) else None
-        if not isinstance(body, dict) or not isinstance(window, str):
-            return super()._create_batch(request)  # OpenAI's answer to a malformed create
-        seconds = groq.window_seconds(window)
-        if seconds is None or not groq.MIN_WINDOW_SECONDS <= seconds <= groq.MAX_WINDOW_SECONDS:
-            return _error(
-                f"Invalid value for 'completion_window': {window!r}. Durations from 24h to 7d "
-                "are supported.",
-                "completion_window",
-            )
-        if isinstance(body.get("endpoint"), str) and body["endpoint"] != CHAT_COMPLETIONS:
-            return _error(
-                f"Invalid value for 'endpoint': {body['endpoint']!r}. Currently "
-                f"{CHAT_COMPLETIONS} is supported.",
-                "endpoint",
-            )
-        # The OpenAI emulator takes OpenAI's one window: the batch is created under it, then
-        # given the window it asked for, which decides what it shows and when it expires.
-        as_openai = {**body, "completion_window": groq.DEFAULT_COMPLETION_WINDOW}
-        with self._lock:
-            response = super()._create_batch(attrs.evolve(request, body=orjson.dumps(as_openai)))
-            self.created_batch_requests[-1] = body  # what the client sent
-            created = orjson.loads(response.body) if isinstance(response.body, bytes) else None
-            if response.status != 200 or not isinstance(created, dict):
-                return response
-            self._windows[created["id"]] = (window, float(seconds))
-            response.body = orjson.dumps(self.batch(created["id"]))
-            return response
-
-    def _phase(self, batch: Any) -> Any:
-        with self._lock:  # every reader of the timing holds the lock
-            window = self._windows.get(batch.id)
-            if window is None:
-                return super()._phase(batch)
-            timing, self.timing = self.timing, attrs.evolve(self.timing, window=window[1])
-            try:
-                return super()._phase(batch)
-            finally:
-                self.timing = timing
-
-    def _batch_json(self, batch: Any) -> dict[str, Any]:
-        data = super()._batch_json(batch)
-        with self._lock:
-            window = self._windows.get(batch.id)
-        if window is not None:
-            data["completion_window"] = window[0]
-        if not self.echo_metadata:
-            del data["metadata"]
-        return data
-
-    def _list_batches(self, request: Request) -> Response:
-        return Response.json({"object": "list", "data": self.batches()[::-1]})
-
-    def _on_stop(self) -> None:
-        super()._on_stop()
-        with self._lock:
-            self._windows.clear()
 
 
 # -- the sandbox (the CLI runs on it with --sandbox) ------------------------------------------

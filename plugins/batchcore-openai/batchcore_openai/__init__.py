@@ -4,6 +4,8 @@ Importing this package imports no SDK: the provider classes (which use the ``ope
 the emulator load on first access.
 
 * :class:`OpenAIBatchProvider`, :class:`AzureOpenAIBatchProvider` - the providers;
+* :data:`IDEMPOTENCY_METADATA_KEY` - the batch metadata key a create's idempotency key rides
+  in (a provider built on these finds a batch whose create answer was lost by it);
 * :mod:`batchcore_openai.testing` - an emulator of the OpenAI Files and Batches API.
 """
 
@@ -17,7 +19,15 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["AzureOpenAIBatchProvider", "OpenAIBatchProvider", "__version__"]
+__all__ = [
+    "IDEMPOTENCY_METADATA_KEY",
+    "AzureOpenAIBatchProvider",
+    "OpenAIBatchProvider",
+    "__version__",
+]
+
+#: The batch metadata key that carries a payload's idempotency key.
+IDEMPOTENCY_METADATA_KEY = "batchcore_idempotency_key"
 
 _LAZY = {
     "OpenAIBatchProvider": "batchcore_openai.provider",

@@ -232,6 +232,8 @@ class EmulatedBatch:
     input_file_id: str
     input_path: Path
     completion_window: str
+    #: The length of the batch's completion window: it expires that long after its creation.
+    window_seconds: float
     metadata: dict[str, str] | None
     model: str | None
     created_at: float
@@ -255,6 +257,7 @@ class EmulatedBatch:
         input_file_id: str,
         input_path: Path,
         completion_window: str,
+        window_seconds: float,
         metadata: dict[str, str] | None,
         scan: InputScan,
         created_at: float,
@@ -268,6 +271,7 @@ class EmulatedBatch:
             input_file_id=input_file_id,
             input_path=input_path,
             completion_window=completion_window,
+            window_seconds=window_seconds,
             metadata=metadata,
             model=scan.model,
             created_at=created_at,
@@ -278,12 +282,12 @@ class EmulatedBatch:
         )
 
     def phase(self, now: float, timing: Timing, *, expires: bool) -> Phase:
-        """Where the batch stands at *now*."""
+        """Where the batch stands at *now* (its own window instead of *timing*'s)."""
         return phase_of(
             now,
             created_at=self.created_at,
             total=self.total,
-            timing=timing,
+            timing=attrs.evolve(timing, window=self.window_seconds),
             invalid=bool(self.errors),
             cancel_requested_at=self.cancel_requested_at,
             expires=expires,

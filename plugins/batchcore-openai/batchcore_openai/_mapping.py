@@ -10,7 +10,7 @@ here: the caller's ``result_error`` (the core's one rule) decides.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from batchcore.plugin import (
     BatchResult,
     BatchState,
     BatchStatus,
+    ConfigurationError,
     InvalidRequestError,
     ResponseLostError,
     ResultError,
@@ -35,10 +36,13 @@ from batchcore.plugin import (
     Usage,
     parse_timestamp,
 )
+from batchcore_openai import IDEMPOTENCY_METADATA_KEY
 
 __all__ = [
     "AZURE_BATCH_ENDPOINTS",
     "BATCH_ENDPOINTS",
+    "COMPLETION_WINDOWS",
+    "DEFAULT_COMPLETION_WINDOW",
     "IDEMPOTENCY_METADATA_KEY",
     "OPENAI_MODEL_PATTERNS",
     "RETRYABLE_RESULT_CODES",
@@ -50,6 +54,7 @@ __all__ = [
     "batch_state",
     "batch_status",
     "batches_made_for",
+    "completion_window",
     "encode_line",
     "failed_batch_results",
     "input_count",
@@ -89,8 +94,10 @@ BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS, EMBEDDINGS, RESPONSES, COMPLETION
 #: The endpoints Azure OpenAI batches.
 AZURE_BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS, RESPONSES})
 
-#: The batch metadata key that carries a payload's idempotency key.
-IDEMPOTENCY_METADATA_KEY = "batchcore_idempotency_key"
+#: The ``completion_window`` values OpenAI and Azure OpenAI take ("Currently only `24h` is
+#: supported": ``CreateBatchRequest`` in OpenAI's spec), and the one a batch gets by default.
+COMPLETION_WINDOWS = frozenset({"24h"})
+DEFAULT_COMPLETION_WINDOW = "24h"
 
 _CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
 
@@ -176,6 +183,19 @@ def request_problem(
                 "own fields",
             )
     return None
+
+
+def completion_window(
+    config: Mapping[str, Any], *, accepted: Collection[str], default: str, described: str | None
+) -> str:
+    """Config ``completion_window`` (else *default*), checked offline against *accepted*:
+    :class:`ConfigurationError` for another value, telling what is accepted (*described*, else
+    the values listed), so a window the API refuses is never sent."""
+    value = config.get("completion_window", default)
+    if isinstance(value, str) and value in accepted:
+        return value
+    wanted = described or " or ".join(map(repr, sorted(accepted)))
+    raise ConfigurationError(f"config 'completion_window' must be {wanted}, got {value!r}")
 
 
 def input_count(value: Any) -> int:

@@ -10,10 +10,20 @@ exception holds the request, Authorization header included, so it must not ride 
 
 The SDK client is built on the first network call, so ``prepare_payloads`` works offline and
 without a key.
+
+A provider for another OpenAI-compatible Batch API subclasses :class:`OpenAIBatchProvider` and
+declares its differences as class attributes: the base's (``PROVIDER_NAME``, ``DEFAULT_LIMITS``,
+``SUPPORTED_MODELS``, ``CONFIG_KEYS``, ``API_KEY_ENV``, ``BASE_URL_ENV``, ``DEFAULT_BASE_URL``,
+...) and this one's: ``SUPPORTED_ENDPOINTS``, ``PROVIDER_PARAMS_KEYS``, the completion windows
+(``COMPLETION_WINDOWS``, ``DEFAULT_COMPLETION_WINDOW``, ``COMPLETION_WINDOWS_DESCRIPTION``) and
+``OPENAI_ACCOUNT_HEADERS``. The batch metadata key of the idempotency key is
+:data:`batchcore_openai.IDEMPOTENCY_METADATA_KEY`.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -57,22 +67,27 @@ T = TypeVar("T")
 _DOWNLOAD_CHUNK = 1 << 20
 #: How much older than the attempt a batch may look (clocks differ) and still be its batch.
 _CLOCK_SKEW = timedelta(minutes=10)
+#: Left out of every call (the SDK would fill them from OPENAI_ORG_ID / OPENAI_PROJECT_ID) when a
+#: provider sends no OpenAI account headers.
+_NO_OPENAI_ACCOUNT = cast(
+    Mapping[str, str], {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}
+)
 
 
 class OpenAIBatchProvider(BaseBatchProvider):
     """Batches on the OpenAI Batch API (``openai``), or any OpenAI-compatible service.
 
     Config: ``api_key`` (or ``OPENAI_API_KEY``), ``base_url`` (or ``OPENAI_BASE_URL``),
-    ``organization``, ``project``, ``timeout``, ``max_retries``, ``models`` (extra model names
-    or patterns, e.g. for Groq or a local gateway), ``max_requests_per_batch``,
-    ``max_bytes_per_batch``, ``workdir``.
+    ``organization``, ``project``, ``completion_window`` (``"24h"``, the only one OpenAI
+    takes), ``timeout``, ``max_retries``, ``models`` (extra model names or patterns, e.g. for a
+    local gateway), ``max_requests_per_batch``, ``max_bytes_per_batch``, ``workdir``.
     """
 
     PROVIDER_NAME = "openai"
     # OpenAI states "200 MB"; the decimal reading is the one that can never be too big.
     DEFAULT_LIMITS = BatchLimits(max_requests=50_000, max_bytes=200_000_000)
     SUPPORTED_MODELS: ClassVar[tuple[str, ...]] = wire.OPENAI_MODEL_PATTERNS
-    CONFIG_KEYS = frozenset({"organization", "project"})
+    CONFIG_KEYS = frozenset({"organization", "project", "completion_window"})
     API_KEY_ENV: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     BASE_URL_ENV: ClassVar[tuple[str, ...]] = ("OPENAI_BASE_URL",)
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.openai.com/v1"
@@ -95,12 +110,39 @@ class OpenAIBatchProvider(BaseBatchProvider):
     #: How many pages (of how many batches) of the newest batches are searched for a key.
     IDEMPOTENCY_SEARCH_PAGES: ClassVar[int] = 5
     IDEMPOTENCY_SEARCH_PAGE_SIZE: ClassVar[int] = 100
+    #: The ``completion_window`` values the API takes. Config ``completion_window`` picks one
+    #: (checked when the provider is built, so a refused window is never sent), else
+    #: ``DEFAULT_COMPLETION_WINDOW``. A refusal says what is accepted: the values listed, or
+    #: ``COMPLETION_WINDOWS_DESCRIPTION`` when set (for a set too large to list).
+    COMPLETION_WINDOWS: ClassVar[frozenset[str]] = wire.COMPLETION_WINDOWS
+    DEFAULT_COMPLETION_WINDOW: ClassVar[str] = wire.DEFAULT_COMPLETION_WINDOW
+    COMPLETION_WINDOWS_DESCRIPTION: ClassVar[str | None] = None
+    #: Whether calls carry OpenAI's account headers (``OpenAI-Organization``, ``OpenAI-Project``:
+    #: config ``organization`` / ``project``, else the SDK's ``OPENAI_ORG_ID`` /
+    #: ``OPENAI_PROJECT_ID``). False for another vendor: those name an OpenAI account and are then
+    #: never sent, and a set ``OPENAI_CUSTOM_HEADERS`` (which the SDK adds to every call) is
+    #: warned about on the logger of the provider's own package.
+    OPENAI_ACCOUNT_HEADERS: ClassVar[bool] = True
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
+        #: The ``completion_window`` every create of this provider sends.
+        self.completion_window = wire.completion_window(
+            self.config,
+            accepted=self.COMPLETION_WINDOWS,
+            default=self.DEFAULT_COMPLETION_WINDOW,
+            described=self.COMPLETION_WINDOWS_DESCRIPTION,
+        )
         self._client: openai.OpenAI | None = None
         self._client_lock = threading.Lock()
         self._local = threading.local()
+
+    def __repr__(self) -> str:
+        key = "set" if self.api_key is not None else "unset"
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, "
+            f"completion_window={self.completion_window!r}, api_key={key})"
+        )
 
     # -- preparing -------------------------------------------------------------------------
 
@@ -160,14 +202,15 @@ class OpenAIBatchProvider(BaseBatchProvider):
     def create_batch(
         self, payload: BatchPayload, *, staged: Mapping[str, Any], idempotency_key: str
     ) -> BatchHandle:
-        """Create the batch, its metadata carrying *idempotency_key*. Never repeated here when
-        the answer is lost: the core finds the batch by its key instead."""
+        """Create the batch with the configured completion window, its metadata carrying
+        *idempotency_key*. Never repeated here when the answer is lost: the core finds the
+        batch by its key instead."""
         batch = self._call(
             "create batch",
             lambda sdk: sdk.batches.with_raw_response.create(
                 input_file_id=str(staged.get("input_file_id")),
                 endpoint=cast(Any, payload.endpoint),
-                completion_window="24h",
+                completion_window=cast(Any, self.completion_window),
                 metadata={wire.IDEMPOTENCY_METADATA_KEY: idempotency_key},
             ),
             idempotent=False,
@@ -240,14 +283,26 @@ class OpenAIBatchProvider(BaseBatchProvider):
     # -- talking through the SDK -----------------------------------------------------------
 
     def _build_client(self) -> openai.OpenAI:
+        if self.OPENAI_ACCOUNT_HEADERS:
+            # None lets the SDK read OPENAI_ORG_ID / OPENAI_PROJECT_ID, as it always does.
+            account: dict[str, Any] = {
+                "organization": read_str(self.config, "organization"),
+                "project": read_str(self.config, "project"),
+            }
+        else:
+            account = {"default_headers": _NO_OPENAI_ACCOUNT}
+            if os.environ.get("OPENAI_CUSTOM_HEADERS"):
+                logging.getLogger(type(self).__module__.partition(".")[0]).warning(
+                    "OPENAI_CUSTOM_HEADERS is set: the openai SDK adds those headers to every "
+                    "call, including this provider's calls to %s",
+                    self.PROVIDER_NAME,
+                )
         return openai.OpenAI(
             api_key=self.require_api_key(),
             base_url=self.base_url,
-            # None lets the SDK read OPENAI_ORG_ID / OPENAI_PROJECT_ID, as it always does.
-            organization=read_str(self.config, "organization"),
-            project=read_str(self.config, "project"),
             timeout=self.timeout,
             max_retries=0,  # retries are the core's, the same for every provider
+            **account,
         )
 
     def _sdk(self) -> openai.OpenAI:
@@ -377,13 +432,14 @@ class AzureOpenAIBatchProvider(OpenAIBatchProvider):
     ``AZURE_OPENAI_API_KEY``), ``deployments`` (the batch deployment names: the models this
     provider serves; a request's ``model`` is the deployment name), optionally ``api_version``
     (selects the legacy ``/openai/...?api-version=`` API; without it the v1 API is used) or
-    ``base_url`` (the full API root, instead of ``azure_endpoint``), plus the common keys.
+    ``base_url`` (the full API root, instead of ``azure_endpoint``), ``completion_window``
+    (``"24h"``, the only one Azure takes), plus the common keys.
     """
 
     PROVIDER_NAME = "azure-openai"
     DEFAULT_LIMITS = BatchLimits(max_requests=100_000, max_bytes=200_000_000)
     SUPPORTED_MODELS = ()
-    CONFIG_KEYS = frozenset({"azure_endpoint", "api_version", "deployments"})
+    CONFIG_KEYS = frozenset({"azure_endpoint", "api_version", "deployments", "completion_window"})
     API_KEY_ENV = ("AZURE_OPENAI_API_KEY",)
     BASE_URL_ENV = ()
     DEFAULT_BASE_URL = None

@@ -45,6 +45,13 @@ What it does, the way the API does it:
   validating, an empty error file on success, no expiry.
 
 Every route is also served under ``/openai/v1`` and ``/openai`` (the Azure spellings).
+
+Another OpenAI-compatible Batch API is this emulator with constructor options:
+``completion_windows`` (the windows it takes, each with its length: a batch expires at the end
+of its own), ``endpoints`` (the batch endpoints it takes), ``batch_list_cursors=False`` (the
+batch list as ``{"object": "list", "data": [...]}``, every batch, newest first),
+``echo_metadata=False`` (Batch objects without ``metadata``), ``max_requests`` / ``max_bytes``;
+and the class attributes ``CREATE_ROUTE`` and ``WORKDIR_PREFIX``.
 """
 
 from __future__ import annotations
@@ -55,9 +62,10 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
@@ -123,6 +131,11 @@ _TIMESTAMPS = (
 _FILE_TTL = 30 * 24 * 3600  # batch files expire after 30 days by default
 # OpenAI's documented metadata limits (the spec's descriptions; its schema leaves them out).
 _METADATA_PAIRS, _METADATA_KEY, _METADATA_VALUE = 16, 64, 512
+#: OpenAI's completion windows ("Currently only `24h` is supported") and their lengths.
+_OPENAI_WINDOWS: Mapping[str, float] = MappingProxyType({"24h": 86_400.0})
+#: The window the spec's ``CreateBatchRequest`` enum lists, which a create body is checked with
+#: once its own window has passed this emulator's ``completion_windows``.
+_SPEC_WINDOW = "24h"
 
 
 def _error(message: str, kind: str, code: str | None, param: str | None = None) -> dict[str, Any]:
@@ -226,6 +239,15 @@ class OpenAIEmulator(VendorEmulator):
     *max_bytes*: the per-batch limits enforced at validation. *seed* fixes ids, request ids
     and the shuffled completion order.
 
+    For another OpenAI-compatible API: *completion_windows* maps each ``completion_window`` a
+    create may name to its length in seconds (OpenAI's: ``{"24h": 86400}``); a batch expires at
+    the end of its own window, and another window gets a 400. *endpoints*: the batch endpoints
+    a create may name (default: every endpoint the emulator answers); another gets a 400.
+    *batch_list_cursors* False answers ``GET /batches`` with every batch, newest first, as
+    ``{"object": "list", "data": [...]}`` (no ``first_id`` / ``last_id`` / ``has_more``;
+    ``limit`` and ``after`` ignored). *echo_metadata* False leaves ``metadata`` out of Batch
+    objects (the attribute can be changed while running).
+
     Also a ``ContractBackend`` for batchcore's conformance kit (``FAULTS``, :meth:`advance`,
     :meth:`inject_fault`, :meth:`call_count`, :meth:`batch_count`, :meth:`failing_request`).
     """
@@ -248,8 +270,20 @@ class OpenAIEmulator(VendorEmulator):
         deployments: Collection[str] | None = None,
         max_requests: int | None = None,
         max_bytes: int = 200_000_000,
+        completion_windows: Mapping[str, float] | None = None,
+        endpoints: Collection[str] | None = None,
+        batch_list_cursors: bool = True,
+        echo_metadata: bool = True,
         seed: int = 0,
     ) -> None:
+        windows = _OPENAI_WINDOWS if completion_windows is None else completion_windows
+        if not windows or any(seconds <= 0 for seconds in windows.values()):
+            raise ValueError("completion_windows must map at least one window to its seconds")
+        unanswered = set(endpoints or ()) - EMULATED_ENDPOINTS
+        if endpoints is not None and (not endpoints or unanswered):
+            raise ValueError(
+                f"endpoints must be some of {sorted(EMULATED_ENDPOINTS)}, got {sorted(endpoints)}"
+            )
         super().__init__(clock=clock if clock is not None else ManualClock())
         self.timing = Timing(
             validating=validating_seconds,
@@ -262,6 +296,10 @@ class OpenAIEmulator(VendorEmulator):
         self.deployments = frozenset(deployments) if deployments is not None else None
         self.max_requests = max_requests or (100_000 if azure else 50_000)
         self.max_bytes = max_bytes
+        self.completion_windows: Mapping[str, float] = MappingProxyType(dict(windows))
+        self.endpoints = frozenset(endpoints) if endpoints is not None else EMULATED_ENDPOINTS
+        self.batch_list_cursors = batch_list_cursors
+        self.echo_metadata = echo_metadata
         self.seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -496,15 +534,8 @@ class OpenAIEmulator(VendorEmulator):
         if self.azure and isinstance(body.get("endpoint"), str):
             # Azure's older spelling, "/chat/completions", names the same endpoint.
             body = {**body, "endpoint": normalise_url(body["endpoint"])}
-        _spec_check("CreateBatchRequest", body)
-        endpoint = body["endpoint"]
-        if endpoint not in EMULATED_ENDPOINTS:
-            raise _ApiError(
-                400,
-                f"The emulator does not answer {endpoint} batches.",
-                param="endpoint",
-                code="unsupported_value",
-            )
+        self._check_create(body)
+        endpoint, window = body["endpoint"], body["completion_window"]
         metadata = _check_metadata(body.get("metadata"))
         stored = self._files.get(body["input_file_id"])
         if stored is None:
@@ -559,7 +590,8 @@ class OpenAIEmulator(VendorEmulator):
                 endpoint=endpoint,
                 input_file_id=stored.id,
                 input_path=stored.path,
-                completion_window=body["completion_window"],
+                completion_window=window,
+                window_seconds=self.completion_windows[window],
                 metadata=metadata,
                 scan=scan,
                 created_at=self.now(),
@@ -567,6 +599,42 @@ class OpenAIEmulator(VendorEmulator):
             )
             self._batches[batch.id] = batch
             return Response.json(self._batch_json(batch))
+
+    def _check_create(self, body: dict[str, Any]) -> None:
+        """The API's 400 for a create body that OpenAI's ``CreateBatchRequest`` refuses, or that
+        names a window or an endpoint this emulator does not take."""
+        window = body.get("completion_window")
+        if isinstance(window, str):
+            if window not in self.completion_windows:
+                ordered = sorted(
+                    self.completion_windows, key=lambda w: (self.completion_windows[w], w)
+                )
+                raise _ApiError(
+                    400,
+                    f"Invalid value for 'completion_window': {window!r}. Supported values are: "
+                    f"{_listed(ordered)}.",
+                    param="completion_window",
+                    code="invalid_value",
+                )
+            # The spec's enum holds OpenAI's window; this emulator's were checked above.
+            body = {**body, "completion_window": _SPEC_WINDOW}
+        _spec_check("CreateBatchRequest", body)
+        endpoint = body["endpoint"]
+        if endpoint not in EMULATED_ENDPOINTS:
+            raise _ApiError(
+                400,
+                f"The emulator does not answer {endpoint} batches.",
+                param="endpoint",
+                code="unsupported_value",
+            )
+        if endpoint not in self.endpoints:
+            raise _ApiError(
+                400,
+                f"Invalid value for 'endpoint': {endpoint!r}. Supported values are: "
+                f"{_listed(sorted(self.endpoints))}.",
+                param="endpoint",
+                code="invalid_value",
+            )
 
     def _get_batch(self, batch_id: str) -> EmulatedBatch:
         batch = self._batches.get(batch_id)
@@ -579,6 +647,10 @@ class OpenAIEmulator(VendorEmulator):
             return Response.json(self._batch_json(self._get_batch(request.path_params["batch_id"])))
 
     def _list_batches(self, request: Request) -> Response:
+        if not self.batch_list_cursors:
+            with self._lock:
+                data = [self._batch_json(batch) for batch in reversed(self._batches.values())]
+            return Response.json({"object": "list", "data": data})
         limit = self._limit(request, default=20, maximum=100)
         with self._lock:
             items = list(reversed(self._batches.values()))
@@ -704,8 +776,14 @@ class OpenAIEmulator(VendorEmulator):
                 "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
                 "total_tokens": usage.total_tokens,
             },
-            "metadata": batch.metadata,
+            **({"metadata": batch.metadata} if self.echo_metadata else {}),
         }
+
+
+def _listed(values: Iterable[str]) -> str:
+    """Accepted values as a refusal lists them: all of a few, the ends of many."""
+    shown = [repr(value) for value in values]
+    return ", ".join(shown if len(shown) <= 6 else [*shown[:3], "...", shown[-1]])
 
 
 def _list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
