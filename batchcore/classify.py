@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from batchcore.models import ResultError
 
 _MAX_MESSAGE = 500
+#: Where vendors put the id of a request, for support (OpenAI, Anthropic, Mistral, Google).
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "mistral-correlation-id", "x-goog-request-id")
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -132,13 +134,32 @@ def _error_fields(body: Any) -> tuple[str | None, str | None, str | None]:
         return error, None, request_id
     if not isinstance(error, Mapping):
         return None, None, request_id
-    message = error.get("message")
+    message = _text_of(error.get("message")) or _text_of(error.get("detail"))
     code = error.get("code") or error.get("type")
     return (
-        str(message) if message is not None else None,
+        message,
         str(code) if code is not None else None,
         request_id if isinstance(request_id, str) else None,
     )
+
+
+def _text_of(value: Any) -> str | None:
+    """A message as vendors spell it: a string, or a list of strings or of validation items
+    (``{"loc": [...], "msg": ...}``, as FastAPI-style 422 bodies have)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for item in value[:5]:
+            if isinstance(item, Mapping) and "msg" in item:
+                where = ".".join(str(p) for p in item.get("loc") or ())
+                parts.append(f"{where}: {item['msg']}" if where else str(item["msg"]))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts) or None
+    return str(value)
 
 
 def error_from_response(
@@ -152,7 +173,8 @@ def error_from_response(
 ) -> ProviderError:
     """The exception for a failed HTTP call. Never raises; never leaks *secrets*."""
     message, code, request_id = _error_fields(body)
-    request_id = request_id or _header(headers, "x-request-id") or _header(headers, "request-id")
+    for name in _REQUEST_ID_HEADERS:
+        request_id = request_id or _header(headers, name)
     retry_after = parse_retry_after(headers)
     text = (message or f"HTTP {status_code}")[:_MAX_MESSAGE]
     if action:
