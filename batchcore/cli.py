@@ -50,6 +50,7 @@ from batchcore.errors import (
 )
 from batchcore.jobs import (
     BatchRunner,
+    BudgetError,
     JobBusyError,
     JobInfo,
     JobNotFoundError,
@@ -139,6 +140,18 @@ def parse_config(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_budget(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = text.strip().lstrip("$")
+    try:
+        if float(value) <= 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--budget takes a positive amount of US dollars, got {text!r}") from None
+    return value
 
 
 def parse_duration(text: str | None, option: str) -> timedelta | None:
@@ -343,6 +356,7 @@ def _create_job(session: Session, *, sandbox: bool) -> tuple[BatchRunner, str, B
             options=options,
             deadline=parse_duration(args.deadline, "--deadline"),
             reuse_results=args.reuse_results,
+            budget_usd=parse_budget(args.budget),
         )
     except InvalidRequestError as error:
         if error.field == "custom_id" and error.custom_id and "more than once" in error.message:
@@ -362,6 +376,50 @@ def cmd_run(session: Session) -> int:
     runner, job_id, provider = _create_job(session, sandbox=session.wants_sandbox())
     info = runner.drive(job_id, provider=provider)
     return _finish(session, runner, info)
+
+
+def cmd_estimate(session: Session) -> int:
+    args = session.args
+    path = Path(args.input)
+    if not path.is_file():
+        raise UsageError(f"input file {path} does not exist")
+    cls = batch_provider_registry.get(args.provider)
+    provider = cls(config=parse_config(args.config))
+    session.callback(provider.close)
+    runner = BatchRunner(session.store(readonly=True))
+    estimate = runner.estimate(
+        provider, read_requests(path, provider, model=args.model), model=args.model
+    )
+    if args.json:
+        session.stdout.write(orjson.dumps(estimate.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        session.stdout.write("\n")
+        return EXIT_OK
+    out = session.stdout
+    tokens = f"{estimate.input_tokens_expected:,} expected, at most {estimate.input_tokens_upper:,}"
+    out.write(
+        f"{estimate.requests:,} requests in {estimate.batches} batch(es) on {args.provider}\n"
+    )
+    out.write(f"  input tokens: {tokens}\n")
+    bound = estimate.max_output_tokens
+    out.write(
+        f"  output tokens: at most {bound:,}\n"
+        if bound is not None
+        else "  output tokens: unbounded (set max_tokens)\n"
+    )
+    if estimate.cost_usd_expected is not None:
+        out.write(
+            f"  cost at batch prices: ${estimate.cost_usd_expected:.4f} expected, at most "
+            f"${estimate.cost_usd_max:.4f}\n"
+            if estimate.cost_usd_max is not None
+            else f"  cost at batch prices: ${estimate.cost_usd_expected:.4f} expected\n"
+        )
+    else:
+        why = estimate.pricing_error or ("no price known for " + ", ".join(estimate.unknown_prices))
+        out.write(f"  cost: unknown ({why})\n")
+    out.write(f"  how: {estimate.method}\n")
+    for line in estimate.assumptions:
+        out.write(f"  assumption: {line}\n")
+    return EXIT_OK
 
 
 def cmd_submit(session: Session) -> int:
@@ -431,9 +489,11 @@ def cmd_status(session: Session) -> int:
     runner = session.runner(readonly=True)
     info = runner.info(session.args.job)
     if session.args.json:
-        session.stdout.write(
-            orjson.dumps(info.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
-        )
+        data = info.to_dict()
+        cost = runner.cost(info.id)
+        data["cost_usd"] = None if cost.cost_usd is None else float(cost.cost_usd)
+        data["cost"] = cost.to_dict()
+        session.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
     out = session.stdout
     out.write(summary_line(info) + "\n")
@@ -445,6 +505,16 @@ def cmd_status(session: Session) -> int:
         out.write(f"  driven by {info.owner} (lease{until})\n")
     if info.error:
         out.write(f"  last error: {info.error}\n")
+    cost = runner.cost(info.id)
+    if cost.models:
+        if cost.cost_usd is not None:
+            saving = (
+                f", ${cost.saving_usd:.4f} less than at standard prices" if cost.saving_usd else ""
+            )
+            out.write(f"  cost so far: ${cost.cost_usd:.4f} at batch prices{saving}\n")
+        else:
+            why = cost.pricing_error or "no price known for " + ", ".join(cost.unknown_prices)
+            out.write(f"  cost: unknown ({why})\n")
     for batch in info.batches:
         status = batch.status
         counts = (
@@ -640,6 +710,12 @@ def build_parser() -> argparse.ArgumentParser:
             "finished results kept, unfinished requests end cancelled (deadline_exceeded)",
         )
         sub.add_argument(
+            "--budget",
+            metavar="USD",
+            help="refuse the job (exit 2, nothing recorded or sent) when its estimated cost "
+            "could exceed this many dollars; retry rounds stop before crossing it",
+        )
+        sub.add_argument(
             "--reuse-results",
             action="store_true",
             help="answer requests already answered successfully by an earlier job of this "
@@ -667,6 +743,16 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="OUT.jsonl",
                 help="results file (default: JOB.results.jsonl)",
             )
+
+    sub = add(
+        "estimate",
+        "Estimate INPUT's tokens and cost at batch prices, offline: nothing is recorded or sent.",
+    )
+    sub.add_argument("input", help="JSONL: unified requests or OpenAI batch lines")
+    sub.add_argument("--provider", required=True, help="provider name (`batchcore providers`)")
+    sub.add_argument("--model", help="use this model for every request")
+    config_option(sub, "provider config (limits, models) for the split into batches")
+    sub.add_argument("--json", action="store_true")
 
     sub = add("status", "Show a job's state and batches (reads the store only).")
     job_options(sub)
@@ -736,6 +822,7 @@ COMMANDS = {
     "providers": cmd_providers,
     "run": cmd_run,
     "submit": cmd_submit,
+    "estimate": cmd_estimate,
     "status": cmd_status,
     "wait": cmd_wait,
     "resume": cmd_wait,
@@ -813,7 +900,7 @@ def main(
 
 def exit_code_for(error: Exception) -> int:
     """The documented exit code of an error (70 for a bug)."""
-    if isinstance(error, UsageError | ConfigurationError):
+    if isinstance(error, UsageError | ConfigurationError | BudgetError):
         return EXIT_USAGE
     if isinstance(error, InvalidRequestError) and error.status_code is None:
         return EXIT_USAGE  # found locally, before anything was submitted

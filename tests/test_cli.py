@@ -479,3 +479,22 @@ def test_deadline_and_reuse_flags(tmp_path: Path) -> None:
     assert options["reuse_results"] is True and options["deadline"] > 0
     code, _, err = cli("run", str(source), "--provider", "instant", "--deadline", "soon")
     assert code == 2 and "--deadline takes a duration" in err
+
+
+def test_estimate_is_offline_and_a_budget_that_cannot_be_checked_refuses(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a"), unified("b", max_tokens=100)])
+    calls = BACKEND.call_count()
+    code, out, err = cli("estimate", str(source), "--provider", "instant", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["requests"] == 2 and report["batches"] == 1
+    assert report["input_tokens"]["expected"] > 0 and report["max_output_tokens"] == 108
+    assert report["cost_usd_max"] is None  # the fake model has no price: said, not invented
+    code, out, err = cli("estimate", str(source), "--provider", "instant")
+    assert code == 0 and "cost: unknown" in out
+    code, out, err = cli("run", str(source), "--provider", "instant", "--budget", "5")
+    assert code == 2 and "budget" in err and out == ""
+    assert cli("jobs", "--json")[1].strip() == "[]"
+    assert BACKEND.call_count() == calls  # nothing was sent
+    code, _, err = cli("run", str(source), "--provider", "instant", "--budget", "-1")
+    assert code == 2 and "--budget takes a positive amount" in err
