@@ -66,6 +66,10 @@ class Database(Protocol):
         """A transaction that also serialises everyone using *name* (first opens, migrations)."""
         ...
 
+    def refresh_statistics(self, table: str) -> None:
+        """Let the query planner see what a bulk insert into *table* changed."""
+        ...
+
     def lock_rows(self, alias: str) -> str:
         """The clause that locks the selected rows of *alias* for this transaction, skipping
         rows another transaction holds ("" where transactions already run one at a time)."""
@@ -193,7 +197,13 @@ class SQLiteDatabase:
             yield from rows
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._run(lambda: self._db.execute(sql, params).rowcount)  # type: ignore[no-any-return]
+        def work() -> int:
+            # Counted from total_changes: sqlite3's rowcount is -1 for "WITH ... INSERT".
+            before = self._db.total_changes
+            self._db.execute(sql, params)
+            return self._db.total_changes - before
+
+        return self._run(work)  # type: ignore[no-any-return]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         def work() -> int:
@@ -236,6 +246,9 @@ class SQLiteDatabase:
 
     def lock_rows(self, alias: str) -> str:
         return ""  # a write transaction holds the whole file
+
+    def refresh_statistics(self, table: str) -> None:
+        pass  # SQLite's planner picks the primary key for these lookups without statistics
 
     def _commit(self) -> None:
         failure: sqlite3.Error | None = None

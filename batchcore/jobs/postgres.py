@@ -221,6 +221,11 @@ class PostgresDatabase:
             )
             yield
 
+    def refresh_statistics(self, table: str) -> None:
+        # Without statistics on a table that just grew by thousands of rows, the planner may
+        # scan an index of the whole job for each result instead of the primary key.
+        self.execute(f"ANALYZE {table}")
+
     def lock_rows(self, alias: str) -> str:
         # Many workers claim different rows at once instead of queueing on one.
         return f" FOR UPDATE OF {alias} SKIP LOCKED"

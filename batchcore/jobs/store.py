@@ -47,6 +47,8 @@ HOME_ENV = "BATCHCORE_HOME"
 STORE_ENV = "BATCHCORE_STORE"
 STORE_FILE = "jobs.sqlite3"
 _INSERT_CHUNK = 5000
+#: Results per statement (4 parameters each, under every backend's parameter limit).
+_RESULT_ROWS = 1000
 
 
 def default_store_path() -> Path:
@@ -377,6 +379,8 @@ class JobStore:
             if job.count == 0:
                 raise InvalidRequestError("no requests: a job needs at least one request")
             self._db.execute("UPDATE jobs SET request_count=? WHERE id=?", (job.count, job_id))
+        if job.count >= _INSERT_CHUNK:
+            self._db.refresh_statistics("requests")
 
     def _insert_requests(self, rows: list[tuple[Any, ...]]) -> None:
         failure: StoreError | None = None
@@ -1030,31 +1034,33 @@ class JobStore:
     def save_results(self, job_id: str, row: int, results: Iterable[BatchResult]) -> int:
         """Store results of batch *row* (one transaction). A result only counts for a request
         still assigned to that batch; storing the same result twice changes nothing."""
-        assigned = RequestState.ASSIGNED.value
         items = [
-            (
-                job_id,
-                r.custom_id,
-                row,
-                r.status.value,
-                int(r.retryable),
-                orjson.dumps(r.to_dict()),
-                job_id,
-                r.custom_id,
-                row,
-                assigned,
-            )
+            (r.custom_id, r.status.value, int(r.retryable), orjson.dumps(r.to_dict()))
             for r in results
         ]
+        stored = 0
         with self.transaction():
-            return self._db.executemany(
-                "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
-                " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM requests WHERE job_id=?"
-                " AND custom_id=? AND batch_row=? AND state=?)"
-                " ON CONFLICT (job_id, custom_id) DO UPDATE SET batch_row=excluded.batch_row,"
-                " status=excluded.status, retryable=excluded.retryable, data=excluded.data",
-                items,
-            )
+            # One statement per chunk (not one per result): the results join their requests
+            # on the primary key, and the database sees the whole chunk at once.
+            for first in range(0, len(items), _RESULT_ROWS):
+                chunk = items[first : first + _RESULT_ROWS]
+                values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+                stored += self._db.execute(
+                    f"WITH v(custom_id, status, retryable, data) AS (VALUES {values})"
+                    " INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
+                    " SELECT r.job_id, r.custom_id, r.batch_row, v.status, v.retryable, v.data"
+                    " FROM v JOIN requests r ON r.job_id = ? AND r.custom_id = v.custom_id"
+                    " WHERE r.batch_row = ? AND r.state = ?"
+                    " ON CONFLICT (job_id, custom_id) DO UPDATE SET batch_row=excluded.batch_row,"
+                    " status=excluded.status, retryable=excluded.retryable, data=excluded.data",
+                    [
+                        *(value for item in chunk for value in item),
+                        job_id,
+                        row,
+                        RequestState.ASSIGNED.value,
+                    ],
+                )
+        return stored
 
     def missing_results(self, job_id: str, row: int) -> list[str]:
         """custom_ids assigned to batch *row* with no result from it yet."""

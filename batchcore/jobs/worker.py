@@ -49,7 +49,7 @@ class Worker:
         concurrency: int = 1,
         burst: bool = False,
         claim_seconds: float = 60.0,
-        idle_sleep: float = 5.0,
+        idle_sleep: float = 1.0,
         config: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] | None = None,
