@@ -142,6 +142,12 @@ def parse_config(pairs: Sequence[str]) -> dict[str, Any]:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
+def usd(value: Any) -> str:
+    """Dollars readable at any size: cents for a real bill, six decimals for a test batch."""
+    amount = float(value)
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.6f}"
+
+
 def parse_budget(text: str | None) -> str | None:
     if text is None:
         return None
@@ -408,10 +414,10 @@ def cmd_estimate(session: Session) -> int:
     )
     if estimate.cost_usd_expected is not None:
         out.write(
-            f"  cost at batch prices: ${estimate.cost_usd_expected:.4f} expected, at most "
-            f"${estimate.cost_usd_max:.4f}\n"
+            f"  cost at batch prices: {usd(estimate.cost_usd_expected)} expected, at most "
+            f"{usd(estimate.cost_usd_max)}\n"
             if estimate.cost_usd_max is not None
-            else f"  cost at batch prices: ${estimate.cost_usd_expected:.4f} expected\n"
+            else f"  cost at batch prices: {usd(estimate.cost_usd_expected)} expected\n"
         )
     else:
         why = estimate.pricing_error or ("no price known for " + ", ".join(estimate.unknown_prices))
@@ -491,8 +497,9 @@ def cmd_status(session: Session) -> int:
     if session.args.json:
         data = info.to_dict()
         cost = runner.cost(info.id)
-        data["cost_usd"] = None if cost.cost_usd is None else float(cost.cost_usd)
-        data["cost"] = cost.to_dict()
+        real = not info.sandbox  # a sandbox's usage is emulated: it costs nothing
+        data["cost_usd"] = float(cost.cost_usd) if real and cost.cost_usd is not None else None
+        data["cost"] = cost.to_dict() if real else None
         session.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
     out = session.stdout
@@ -506,12 +513,12 @@ def cmd_status(session: Session) -> int:
     if info.error:
         out.write(f"  last error: {info.error}\n")
     cost = runner.cost(info.id)
-    if cost.models:
+    if cost.models and not info.sandbox:  # a sandbox's usage is emulated: no cost to show
         if cost.cost_usd is not None:
             saving = (
-                f", ${cost.saving_usd:.4f} less than at standard prices" if cost.saving_usd else ""
+                f", {usd(cost.saving_usd)} less than at standard prices" if cost.saving_usd else ""
             )
-            out.write(f"  cost so far: ${cost.cost_usd:.4f} at batch prices{saving}\n")
+            out.write(f"  cost so far: {usd(cost.cost_usd)} at batch prices{saving}\n")
         else:
             why = cost.pricing_error or "no price known for " + ", ".join(cost.unknown_prices)
             out.write(f"  cost: unknown ({why})\n")
