@@ -61,11 +61,13 @@ if TYPE_CHECKING:
         Usage,
     )
     from batchcore.provider import BaseBatchProvider
+    from batchcore.structured import StructuredOutputError
 
 # Names whose modules load on first use (PEP 562). Discovering and listing providers needs none
 # of them, and the attrs classes among them are most of the core's import time.
 _LAZY = {
     "Secret": "batchcore.config",
+    "StructuredOutputError": "batchcore.structured",
     "BaseBatchProvider": "batchcore.provider",
     **dict.fromkeys(
         (
@@ -149,6 +151,7 @@ __all__ = [
     "ResultsNotReadyError",
     "Secret",
     "StoreError",
+    "StructuredOutputError",
     "UnsupportedModelError",
     "UnsupportedOperationError",
     "Usage",

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import orjson
@@ -712,6 +712,10 @@ class Usage:
         )
 
 
+#: The type :meth:`BatchResult.parse` returns: the model it is given.
+_Parsed = TypeVar("_Parsed")
+
+
 def _result_status(value: ResultStatus | str) -> ResultStatus:
     # Providers pass the enum member (one result per request): skip the enum's lookup then.
     return value if value.__class__ is ResultStatus else ResultStatus(value)
@@ -748,6 +752,17 @@ class BatchResult:
     def retryable(self) -> bool:
         """Whether resubmitting this request can change the outcome."""
         return self.error is not None and self.error.retryable
+
+    def parse(self, model: type[_Parsed]) -> _Parsed:
+        """The answer as an instance of *model* (a pydantic model, or any type pydantic
+        validates), for a request sent with ``response_format`` from
+        :func:`batchcore.structured.response_format`. Raises
+        :class:`~batchcore.structured.StructuredOutputError` for a result that failed, was
+        refused, has no text, is not JSON or does not match the model. Needs pydantic
+        (``batchcore[pydantic]``)."""
+        from batchcore.structured import parse
+
+        return parse(self, model)
 
     def to_dict(self) -> dict[str, Any]:
         data = {

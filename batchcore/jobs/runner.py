@@ -428,7 +428,7 @@ class BatchRunner:
         batch is submitted). Safe to call again after any failure. *on_progress*: see
         :meth:`run`."""
         if on_progress is not None:
-            observer = self._progress_observer(on_progress)
+            observer = self._progress_observer(job_id, on_progress)
             self.observers.append(observer)
             try:
                 return self.drive(job_id, provider=provider, config=config, wait=wait)
@@ -471,9 +471,15 @@ class BatchRunner:
             with contextlib.suppress(BatchcoreError):
                 self.store.release(job_id, owner)
 
-    def _progress_observer(self, on_progress: Callable[[Progress], None]) -> Observer:
+    def _progress_observer(self, job_id: str, on_progress: Callable[[Progress], None]) -> Observer:
         def observe(event: JobEvent) -> None:
-            on_progress(Progress.of(self.info(event.job_id), event))
+            if event.job_id != job_id:
+                return  # another job driven by this runner
+            cost = None
+            if event.kind in (JobEventKind.RESULTS_FETCHED, JobEventKind.FINISHED):
+                spent = self.cost(job_id).cost_usd
+                cost = None if spent is None or self.info(job_id).sandbox else float(spent)
+            on_progress(Progress.of(self.info(job_id), event, cost_usd=cost))
 
         return observe
 

@@ -33,6 +33,14 @@ moderations endpoints), deterministic:
 * :func:`schema_instance` - a small JSON value valid against a JSON schema: the answer to a
   request for structured output, and the arguments of a forced tool call.
 
+The vendor's queue (what may wait in its batch queue at once):
+
+* :class:`QueueCap`, :class:`Enqueued`, :class:`QueueGate`, :class:`QueueRefusal` - a cap on
+  the input tokens (or requests) of the batches that have not ended, per model or per account,
+  which a vendor emulator enforces the way its vendor does (a create refused, or a batch
+  created and then failed); :func:`input_tokens` - a request's input tokens as the answers'
+  usage counts them.
+
 Failures and ids:
 
 * :data:`FAIL_MARKER`, :class:`FailMarker`, :func:`find_fail_marker` - ``[emulator-fail:...]``
@@ -50,7 +58,7 @@ import random
 import re
 import threading
 from array import array
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -68,11 +76,15 @@ __all__ = [
     "BodyChecker",
     "CompletionOrder",
     "EmulatorStoppedError",
+    "Enqueued",
     "FailMarker",
     "FileStore",
     "InputScan",
     "LineError",
     "Phase",
+    "QueueCap",
+    "QueueGate",
+    "QueueRefusal",
     "RequestIds",
     "Stage",
     "StoredFile",
@@ -80,6 +92,7 @@ __all__ = [
     "UsageTotals",
     "answer_body",
     "find_fail_marker",
+    "input_tokens",
     "iter_file_lines",
     "phase_of",
     "request_id",
@@ -425,6 +438,109 @@ def unfinished(input_path: Path, order: CompletionOrder, done: int) -> Iterator[
             yield index, line
 
 
+# -- the vendor's queue ---------------------------------------------------------------------------
+
+_MEASURES = ("tokens", "requests")
+
+
+@attrs.frozen(kw_only=True)
+class Enqueued:
+    """What one batch holds in a vendor's queue: its model and the input tokens and requests it
+    counts for (an emulator keeps this for each batch it admitted, until the batch ends)."""
+
+    model: str | None
+    tokens: int
+    requests: int
+
+
+@attrs.frozen(kw_only=True)
+class QueueCap:
+    """A vendor's cap on what may wait in its batch queue at once, for an emulator to enforce.
+
+    *limit* counts *measure*: ``"tokens"`` (the input tokens of the batches that have not
+    ended, counted as the emulator's answers report them, :func:`input_tokens` for
+    OpenAI-format bodies) or ``"requests"``. *per_model*: each model has a queue of its own
+    (OpenAI, Azure OpenAI, Gemini, Together count enqueued tokens per model), else one queue
+    holds every model's batches (Anthropic, Mistral count requests per organization or
+    workspace). A batch that would take the queue over *limit* is refused, even one that is
+    over it alone, as vendors refuse it.
+    """
+
+    limit: int = attrs.field(validator=attrs.validators.gt(0))
+    measure: str = attrs.field(default="tokens", validator=attrs.validators.in_(_MEASURES))
+    per_model: bool = True
+
+    def amount(self, batch: Enqueued) -> int:
+        """What *batch* counts for under this cap."""
+        return batch.tokens if self.measure == "tokens" else batch.requests
+
+    def held(self, model: str | None, waiting: Iterable[Enqueued]) -> int:
+        """What the *waiting* batches hold in the queue a batch for *model* joins."""
+        return sum(
+            self.amount(batch) for batch in waiting if not self.per_model or batch.model == model
+        )
+
+
+@attrs.frozen(kw_only=True)
+class QueueRefusal:
+    """Why a batch was refused: the queue it would join held *queued* already, it needed
+    *amount* more, and the cap is ``cap.limit`` (of ``cap.measure``, for *model* when the cap
+    counts per model)."""
+
+    cap: QueueCap
+    model: str | None
+    queued: int
+    amount: int
+
+    @property
+    def limit(self) -> int:
+        return self.cap.limit
+
+    @property
+    def measure(self) -> str:
+        return self.cap.measure
+
+    def describe(self) -> str:
+        """The facts in plain words (a vendor emulator words its own error around them)."""
+        where = f" for {self.model}" if self.model else ""
+        return (
+            f"{self.queued:,} {self.measure} enqueued{where}; this batch needs {self.amount:,} "
+            f"more; the limit is {self.limit:,}"
+        )
+
+
+class QueueGate:
+    """An emulator's batch queue: admits a batch when it fits under :attr:`cap` (None: no cap)
+    beside the batches still waiting, and remembers what that took. Not locked: the emulator
+    calls it under the lock that guards its batches, so two creates never both take the last
+    room.
+
+    :attr:`high_water` is the most the queue ever held once a batch was admitted (in the cap's
+    measure), and :attr:`refused` how many batches were refused: tests read them to show that
+    a client kept under the cap. :attr:`cap` may be changed while the emulator runs.
+    """
+
+    def __init__(self, cap: QueueCap | None = None) -> None:
+        self.cap = cap
+        self.high_water = 0
+        self.refused = 0
+
+    def admit(self, batch: Enqueued, waiting: Iterable[Enqueued]) -> QueueRefusal | None:
+        """None when *batch* fits beside *waiting* (what each batch that has not ended holds),
+        else why not."""
+        cap = self.cap
+        if cap is None:
+            return None
+        queued = cap.held(batch.model, waiting)
+        amount = cap.amount(batch)
+        if queued + amount > cap.limit:
+            self.refused += 1
+            model = batch.model if cap.per_model else None
+            return QueueRefusal(cap=cap, model=model, queued=queued, amount=amount)
+        self.high_water = max(self.high_water, queued + amount)
+        return None
+
+
 # -- failures on demand ---------------------------------------------------------------------------
 
 #: Put ``[emulator-fail:429]`` (any HTTP status) in a request to make it fail inside its batch
@@ -519,6 +635,9 @@ class InputScan:
     errors: list[LineError] = attrs.field(factory=list)
     #: input index -> the ``[emulator-fail:...]`` marker of a valid line that has one.
     failures: dict[int, FailMarker] = attrs.field(factory=dict)
+    #: The input tokens of the valid lines' bodies (:func:`input_tokens`): what the batch
+    #: holds in a vendor's queue of enqueued tokens.
+    tokens: int = 0
 
 
 def scan_input(
@@ -550,6 +669,8 @@ def scan_input(
             continue
         body = checked.get("body")
         model = body.get("model") if isinstance(body, dict) else None
+        if isinstance(body, dict):
+            scan.tokens += input_tokens(body)
         if isinstance(model, str):
             if scan.model is None:
                 scan.model = model
@@ -773,6 +894,13 @@ def _prompt(body: Mapping[str, Any]) -> tuple[str, int]:
             if item.get("role", "user") == "user":
                 last = text
     return last, words
+
+
+def input_tokens(body: Mapping[str, Any]) -> int:
+    """The input tokens of an OpenAI-format request *body* as :func:`answer_body`'s usage counts
+    them (one word of the prompt, one token; at least one): what a vendor's limit on enqueued
+    tokens counts, so an emulator's queue and its answers' usage agree."""
+    return max(_prompt(body)[1], 1)
 
 
 def _limit(body: Mapping[str, Any]) -> int | None:
