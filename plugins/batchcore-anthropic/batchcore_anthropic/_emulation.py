@@ -1,7 +1,12 @@
 """The emulator's model of the Message Batches API, without the HTTP server: what a create body
 must look like (Anthropic's published spec, :func:`spec_validator`), how a batch's requests end
 on the clock, and the objects and result lines the API returns. Used by
-:mod:`batchcore_anthropic.testing`."""
+:mod:`batchcore_anthropic.testing`.
+
+A request asking for structured output (``output_config.format`` of type ``json_schema``; the
+deprecated ``output_format`` is not part of a batch request in the spec) is answered with a JSON
+instance of its schema (:func:`batchcore.testing.emulation.schema_instance`), cut at
+``max_tokens`` like any answer."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Any
 import attrs
 import orjson
 
+from batchcore.testing.emulation import Enqueued, QueueRefusal, schema_instance
 from batchcore.testing.openapi import SpecProblem, SpecValidator
 from batchcore_anthropic._mapping import ERROR_STATUS
 
@@ -28,6 +34,7 @@ __all__ = [
     "Reject",
     "batch_object",
     "error_body",
+    "queue_full_message",
     "result_line",
     "rfc3339",
     "spec_document",
@@ -52,6 +59,18 @@ def error_body(error_type: str, message: str, request_id: str | None = None) -> 
     }
 
 
+def queue_full_message(refusal: QueueRefusal) -> str:
+    """The message of the 429 refusing a batch the processing queue has no room for. Anthropic
+    documents the limit ("maximum batch requests in processing queue"), not this answer: the
+    words are the emulator's, the error type the API's for a 429."""
+    unit = "batch requests" if refusal.measure == "requests" else "input tokens"
+    return (
+        f"Number of {unit} in the processing queue would exceed your organization's limit of "
+        f"{refusal.limit:,}: {refusal.queued:,} are waiting to be processed and this batch "
+        f"adds {refusal.amount:,}. Try again once earlier batches have ended."
+    )
+
+
 class Reject(Exception):
     """Answer the call with the API's error body: *status*, *error_type*, *message*."""
 
@@ -71,6 +90,9 @@ class Item:
     max_tokens: int
     input_tokens: int
     error: tuple[str, str] | None
+    #: The answer's text when the request asks for structured output (shared by requests
+    #: with the same schema), else None.
+    structured: str | None = None
 
 
 @attrs.define(kw_only=True)
@@ -95,6 +117,20 @@ class EmulatedBatch:
 
     def finish_time(self, index: int) -> float:
         return self.created + self.processing_seconds * (index + 1) / len(self.items)
+
+    def enqueued(self, now: float) -> Enqueued | None:
+        """What the batch holds in the organization's processing queue at *now*: its requests
+        not yet processed (Anthropic counts a request "when it has yet to be successfully
+        processed by the model"); None once the batch has ended. Batches mix models: no model
+        is named."""
+        if now >= self.end():
+            return None
+        waiting = [item for index, item in enumerate(self.items) if self.finish_time(index) > now]
+        return Enqueued(
+            model=None,
+            tokens=sum(item.input_tokens for item in waiting),
+            requests=len(waiting),
+        )
 
     def outcomes(self) -> list[str]:
         """How each request ended; only meaningful once the batch has ended (then fixed, since
@@ -180,6 +216,7 @@ def validate_create(body: Any, max_requests: int) -> list[Item]:
         raise _invalid(_spec_message(problems[0]))
     seen: set[str] = set()
     items = []
+    answers: dict[bytes, str | tuple[str, str]] = {}
     for index, entry in enumerate(body["requests"]):
         custom_id = entry["custom_id"]
         if custom_id in seen:
@@ -188,7 +225,7 @@ def validate_create(body: Any, max_requests: int) -> list[Item]:
                 "custom_ids must be unique within a batch"
             )
         seen.add(custom_id)
-        items.append(_item(custom_id, entry["params"], f"requests.{index}.params"))
+        items.append(_item(custom_id, entry["params"], f"requests.{index}.params", answers))
     return items
 
 
@@ -219,21 +256,59 @@ def batch_object(batch: EmulatedBatch, now: float, results_base: str) -> dict[st
     }
 
 
-def _item(custom_id: str, params: Mapping[str, Any], where: str) -> Item:
+def _item(
+    custom_id: str,
+    params: Mapping[str, Any],
+    where: str,
+    answers: dict[bytes, str | tuple[str, str]],
+) -> Item:
     """Check what a batch refuses beyond the spec and keep what the request's result needs;
-    content problems become an ``errored`` result."""
+    content problems become an ``errored`` result. *answers* caches structured answers by
+    schema (requests of a batch usually share one)."""
     max_tokens = params["max_tokens"]
     if max_tokens < 1:  # the spec allows 0 (cache pre-warming), a batch does not
         raise _invalid(f"{where}.max_tokens: Input should be greater than or equal to 1")
     if params.get("stream"):
         raise _invalid(f"{where}.stream: streaming is not supported in batches")
+    error = _content_error(params)
+    structured = None
+    found = _output_schema(params)
+    if found is not None:
+        field, schema = found
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        if key not in answers:
+            answers[key] = _structured_answer(field, schema)
+        answer = answers[key]
+        if isinstance(answer, str):
+            structured = answer
+        else:
+            error = error or answer
     return Item(
         custom_id=custom_id,
         model=params["model"],
         max_tokens=max_tokens,
         input_tokens=max(1, len(orjson.dumps(params["messages"])) // 4),
-        error=_content_error(params),
+        error=error,
+        structured=structured,
     )
+
+
+def _output_schema(params: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """(field, JSON schema) of the structured output *params* ask for, if any."""
+    config = params.get("output_config")
+    spec = config.get("format") if isinstance(config, Mapping) else None
+    if isinstance(spec, Mapping) and spec.get("type") == "json_schema":
+        return "output_config.format.schema", spec.get("schema")
+    return None
+
+
+def _structured_answer(field: str, schema: Any) -> str | tuple[str, str]:
+    """The JSON text answering *schema* (spaced, so ``max_tokens`` can cut it between words),
+    or the error the API reports for a schema no value satisfies."""
+    try:
+        return json.dumps(schema_instance(schema))
+    except ValueError as exc:
+        return "invalid_request_error", f"{field}: {exc}"
 
 
 def _content_error(params: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -273,7 +348,8 @@ def result_line(batch: EmulatedBatch, index: int, outcome: str) -> bytes:
     item = batch.items[index]
     result: dict[str, Any]
     if outcome == "succeeded":
-        words = _REPLY.format(custom_id=item.custom_id).split(" ")
+        reply = item.structured or _REPLY.format(custom_id=item.custom_id)
+        words = reply.split(" ")
         stop_reason = "end_turn" if len(words) <= item.max_tokens else "max_tokens"
         words = words[: item.max_tokens]
         result = {

@@ -45,6 +45,8 @@ from batchcore.plugin import (
     BatchStatus,
     FrozenDict,
     InvalidRequestError,
+    QueueFullError,
+    RateLimitError,
     RequestExtensions,
     ResultError,
     ResultStatus,
@@ -66,6 +68,7 @@ __all__ = [
     "batch_status",
     "encode_item",
     "message_params",
+    "queue_full",
     "request_total",
 ]
 
@@ -993,6 +996,30 @@ ERROR_STATUS: Mapping[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
+
+
+#: How a create refused for the processing queue speaks. Anthropic answers it, like its other
+#: rate limits, with a 429 ``rate_limit_error``; only the message tells the queue ("maximum
+#: batch requests in processing queue", as its rate limits page names the limit) from the
+#: requests-per-minute limit.
+_QUEUE_WORDS = re.compile(r"\bqueue\b", re.IGNORECASE)
+
+
+def queue_full(error: RateLimitError) -> QueueFullError | None:
+    """The :class:`QueueFullError` a 429 on a batch create means when its message speaks of
+    the processing queue, or None for an ordinary rate limit."""
+    if isinstance(error, QueueFullError):
+        return error
+    if error.status_code != 429 or not _QUEUE_WORDS.search(error.message):
+        return None
+    return QueueFullError(
+        error.message,
+        provider=error.provider,
+        status_code=error.status_code,
+        retry_after=error.retry_after,
+        code=error.code,
+        request_id=error.request_id,
+    )
 
 
 class ResultErrorFactory(Protocol):

@@ -30,6 +30,8 @@ from batchcore.plugin import (
     ModelRule,
     NotFoundError,
     ProviderPermanentError,
+    QueueLimit,
+    RateLimitError,
     RequestExtensions,
     ResponseLostError,
     UnsupportedOperationError,
@@ -44,6 +46,7 @@ from batchcore_anthropic._mapping import (
     batch_status,
     encode_item,
     message_params,
+    queue_full,
     request_total,
 )
 from batchcore_anthropic._models import MODEL_RULES
@@ -69,6 +72,8 @@ class AnthropicBatchProvider(BaseBatchProvider):
     * ``not_found_grace_seconds`` - how long after submitting a 404 is taken for the API's
       propagation delay and raised as the transient :class:`BatchNotVisibleYetError`
       (default 60).
+    * ``max_enqueued_requests`` - the organization's limit of batch requests in the processing
+      queue (``QUEUE_LIMIT``; default 100,000).
 
     ``api_key`` falls back to ``ANTHROPIC_API_KEY`` and ``base_url`` to ``ANTHROPIC_BASE_URL``
     (the API root, as for the official SDK: ``https://api.anthropic.com``).
@@ -104,6 +109,13 @@ class AnthropicBatchProvider(BaseBatchProvider):
     CLOCK_SKEW_SECONDS: ClassVar[float] = 600.0
     #: Batches per page when listing (the API allows 1 to 1000).
     LIST_PAGE_SIZE: ClassVar[int] = 100
+    #: "Maximum batch requests in processing queue", shared across all models: 100,000 at the
+    #: lowest tier Anthropic has published (Tier 1; its newer tiers start at 200,000). A create
+    #: over it is refused with a 429 (see create_batch), so no batch fails for capacity:
+    #: ``CAPACITY_ERROR_CODES`` stays empty.
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = QueueLimit(
+        measure="requests", per_model=False, default=100_000
+    )
 
     DEFAULT_ANTHROPIC_VERSION: ClassVar[str] = "2023-06-01"
     DEFAULT_NOT_FOUND_GRACE_SECONDS: ClassVar[float] = 60.0
@@ -145,7 +157,8 @@ class AnthropicBatchProvider(BaseBatchProvider):
     ) -> BatchHandle:
         """``POST /v1/messages/batches`` with the payload file (the create body) streamed from
         disk. Never repeated after an unknown outcome: the transport raises
-        :class:`~batchcore.OutcomeUnknownError` and the core reconciles."""
+        :class:`~batchcore.OutcomeUnknownError` and the core reconciles. A 429 whose message
+        speaks of the processing queue raises :class:`~batchcore.QueueFullError`."""
         if payload.path is None:
             raise InvalidRequestError(
                 "the payload has no file; build payloads with prepare_payloads()",
@@ -153,20 +166,28 @@ class AnthropicBatchProvider(BaseBatchProvider):
             )
         http = self._transport()
         submitted_at = self.clock()
-        with open(payload.path, "rb") as body:
-            batch = http.request_json(
-                "POST",
-                BATCHES_PATH,
-                data=body,
-                headers={"content-type": "application/json"},
-                action="create message batch",
-                idempotent=False,
+        try:
+            with open(payload.path, "rb") as body:
+                batch = http.request_json(
+                    "POST",
+                    BATCHES_PATH,
+                    data=body,
+                    headers={"content-type": "application/json"},
+                    action="create message batch",
+                    idempotent=False,
+                )
+        except RateLimitError as error:
+            refused = queue_full(error)
+            if refused is None:
+                raise
+        else:
+            return self._handle(
+                self._batch_object(batch, "create message batch"),
+                submitted_at=submitted_at,
+                idempotency_key=idempotency_key,
             )
-        return self._handle(
-            self._batch_object(batch, "create message batch"),
-            submitted_at=submitted_at,
-            idempotency_key=idempotency_key,
-        )
+        # The processing queue has no room: a wait for capacity, not a failure.
+        raise refused
 
     def find_batches(
         self,

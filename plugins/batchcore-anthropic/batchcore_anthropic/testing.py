@@ -30,6 +30,14 @@ What it does, like the API:
 * A request whose ``metadata.user_id`` is ``"emulator-error:<error_type>"`` ends ``errored``
   with that error type (``invalid_request_error``, ``overloaded_error``, ``api_error``, ...):
   the way to script per-request failures.
+* A request for structured output (``output_config.format`` with a JSON schema) is answered
+  with a JSON instance of the schema (cut at ``max_tokens`` like any answer, as the API would
+  cut it); a schema no value satisfies ends the request ``errored``.
+
+The processing queue, when given (``queue_cap``): a create whose requests would take the
+requests not yet processed, across every batch, over the cap is refused with a 429
+``rate_limit_error`` whose message speaks of the processing queue (Anthropic documents the
+limit, not this answer's words); a request leaves the queue once it is processed.
 
 Lifecycle, on the injected clock: a batch's requests finish one after another, evenly over
 ``processing_seconds``; ``request_counts`` stay ``processing`` until the batch ends (as the API
@@ -61,13 +69,16 @@ import orjson
 
 from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
+from batchcore.testing.emulation import Enqueued, QueueCap, QueueGate
 from batchcore_anthropic._emulation import (
     ERROR_TRIGGER,
     STATUS_OF,
     EmulatedBatch,
+    Item,
     Reject,
     batch_object,
     error_body,
+    queue_full_message,
     result_line,
     spec_validator,
     validate_create,
@@ -119,8 +130,13 @@ class AnthropicEmulator(VendorEmulator):
     *clock* is a :class:`~batchcore.testing.ManualClock` (then :meth:`advance` moves it) or any
     ``() -> unix seconds`` callable (then :meth:`advance` adds an offset); default: real time.
     *workdir*: where to keep the emulator's files (in a temporary directory made inside it);
-    default: the system's temporary directory. It implements the conformance kit's
-    ``ContractBackend``.
+    default: the system's temporary directory. *queue_cap*: the organization's limit of batch
+    requests in the processing queue, a :class:`~batchcore.testing.emulation.QueueCap`
+    (Anthropic's lowest tier: ``QueueCap(limit=100_000, measure="requests",
+    per_model=False)``): a create whose requests do not fit beside the requests of other
+    batches not yet processed is refused with a 429 ``rate_limit_error`` that speaks of the
+    processing queue (``queue`` holds the cap, ``queue.high_water`` and ``queue.refused``).
+    It implements the conformance kit's ``ContractBackend``.
     """
 
     WORKDIR_PREFIX = "batchcore-anthropic-emulator-"
@@ -139,6 +155,7 @@ class AnthropicEmulator(VendorEmulator):
         not_found_seconds: float = 0.0,
         max_requests: int = 100_000,
         max_body_bytes: int = 256_000_000,
+        queue_cap: QueueCap | None = None,
         seed: int | None = 0,
         results_url_base: str | None = None,
         workdir: str | Path | None = None,
@@ -152,6 +169,9 @@ class AnthropicEmulator(VendorEmulator):
         self.not_found_seconds = not_found_seconds
         self.max_requests = max_requests
         self.max_body_bytes = max_body_bytes
+        #: The organization's processing queue (``queue.cap``, ``queue.high_water``,
+        #: ``queue.refused``).
+        self.queue = QueueGate(queue_cap)
         #: Where ``results_url`` points (the emulator's own URL by default); set it to another
         #: host to check that a client does not follow it.
         self.results_url_base = results_url_base
@@ -283,6 +303,7 @@ class AnthropicEmulator(VendorEmulator):
         assert workdir is not None
         now = self.now()
         with self._lock:
+            self._admit(items, now)
             batch_id = f"msgbatch_emu{next(self._ids):06d}{secrets.token_hex(6)}"
             path = workdir / f"{batch_id}.json"
             path.write_bytes(request.body)
@@ -300,6 +321,19 @@ class AnthropicEmulator(VendorEmulator):
             self._batches[batch_id] = batch
             self._created += 1
             return Response.json(self._batch_object(batch, now))
+
+    def _admit(self, items: list[Item], now: float) -> None:
+        """Refuse the create with a 429 when the processing queue has no room for *items*
+        beside the requests of other batches not yet processed."""
+        batch = Enqueued(
+            model=None, tokens=sum(item.input_tokens for item in items), requests=len(items)
+        )
+        waiting = [
+            held for other in self._batches.values() if (held := other.enqueued(now)) is not None
+        ]
+        refusal = self.queue.admit(batch, waiting)
+        if refusal is not None:
+            raise Reject(429, "rate_limit_error", queue_full_message(refusal))
 
     def _list(self, request: Request) -> Response:
         raw_limit = request.arg("limit", "20") or "20"

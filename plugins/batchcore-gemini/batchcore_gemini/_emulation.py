@@ -7,6 +7,11 @@ Requests are checked against the official SDK's own types (``google.genai.types.
 unknown fields), after the top-level fields of a ``GenerateContentRequest``, plus the fields the
 SDK itself refuses to send to the Developer API (Vertex AI only) and a few rules the API enforces
 on values (one data field per part, schemas without references, ...).
+
+A request for JSON output is answered with a JSON instance of its schema (``responseSchema``,
+Gemini's OpenAPI-style schema, or ``responseJsonSchema``, a JSON Schema; made by
+:func:`batchcore.testing.emulation.schema_instance`); one for ``text/x.enum`` with the first
+value of its enum.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import attrs
 import orjson
 
+from batchcore.testing.emulation import Enqueued, QueueRefusal, schema_instance
 from batchcore_gemini._mapping import RPC_CODES
 
 __all__ = [
@@ -35,7 +41,9 @@ __all__ = [
     "Reject",
     "answer",
     "error_body",
+    "input_tokens",
     "operation",
+    "queue_full_error",
     "request_problem",
     "rfc3339",
     "write_answers",
@@ -74,6 +82,39 @@ def error_body(
     if details:
         error["details"] = list(details)
     return {"error": error}
+
+
+#: The quota a refusal for the queue names in its ``google.rpc.QuotaFailure``, in the shape of
+#: Google's quota errors (the metric's name is the emulator's: Google documents the limit,
+#: "Batch enqueued tokens" per model, not this answer).
+QUEUE_QUOTA_METRIC = "generativelanguage.googleapis.com/batch_enqueued_tokens"
+QUEUE_QUOTA_ID = "BatchEnqueuedTokensPerModelPerProject"
+
+
+def queue_full_error(refusal: QueueRefusal) -> Reject:
+    """The 429 ``RESOURCE_EXHAUSTED`` refusing a batch its model's queue has no room for."""
+    model = refusal.model or "this model"
+    return Reject(
+        429,
+        "RESOURCE_EXHAUSTED",
+        f"Batch enqueued {refusal.measure} limit exceeded for {model}: {refusal.queued:,} "
+        f"{refusal.measure} are enqueued across your active batch jobs and this batch needs "
+        f"{refusal.amount:,}; the limit is {refusal.limit:,}. Try again once some batch jobs "
+        "have finished.",
+        [
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [
+                    {
+                        "quotaMetric": QUEUE_QUOTA_METRIC,
+                        "quotaId": QUEUE_QUOTA_ID,
+                        "quotaDimensions": {"model": model.removeprefix("models/")},
+                        "quotaValue": str(refusal.limit),
+                    }
+                ],
+            }
+        ],
+    )
 
 
 def rfc3339(seconds: float) -> str:
@@ -231,6 +272,16 @@ def _value_problem(fields: Mapping[str, Any]) -> str | None:
         "text/x.enum",
     ):
         return "request.generationConfig.responseSchema: needs responseMimeType application/json"
+    if config.get("responseJsonSchema") is not None:
+        if config.get("responseSchema") is not None:
+            return (
+                "request.generationConfig: responseSchema and responseJsonSchema cannot both be set"
+            )
+        if config.get("responseMimeType") != "application/json":
+            return (
+                "request.generationConfig.responseJsonSchema: needs responseMimeType "
+                "application/json"
+            )
     return _tools_problem(fields)
 
 
@@ -286,25 +337,70 @@ def _texts(content: Any) -> list[str]:
     return [p["text"] for p in parts or () if isinstance(p, Mapping) and "text" in p]
 
 
-def _sample(schema: Mapping[str, Any], depth: int = 0) -> Any:
-    """A small value matching a Gemini schema (what a constrained answer looks like)."""
-    kind = str(schema.get("type", "STRING")).upper()
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if "anyOf" in schema:
-        return _sample(schema["anyOf"][0], depth)
-    if kind == "OBJECT":
-        properties = schema.get("properties") or {}
-        return {name: _sample(sub, depth + 1) for name, sub in properties.items() if depth < 8}
-    if kind == "ARRAY":
-        return [_sample(schema.get("items") or {}, depth + 1)] if depth < 8 else []
-    if kind == "INTEGER":
+#: Gemini's schema keywords that count (stored as int64: JSON strings are allowed).
+_COUNTS = frozenset(
+    {"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"}
+)
+#: Gemini's formats that are only hints about a number's width or an enum's spelling.
+_WIDTH_FORMATS = frozenset({"enum", "int32", "int64", "float", "double"})
+
+
+def json_schema_of(schema: Any) -> Any:
+    """Gemini's ``Schema`` (``responseSchema``: upper-case types, ``nullable``) as the JSON
+    Schema it stands for, for :func:`schema_instance`."""
+    if isinstance(schema, list):
+        return [json_schema_of(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for raw_key, value in schema.items():
+        key = _camel(raw_key)
+        if key == "type" and isinstance(value, str):
+            out["type"] = value.lower()
+        elif key in _COUNTS and isinstance(value, str) and value.isdigit():
+            out[key] = int(value)
+        elif key == "format" and value in _WIDTH_FORMATS:
+            continue
+        elif key in ("properties", "items", "anyOf"):
+            if isinstance(value, Mapping) and key == "properties":
+                out[key] = {name: json_schema_of(sub) for name, sub in value.items()}
+            else:
+                out[key] = json_schema_of(value)
+        elif key not in ("nullable", "propertyOrdering"):
+            out[key] = value
+    if schema.get("nullable") and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _json_answer(config: Mapping[str, Any]) -> str:
+    """The text of an answer constrained to JSON; ValueError for a schema no value fits."""
+    if config.get("responseJsonSchema") is not None:
+        value = schema_instance(config["responseJsonSchema"])
+    elif isinstance(config.get("responseSchema"), Mapping):
+        value = schema_instance(json_schema_of(config["responseSchema"]))
+    else:
+        value = {"answer": "emulated"}
+    return orjson.dumps(value).decode()
+
+
+def _prompt_text(contents: Any) -> str:
+    return " ".join(text for content in contents or () for text in _texts(content))
+
+
+def _token_count(prompt: str) -> int:
+    # About four characters a token, as Gemini's documentation puts it.
+    return max(1, len(prompt) // 4)
+
+
+def input_tokens(request: Any) -> int:
+    """The prompt tokens :func:`answer` reports for *request* (``promptTokenCount``): what the
+    batch holds in its model's queue of enqueued tokens."""
+    if not isinstance(request, Mapping):
         return 1
-    if kind == "NUMBER":
-        return 1.5
-    if kind == "BOOLEAN":
-        return True
-    return "emulated"
+    fields = {_camel(k): v for k, v in request.items()}
+    contents = fields.get("contents")
+    return _token_count(_prompt_text(contents if isinstance(contents, list) else ()))
 
 
 def answer(request: Mapping[str, Any], model: str, index: int) -> dict[str, Any]:
@@ -314,15 +410,14 @@ def answer(request: Mapping[str, Any], model: str, index: int) -> dict[str, Any]
     problem = _value_problem(fields) if "contents" in fields else "request.contents: required"
     if problem:
         return {"error": {"code": 3, "message": problem}}
-    contents = fields["contents"]
-    prompt = " ".join(text for content in contents for text in _texts(content))
+    prompt = _prompt_text(fields["contents"])
     trigger = _TRIGGER.search(prompt)
     if trigger is not None and trigger.group(1) == "error":
         status = trigger.group(2)
         code = next((n for n, name in RPC_CODES.items() if name == status), 2)
         return {"error": {"code": code, "message": f"emulated {status} for this request"}}
     config = {_camel(k): v for k, v in (fields.get("generationConfig") or {}).items()}
-    prompt_tokens = max(1, len(prompt) // 4)
+    prompt_tokens = _token_count(prompt)
     usage: dict[str, Any] = {"promptTokenCount": prompt_tokens}
     if fields.get("cachedContent"):
         usage["cachedContentTokenCount"] = prompt_tokens // 2
@@ -338,7 +433,10 @@ def answer(request: Mapping[str, Any], model: str, index: int) -> dict[str, Any]
     candidates = []
     output_tokens = thought_tokens = 0
     for number in range(int(config.get("candidateCount") or 1)):
-        parts, finish, tokens = _candidate_parts(fields, config, prompt, trigger, number)
+        try:
+            parts, finish, tokens = _candidate_parts(fields, config, prompt, trigger, number)
+        except ValueError as exc:  # a response schema no value satisfies
+            return {"error": {"code": 3, "message": f"request.generationConfig: {exc}"}}
         candidate: dict[str, Any] = {"index": number, "finishReason": finish}
         if parts:
             candidate["content"] = {"role": "model", "parts": parts}
@@ -386,14 +484,19 @@ def _candidate_parts(
         name = (calling.get("allowedFunctionNames") or declared)[0]
         parts.append({"functionCall": {"name": name, "args": {}}})
         return parts, "STOP", 5
-    schema = config.get("responseSchema")
-    if config.get("responseMimeType") == "application/json":
-        value = _sample(schema) if isinstance(schema, Mapping) else {"answer": "emulated"}
-        text = orjson.dumps(value).decode()
-        parts.append({"text": text})
-        return parts, "STOP", max(1, len(text) // 4)
-    words = f"Emulated answer {number + 1} to: {prompt[:80]}".split()
+    mime = config.get("responseMimeType")
     limit = config.get("maxOutputTokens")
+    if mime == "application/json":
+        text = _json_answer(config)
+        tokens, finish = max(1, len(text) // 4), "STOP"
+        if isinstance(limit, int) and tokens > limit:  # cut short, like any answer
+            text, tokens, finish = text[: limit * 4], limit, "MAX_TOKENS"
+        parts.append({"text": text})
+        return parts, finish, tokens
+    schema = config.get("responseSchema")
+    if mime == "text/x.enum" and isinstance(schema, Mapping) and schema.get("enum"):
+        return [*parts, {"text": str(schema["enum"][0])}], "STOP", 1
+    words = f"Emulated answer {number + 1} to: {prompt[:80]}".split()
     finish = "STOP"
     if isinstance(limit, int) and len(words) > limit:
         words, finish = words[:limit], "MAX_TOKENS"
@@ -432,6 +535,8 @@ class EmulatedBatch:
     failure: str | None = None
     deleted: bool = False
     responses_file: str | None = None
+    #: The input tokens of its requests (:func:`input_tokens`).
+    tokens: int = 0
 
     @property
     def total(self) -> int:
@@ -463,6 +568,13 @@ class EmulatedBatch:
         if now >= self._start():
             return "BATCH_STATE_RUNNING"
         return "BATCH_STATE_PENDING"
+
+    def enqueued(self, now: float) -> Enqueued | None:
+        """What the batch holds in its model's queue at *now*: its requests' tokens while it
+        is active (pending or running), None once it has ended."""
+        if self.state(now) not in ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"):
+            return None
+        return Enqueued(model=self.model, tokens=self.tokens, requests=self.total)
 
     def ended_at(self, now: float) -> float | None:
         state = self.state(now)

@@ -77,6 +77,7 @@ __all__ = [
     "raw_state",
     "responses_file",
     "rpc_status",
+    "speaks_of_queue",
 ]
 
 PROVIDER = "gemini"
@@ -1080,6 +1081,29 @@ def rpc_status(error: Mapping[str, Any]) -> str | None:
     if isinstance(code, int) and not isinstance(code, bool):
         return RPC_CODES.get(code) if code < 100 else _HTTP_RPC.get(code)
     return None
+
+
+#: How a create refused for the model's queue of enqueued tokens speaks. Google answers it
+#: like every quota, 429 ``RESOURCE_EXHAUSTED`` (often with the generic "You exceeded your
+#: current quota"); only the message, or the quota a ``google.rpc.QuotaFailure`` detail names
+#: (its metric, id or description: the rate limits page calls the limit "Batch enqueued
+#: tokens"), tells it from a per-minute or spend limit.
+_QUEUE_WORDS = re.compile(r"enqueued|\bqueue", re.IGNORECASE)
+
+
+def speaks_of_queue(error: Mapping[str, Any]) -> bool:
+    """Whether a Google error object (``{"code", "message", "status", "details"}``) is about
+    the queue of enqueued tokens: its message, or a quota violation it details, says so."""
+    texts = [error.get("message")]
+    for detail in error.get("details") or ():
+        if not isinstance(detail, Mapping) or not str(detail.get("@type", "")).endswith(
+            "QuotaFailure"
+        ):
+            continue
+        for violation in detail.get("violations") or ():
+            if isinstance(violation, Mapping):
+                texts += [violation.get(k) for k in ("quotaMetric", "quotaId", "description")]
+    return any(isinstance(text, str) and _QUEUE_WORDS.search(text) for text in texts)
 
 
 #: Wire states (``BATCH_STATE_*``) and the SDK's and documentation's (``JOB_STATE_*``, also

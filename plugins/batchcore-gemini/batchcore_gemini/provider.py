@@ -55,6 +55,8 @@ from batchcore.plugin import (
     NotFoundError,
     ProviderError,
     ProviderPermanentError,
+    QueueFullError,
+    QueueLimit,
     RequestExtensions,
     RequestTooLargeError,
     ResponseLostError,
@@ -72,6 +74,8 @@ T = TypeVar("T")
 log = logging.getLogger("batchcore_gemini")
 
 _CHUNK = 1 << 20
+#: The action of a batch create, in error messages (and where a quota refusal means a full queue).
+_CREATE = "create batch"
 _BATCH_NAME = re.compile(r"^batches/[A-Za-z0-9_.~-]+$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
@@ -108,6 +112,8 @@ class GeminiBatchProvider(BaseBatchProvider):
     * ``input_mode`` - ``auto`` (default: inline requests when the create body fits in 20 MB,
       else an uploaded JSONL file), ``inline`` or ``file``;
     * ``api_version`` - the API version the SDK calls (default: the SDK's).
+    * ``max_enqueued_tokens`` - the project's queue of enqueued tokens per model
+      (``QUEUE_LIMIT``; default 2,000,000).
 
     ``api_key`` falls back to ``GOOGLE_API_KEY``, then ``GEMINI_API_KEY`` (the SDK's order);
     ``base_url`` to ``GOOGLE_GEMINI_BASE_URL``, then the API's root, as for the SDK's
@@ -143,6 +149,14 @@ class GeminiBatchProvider(BaseBatchProvider):
             maximum=8,
             reason="takes n (Gemini's candidateCount) from 1 to 8",
         ),
+    )
+    #: "Batch enqueued tokens" per model (the rate limits page, Batch API): at Tier 1, the
+    #: lowest paid tier, 3,000,000 for Gemini 2.5 Flash and 3 Flash Preview, 5,000,000 for 2.5
+    #: Pro, 10,000,000 for the Flash-Lite models, 2,000,000 for Gemini 3 Pro Image Preview:
+    #: the default is that smallest one. A create over it is refused with a 429 (see
+    #: create_batch), so no batch fails for capacity: ``CAPACITY_ERROR_CODES`` stays empty.
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = QueueLimit(
+        measure="tokens", per_model=True, default=2_000_000
     )
     #: Batches per page when listing, and how many pages are searched for a displayName.
     LIST_PAGE_SIZE: ClassVar[int] = 100
@@ -206,7 +220,8 @@ class GeminiBatchProvider(BaseBatchProvider):
     ) -> BatchHandle:
         """One create, the batch's ``displayName`` carrying *idempotency_key*: from the staged
         file, or with the requests inline. Never repeated here when the answer is lost: the core
-        finds the batch by its key instead."""
+        finds the batch by its key instead. A 429 ``RESOURCE_EXHAUSTED`` that speaks of the
+        model's enqueued tokens raises :class:`QueueFullError`."""
         file_name = staged.get("file_name")
         if isinstance(file_name, str) and file_name:
             input_config: dict[str, Any] = {"fileName": file_name}
@@ -220,7 +235,7 @@ class GeminiBatchProvider(BaseBatchProvider):
             )
         body = {"batch": {"displayName": idempotency_key, "inputConfig": input_config}}
         operation = self._json(
-            "post", self._create_path(model), body, action="create batch", idempotent=False
+            "post", self._create_path(model), body, action=_CREATE, idempotent=False
         )
         return self._handle(operation)
 
@@ -440,6 +455,16 @@ class GeminiBatchProvider(BaseBatchProvider):
             secrets=self.secrets(),
             action=action,
         )
+        if action == _CREATE and failure.status_code == 429 and wire.speaks_of_queue(error):
+            # The model's queue of enqueued tokens is full: a wait for room, not a failure.
+            return QueueFullError(
+                failure.message,
+                provider=self.PROVIDER_NAME,
+                status_code=failure.status_code,
+                retry_after=failure.retry_after,
+                code=failure.code,
+                request_id=failure.request_id,
+            )
         if _reason(error) == "API_KEY_INVALID":
             # Google answers a wrong key with 400 INVALID_ARGUMENT; it is an authentication
             # failure, and retrying or changing the request cannot help.

@@ -35,6 +35,14 @@ the REST documentation's), written ``v1`` below.
 * Text in a request scripts its outcome: ``[emulator-error:UNAVAILABLE]`` (that google.rpc
   error), ``[emulator-finish:SAFETY]`` (the answer withheld for that finish reason),
   ``[emulator-block:PROHIBITED_CONTENT]`` (the prompt blocked).
+* A request for JSON output (``responseMimeType: application/json``) is answered with a JSON
+  instance of its ``responseSchema`` or ``responseJsonSchema`` (cut at ``maxOutputTokens``,
+  finish reason ``MAX_TOKENS``); one for ``text/x.enum`` with the first value of its enum.
+
+The queue of enqueued tokens per model, when given (``queue_cap``): a create whose requests'
+prompt tokens would take its model's active batch jobs over the cap is refused with a 429
+``RESOURCE_EXHAUSTED`` whose message and ``google.rpc.QuotaFailure`` speak of batch enqueued
+tokens (Google documents the limit, not this answer's words).
 
 Lifecycle, on the injected clock: ``BATCH_STATE_PENDING`` for ``pending_seconds``, then
 ``RUNNING`` while the requests finish one after another over ``processing_seconds``, then
@@ -64,6 +72,7 @@ import orjson
 
 from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
+from batchcore.testing.emulation import Enqueued, QueueCap, QueueGate
 from batchcore_gemini._emulation import (
     BLOCK_TRIGGER,
     ERROR_TRIGGER,
@@ -71,7 +80,9 @@ from batchcore_gemini._emulation import (
     EmulatedBatch,
     Reject,
     error_body,
+    input_tokens,
     operation,
+    queue_full_error,
     request_problem,
     rfc3339,
     write_answers,
@@ -157,8 +168,13 @@ class GeminiEmulator(VendorEmulator):
 
     :attr:`url` is the API root (what ``http_options.base_url`` holds for the SDK, and the
     provider's ``base_url``). *clock* is a :class:`~batchcore.testing.ManualClock` (then
-    :meth:`advance` moves it) or any ``() -> unix seconds`` callable; default: real time. It
-    implements the conformance kit's ``ContractBackend``.
+    :meth:`advance` moves it) or any ``() -> unix seconds`` callable; default: real time.
+    *queue_cap*: the queue limit, a :class:`~batchcore.testing.emulation.QueueCap` (for
+    example ``QueueCap(limit=3_000_000)``, Tier 1's for Gemini 2.5 Flash: enqueued tokens per
+    model, counted as the answers' ``promptTokenCount``): a create that does not fit beside the
+    active batch jobs is refused with a 429 ``RESOURCE_EXHAUSTED`` (``queue`` holds the cap,
+    ``queue.high_water`` and ``queue.refused``). It implements the conformance kit's
+    ``ContractBackend``.
     """
 
     WORKDIR_PREFIX = "batchcore-gemini-emulator-"
@@ -176,6 +192,7 @@ class GeminiEmulator(VendorEmulator):
         max_inline_bytes: int = 20_000_000,
         max_file_bytes: int = 2_000_000_000,
         page_size: int = 50,
+        queue_cap: QueueCap | None = None,
         seed: int | None = 0,
         workdir: str | Path | None = None,
     ) -> None:
@@ -187,6 +204,9 @@ class GeminiEmulator(VendorEmulator):
         self.max_inline_bytes = max_inline_bytes
         self.max_file_bytes = max_file_bytes
         self.page_size = page_size
+        #: The queue of enqueued tokens per model (``queue.cap``, ``queue.high_water``,
+        #: ``queue.refused``).
+        self.queue = QueueGate(queue_cap)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._batches: dict[str, EmulatedBatch] = {}
@@ -377,6 +397,9 @@ class GeminiEmulator(VendorEmulator):
             else:
                 items = _inline_items(config["requests"])
                 normalised = {"requests": {"requests": config["requests"]["requests"]}}
+            tokens = sum(input_tokens(req) for _, req, problem in items if problem is None)
+            if failure is None:
+                self._admit(Enqueued(model=f"models/{model}", tokens=tokens, requests=len(items)))
             keys, errors = write_answers(answers, items, f"models/{model}")
             found = EmulatedBatch(
                 id=batch_id,
@@ -394,10 +417,22 @@ class GeminiEmulator(VendorEmulator):
                 shuffle_seed=self._random.randrange(2**32),
                 priority=int(priority) if priority is not None else None,
                 failure=failure,
+                tokens=tokens,
             )
             self._batches[batch_id] = found
             self._created += 1
             return Response.json(operation(found, now))
+
+    def _admit(self, batch: Enqueued) -> None:
+        """Refuse the create with a 429 ``RESOURCE_EXHAUSTED`` when the model's queue has no
+        room for *batch* beside the active batch jobs."""
+        now = self.now()
+        waiting = [
+            held for other in self._batches.values() if (held := other.enqueued(now)) is not None
+        ]
+        refusal = self.queue.admit(batch, waiting)
+        if refusal is not None:
+            raise queue_full_error(refusal)
 
     def _file_items(self, name: Any) -> tuple[list[tuple[str | None, Any, str | None]], str | None]:
         if not isinstance(name, str) or not name.startswith("files/"):

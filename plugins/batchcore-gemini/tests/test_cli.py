@@ -85,6 +85,7 @@ def test_batchcore_run_on_the_sandbox(tmp_path: Path) -> None:
         assert result["status"] == "succeeded" and result["sandbox"] is True
         assert result["batch_id"].startswith("batches/")
     assert results["greet"]["text"] == "Emulated answer 1 to: Say hello"
-    assert json.loads(results["typed"]["text"]) == {"name": "emulated"}
+    typed = json.loads(results["typed"]["text"])  # an instance of the schema
+    assert list(typed) == ["name"] and isinstance(typed["name"], str)
     # One model, however it is written: one batch.
     assert len({r["batch_id"] for r in results.values()}) == 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from batchcore.plugin import BatchLimits, ModelRule
+from batchcore.plugin import BatchLimits, ModelRule, QueueLimit
 from batchcore_groq import _mapping as groq
 from batchcore_openai import OpenAIBatchProvider
 
@@ -50,6 +50,11 @@ class GroqBatchProvider(OpenAIBatchProvider):
     COMPLETION_WINDOWS: ClassVar[frozenset[str]] = frozenset(groq.COMPLETION_WINDOWS)
     DEFAULT_COMPLETION_WINDOW: ClassVar[str] = groq.DEFAULT_COMPLETION_WINDOW
     COMPLETION_WINDOWS_DESCRIPTION: ClassVar[str | None] = groq.COMPLETION_WINDOWS_DESCRIPTION
+    # Groq documents no batch queue limit ("no impact to your standard rate limits", "multiple
+    # batch jobs can be submitted at once"), so none is declared and batches are never held
+    # back. Should Groq ever fail a batch for capacity with OpenAI's token_limit_exceeded, the
+    # inherited CAPACITY_ERROR_CODES has its requests wait for room without losing an attempt.
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = None
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)

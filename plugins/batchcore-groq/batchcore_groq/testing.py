@@ -24,7 +24,10 @@ What differs from the OpenAI emulator, as Groq does it:
 * ``GET /openai/v1/batches`` answers ``{"object": "list", "data": [...]}``, newest first, with
   no cursor fields, as Groq's SDK types it;
 * ``echo_metadata=False`` leaves ``metadata`` out of Batch objects, to check that a lost create
-  is still found (by its uploaded file) if Groq ever stops echoing it.
+  is still found (by its uploaded file) if Groq ever stops echoing it;
+* Groq documents no batch queue limit, so there is none unless ``queue_cap`` asks for one
+  (then a batch over it fails validation with OpenAI's ``token_limit_exceeded``, to rehearse
+  a limit Groq might set).
 
 Each difference is one of the OpenAI emulator's options; everything else (upload, lifecycle on
 the clock, per-request failures on demand, faults, ``lost_create``, inspection) is the OpenAI
@@ -40,6 +43,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 from batchcore.testing import ManualClock
+from batchcore.testing.emulation import QueueCap
 from batchcore_groq import _mapping as groq
 from batchcore_openai.testing import OpenAIEmulator
 
@@ -53,8 +57,8 @@ class GroqEmulator(OpenAIEmulator):
     """Groq's Files and Batches API on 127.0.0.1 (see the module docs). Clients use
     ``url + "/openai/v1"``.
 
-    Takes the OpenAI emulator's *clock*, phase durations, *api_key*, *echo_metadata* and
-    *seed*, plus *max_requests* / *max_bytes* (Groq's limits by default). Also a
+    Takes the OpenAI emulator's *clock*, phase durations, *api_key*, *echo_metadata*,
+    *queue_cap* and *seed*, plus *max_requests* / *max_bytes* (Groq's limits by default). Also a
     ``ContractBackend`` for batchcore's conformance kit.
     """
 
@@ -73,6 +77,7 @@ class GroqEmulator(OpenAIEmulator):
         max_requests: int = groq.GROQ_LIMITS.max_requests,
         max_bytes: int = groq.GROQ_LIMITS.max_bytes,
         echo_metadata: bool = True,
+        queue_cap: QueueCap | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(
@@ -88,6 +93,7 @@ class GroqEmulator(OpenAIEmulator):
             endpoints=groq.BATCH_ENDPOINTS,
             batch_list_cursors=False,  # Groq's SDK types the list as {"object", "data"}
             echo_metadata=echo_metadata,
+            queue_cap=queue_cap,
             seed=seed,
         )
 

@@ -25,10 +25,12 @@ from batchcore.plugin import CHAT_COMPLETIONS, EMBEDDINGS
 from batchcore.testing.emulation import (
     BodyChecker,
     CompletionOrder,
+    Enqueued,
     FailMarker,
     InputScan,
     LineError,
     Phase,
+    QueueRefusal,
     Stage,
     Timing,
     answer_body,
@@ -48,6 +50,7 @@ __all__ = [
     "line_rules",
     "mistral_answer",
     "parse_form",
+    "queue_full_body",
     "spec_document",
     "spec_validator",
     "validation_body",
@@ -112,6 +115,18 @@ def body_checker() -> BodyChecker:
 
 
 # -- error bodies ---------------------------------------------------------------------------------
+
+
+def queue_full_body(refusal: QueueRefusal) -> dict[str, Any]:
+    """The body of the 429 refusing a job the workspace's limit of pending requests has no
+    room for. Mistral documents the limit but not this answer: the words are the emulator's,
+    in Mistral's error shape."""
+    return error_body(
+        f"Too many pending requests in this workspace: {refusal.queued:,} {refusal.measure} "
+        f"are pending and this job adds {refusal.amount:,}; the limit is {refusal.limit:,}. "
+        "Try again once some batch jobs have finished.",
+        "rate_limited",
+    )
 
 
 def error_body(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
@@ -280,6 +295,8 @@ class EmulatedJob:
     output_file: str | None = None
     error_file: str | None = None
     finished: bool = False
+    #: What the job holds in the workspace's queue until it ends (None: it failed validation).
+    enqueued: Enqueued | None = None
 
     @classmethod
     def create(
@@ -297,6 +314,7 @@ class EmulatedJob:
         invalid: dict[int, list[dict[str, Any]]],
         created_at: float,
         seed: int,
+        enqueued: Enqueued | None = None,
     ) -> EmulatedJob:
         total = scan.total
         failing = set(scan.failures) | set(invalid)
@@ -317,6 +335,7 @@ class EmulatedJob:
             order=CompletionOrder(
                 total if not scan.errors else 0, seed=f"{seed}:{job_id}", failing=failing
             ),
+            enqueued=enqueued,
         )
 
     def phase(self, now: float, timing: Timing) -> Phase:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol
@@ -29,6 +30,8 @@ from batchcore.plugin import (
     BatchState,
     BatchStatus,
     InvalidRequestError,
+    QueueFullError,
+    RateLimitError,
     RequestExtensions,
     ResponseLostError,
     ResultError,
@@ -56,6 +59,7 @@ __all__ = [
     "jobs_made_for",
     "json_object",
     "metadata_value",
+    "queue_full",
     "read_result_line",
     "request_body",
     "result_from_entry",
@@ -100,6 +104,30 @@ REQUEST_EXTENSIONS = RequestExtensions(
 RETRYABLE_RESULT_CODES = frozenset(
     {"rate_limited", "service_tier_capacity_exceeded", "generation_error"}
 )
+
+
+#: How a refused job create speaks of the workspace's limit of pending requests. Mistral
+#: documents the limit ("1M pending requests per workspace") but not the refusal's words, so a
+#: 429 on a create whose message speaks of pending requests or of a queue is read as that
+#: refusal; any other 429 (its rate limit, a service tier's capacity) stays a rate limit.
+_QUEUE_WORDS = re.compile(r"\bpending\b|\bqueue", re.IGNORECASE)
+
+
+def queue_full(error: RateLimitError) -> QueueFullError | None:
+    """The :class:`QueueFullError` a 429 on a job create means, or None for an ordinary rate
+    limit."""
+    if isinstance(error, QueueFullError):
+        return error
+    if error.status_code != 429 or not _QUEUE_WORDS.search(error.message):
+        return None
+    return QueueFullError(
+        error.message,
+        provider=error.provider,
+        status_code=error.status_code,
+        retry_after=error.retry_after,
+        code=error.code,
+        request_id=error.request_id,
+    )
 
 
 class ResultErrorBuilder(Protocol):

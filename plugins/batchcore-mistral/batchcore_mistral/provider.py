@@ -30,6 +30,8 @@ from batchcore.plugin import (
     InvalidRequestError,
     ModelRule,
     ProviderPermanentError,
+    QueueLimit,
+    RateLimitError,
     RequestExtensions,
     ResponseLostError,
     read_int,
@@ -57,8 +59,8 @@ class MistralBatchProvider(BaseBatchProvider):
       than 10,000 requests) or ``auto`` (inline for payloads that fit, else a file);
     * ``timeout_hours`` - the job's ``timeout_hours`` (1 to 168, default 24): after it, the job
       ends ``TIMEOUT_EXCEEDED`` with what had finished;
-    * ``max_pending_requests`` - the workspace's limit of requests waiting in jobs (default
-      1,000,000), for schedulers that admit batches under it.
+    * ``max_enqueued_requests`` - the workspace's limit of pending requests, across all its
+      jobs (``QUEUE_LIMIT``; default 1,000,000).
 
     ``api_key`` falls back to ``MISTRAL_API_KEY``; ``base_url`` is the API root
     (``https://api.mistral.ai``).
@@ -76,12 +78,14 @@ class MistralBatchProvider(BaseBatchProvider):
     #: sends at most 10 MB inline.
     INLINE_LIMITS: ClassVar[BatchLimits] = BatchLimits(max_requests=9_999, max_bytes=10_000_000)
     DEFAULT_LIMITS: ClassVar[BatchLimits] = FILE_LIMITS
-    #: Requests that may wait in a workspace's jobs at once (all jobs together).
-    MAX_PENDING_REQUESTS: ClassVar[int] = 1_000_000
-    SUPPORTED_MODELS: ClassVar[tuple[str, ...]] = MISTRAL_MODEL_PATTERNS
-    CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"input_mode", "timeout_hours", "max_pending_requests"}
+    #: "Max 1M pending requests per workspace" (Mistral's batch FAQ: two simultaneous 600k jobs
+    #: are not allowed), all models together. A create over it is refused (see create_batch),
+    #: so no job fails for capacity: ``CAPACITY_ERROR_CODES`` stays empty.
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = QueueLimit(
+        measure="requests", per_model=False, default=1_000_000
     )
+    SUPPORTED_MODELS: ClassVar[tuple[str, ...]] = MISTRAL_MODEL_PATTERNS
+    CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({"input_mode", "timeout_hours"})
     API_KEY_ENV: ClassVar[tuple[str, ...]] = ("MISTRAL_API_KEY",)
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.mistral.ai"
     SANDBOX: ClassVar[str | None] = "batchcore_mistral.testing:sandbox"
@@ -115,9 +119,6 @@ class MistralBatchProvider(BaseBatchProvider):
                 f"config 'timeout_hours' must be from 1 to 168 (7 days), got {hours}"
             )
         self.timeout_hours = hours
-        self.max_pending_requests = read_int(
-            settings, "max_pending_requests", self.MAX_PENDING_REQUESTS, minimum=1
-        )
         base = self.INLINE_LIMITS if mode == "inline" else self.FILE_LIMITS
         self.limits = base.with_overrides(settings)
         if mode == "inline" and (
@@ -172,7 +173,8 @@ class MistralBatchProvider(BaseBatchProvider):
     ) -> BatchHandle:
         """``POST /v1/batch/jobs``, the job's metadata carrying *idempotency_key*: from the
         staged file, or with the requests inline. Never repeated here when the answer is lost:
-        the core finds the job by its key instead."""
+        the core finds the job by its key instead. A 429 refusing the job because the
+        workspace's pending requests would pass their limit raises :class:`QueueFullError`."""
         if not payload.model:
             raise InvalidRequestError(
                 "the payload names no model; build payloads with prepare_payloads()",
@@ -198,15 +200,23 @@ class MistralBatchProvider(BaseBatchProvider):
                 "uploads it before creating the job",
                 provider=self.PROVIDER_NAME,
             )
-        job = self._transport().request_json(
-            "POST",
-            JOBS_PATH,
-            data=body,
-            headers={"content-type": "application/json"},
-            action="create batch job",
-            idempotent=False,
-        )
-        return self._handle(self._job(job, "create batch job"))
+        try:
+            job = self._transport().request_json(
+                "POST",
+                JOBS_PATH,
+                data=body,
+                headers={"content-type": "application/json"},
+                action="create batch job",
+                idempotent=False,
+            )
+        except RateLimitError as error:
+            refused = wire.queue_full(error)
+            if refused is None:
+                raise
+        else:
+            return self._handle(self._job(job, "create batch job"))
+        # The workspace's pending requests would pass its limit: a wait for room, not a failure.
+        raise refused
 
     def find_batches(
         self,

@@ -43,6 +43,10 @@ What it does, like the API:
 * per-request failures on demand: ``[emulator-fail:429]`` (any status) in a request's text gives
   an error line with that ``status_code``; ``[emulator-fail:some_code]`` an error line whose
   ``error.code`` is ``some_code``; ``[emulator-fail:drop]`` loses the request;
+* the workspace's limit of pending requests, when given (``queue_cap``): a job create that
+  would take the requests of the jobs that have not ended over it is refused with a 429 in
+  Mistral's error shape (Mistral documents the limit, not the refusal's words: the message
+  speaks of "pending requests");
 * ``Authorization: Bearer <key>`` on every call (401 without it); a ``mistral-correlation-id``
   header on every answer; a job or file id that is not a UUID is a 422, an unknown one a 404;
 * HTTP faults: :meth:`MistralEmulator.inject_fault` (``rate_limit``, ``capacity``,
@@ -77,8 +81,12 @@ from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmula
 from batchcore.testing.emulation import (
     FAIL_MARKER,
     EmulatorStoppedError,
+    Enqueued,
     FileStore,
+    InputScan,
     Phase,
+    QueueCap,
+    QueueGate,
     RequestIds,
     Stage,
     StoredFile,
@@ -94,13 +102,21 @@ from batchcore_mistral._emulation import (
     error_body,
     line_rules,
     parse_form,
+    queue_full_body,
     spec_validator,
     validation_body,
     validation_detail,
     write_results,
 )
 
-__all__ = ["DEFAULT_API_KEY", "FAIL_MARKER", "MistralEmulator", "UploadRecord", "sandbox"]
+__all__ = [
+    "DEFAULT_API_KEY",
+    "FAIL_MARKER",
+    "MistralEmulator",
+    "QueueCap",
+    "UploadRecord",
+    "sandbox",
+]
 
 #: The key an emulator accepts unless given another.
 DEFAULT_API_KEY = "mistral-emulator-0123456789abcdef"
@@ -218,7 +234,11 @@ class MistralEmulator(VendorEmulator):
     :class:`~batchcore.testing.ManualClock` (the default: time moves only with
     :meth:`advance`) or any ``() -> unix seconds`` callable such as ``time.time`` (then
     :meth:`advance` adds an offset). *api_key*: the key accepted. *max_requests* and
-    *max_file_bytes*: the limits of a job and an upload. *seed* fixes ids and the shuffled
+    *max_file_bytes*: the limits of a job and an upload. *queue_cap*: the workspace's limit of
+    pending requests, a :class:`~batchcore.testing.emulation.QueueCap` (Mistral's is
+    ``QueueCap(limit=1_000_000, measure="requests", per_model=False)``): a create that would
+    take the requests of the jobs not ended over it is refused with a 429 (``queue`` holds the
+    cap, ``queue.high_water`` and ``queue.refused``). *seed* fixes ids and the shuffled
     completion order. It is a ``ContractBackend`` for batchcore's conformance kit (``FAULTS``,
     :meth:`advance`, :meth:`inject_fault`, :meth:`call_count`, :meth:`batch_count`,
     :meth:`failing_request`).
@@ -240,6 +260,7 @@ class MistralEmulator(VendorEmulator):
         max_requests: int = 1_000_000,
         max_file_bytes: int = 512_000_000,
         result_files: bool = True,
+        queue_cap: QueueCap | None = None,
         seed: int = 0,
         workdir: str | Path | None = None,
     ) -> None:
@@ -256,6 +277,9 @@ class MistralEmulator(VendorEmulator):
         self.max_requests = max_requests
         self.max_file_bytes = max_file_bytes
         self.result_files = result_files
+        #: The workspace's queue of pending requests (``queue.cap``, ``queue.high_water``,
+        #: ``queue.refused``).
+        self.queue = QueueGate(queue_cap)
         self.seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -551,6 +575,7 @@ class MistralEmulator(VendorEmulator):
         if scan.errors:
             invalid.clear()
         with self._lock:
+            enqueued = self._enqueue(scan, model)
             job = EmulatedJob.create(
                 job_id=self._new_id(),
                 sequence=len(self._jobs) + 1,
@@ -564,9 +589,27 @@ class MistralEmulator(VendorEmulator):
                 invalid=invalid,
                 created_at=self.now(),
                 seed=self.seed,
+                enqueued=enqueued,
             )
             self._jobs[job.id] = job
             return Response.json(self._job_json(job))
+
+    def _enqueue(self, scan: InputScan, model: str) -> Enqueued | None:
+        """What a new job holds in the queue (None: its input failed and it never runs), or a
+        429 when the queue has no room for it: the job is not created."""
+        if scan.errors:
+            return None
+        enqueued = Enqueued(model=model, tokens=scan.tokens, requests=scan.total)
+        now = self.now()
+        waiting = [
+            job.enqueued
+            for job in self._jobs.values()
+            if job.enqueued is not None and not job.phase(now, self.timing).terminal
+        ]
+        refusal = self.queue.admit(enqueued, waiting)
+        if refusal is not None:
+            raise _ApiError(429, queue_full_body(refusal))
+        return enqueued
 
     def _input_path(self, file_ids: list[str], workdir: Path) -> Path:
         found: list[StoredFile] = []

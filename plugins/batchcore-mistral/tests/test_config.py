@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from batchcore import batch_provider_registry
-from batchcore.plugin import ConfigurationError
+from batchcore.plugin import ConfigurationError, QueueLimit
 from batchcore_mistral.provider import MistralBatchProvider
 
 
@@ -20,7 +20,8 @@ def test_defaults() -> None:
     assert provider.base_url == "https://api.mistral.ai"
     assert provider.input_mode == "file"
     assert provider.timeout_hours == 24
-    assert provider.max_pending_requests == 1_000_000
+    workspace = QueueLimit(measure="requests", per_model=False, default=1_000_000)
+    assert provider.queue_limit() == (workspace, 1_000_000)
     assert (provider.limits.max_requests, provider.limits.max_bytes) == (1_000_000, 512_000_000)
     assert provider.IDEMPOTENT_SUBMIT and provider.SUPPORTS_CANCEL
     assert {"/v1/chat/completions", "/v1/embeddings"} == provider.SUPPORTED_ENDPOINTS
@@ -43,11 +44,12 @@ def test_limits_are_data_that_config_overrides() -> None:
         config={
             "max_requests_per_batch": 500,
             "max_bytes_per_batch": 1_000,
-            "max_pending_requests": 2_000,
+            "max_enqueued_requests": 2_000,
         }
     )
     assert (provider.limits.max_requests, provider.limits.max_bytes) == (500, 1_000)
-    assert provider.max_pending_requests == 2_000
+    limit = provider.queue_limit()
+    assert limit is not None and limit[1] == 2_000
     inline = MistralBatchProvider(config={"input_mode": "inline"})
     assert (inline.limits.max_requests, inline.limits.max_bytes) == (9_999, 10_000_000)
 
@@ -58,7 +60,8 @@ def test_limits_are_data_that_config_overrides() -> None:
         ({"input_mode": "stream"}, "input_mode"),
         ({"timeout_hours": 0}, "timeout_hours"),
         ({"timeout_hours": 169}, "timeout_hours"),
-        ({"max_pending_requests": 0}, "max_pending_requests"),
+        # The key before the common queue key: refused by name, the known keys listed.
+        ({"max_pending_requests": 2_000}, "max_pending_requests.*max_enqueued_requests"),
         ({"completion_window": "24h"}, "completion_window"),
         ({"input_mode": "inline", "max_requests_per_batch": 10_000}, "inline"),
         ({"input_mode": "inline", "max_bytes_per_batch": 20_000_000}, "inline"),

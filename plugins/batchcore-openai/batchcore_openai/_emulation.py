@@ -23,10 +23,12 @@ from batchcore.plugin import CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS, MODERATI
 from batchcore.testing.emulation import (
     BodyChecker,
     CompletionOrder,
+    Enqueued,
     FailMarker,
     InputScan,
     LineError,
     Phase,
+    QueueRefusal,
     Timing,
     UsageTotals,
     answer_body,
@@ -40,6 +42,7 @@ from batchcore.testing.openapi import SpecProblem, SpecValidator
 __all__ = [
     "EMULATED_ENDPOINTS",
     "EXPIRED_MESSAGE",
+    "QUEUE_FULL_CODE",
     "REQUEST_SCHEMAS",
     "EmulatedBatch",
     "SpecError",
@@ -47,6 +50,7 @@ __all__ = [
     "describe_problem",
     "line_checker",
     "normalise_url",
+    "queue_full_error",
     "spec_validator",
     "write_results",
 ]
@@ -62,6 +66,9 @@ REQUEST_SCHEMAS: Mapping[str, str] = {
 }
 EMULATED_ENDPOINTS = frozenset(REQUEST_SCHEMAS)
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
+#: The batch error code of a batch refused because the model's queue of enqueued tokens was
+#: full (OpenAI's and Azure's spelling).
+QUEUE_FULL_CODE = "token_limit_exceeded"
 
 #: An HTTP status a request is made to fail with -> the error's (type, code).
 _STATUS_ERRORS = {
@@ -219,6 +226,30 @@ def line_checker(endpoint: str) -> Callable[[Mapping[str, Any]], LineError | Non
     return check
 
 
+# -- the queue ----------------------------------------------------------------------------------
+
+
+def queue_full_error(refusal: QueueRefusal, *, azure: bool) -> LineError:
+    """The batch error of a batch refused for the queue, as each vendor words it: OpenAI's
+    "Enqueued token limit reached for gpt-4o-mini in organization org-... Limit: 2,000,000
+    enqueued tokens. ...", Azure's "The number of enqueued tokens has surpassed the configured
+    limit of 30K for the deployment '...'. ..." (the wording of real failed batches)."""
+    unit, model = refusal.measure, refusal.model or "this model"
+    if azure:
+        message = (
+            f"The number of enqueued {unit} has surpassed the configured limit of "
+            f"{refusal.limit:,} for the deployment '{model}'. Please either increase the limit "
+            "or try again once the current jobs have finished."
+        )
+    else:
+        message = (
+            f"Enqueued {unit.rstrip('s')} limit reached for {model} in organization "
+            f"org-emulator. Limit: {refusal.limit:,} enqueued {unit}. Please try again once "
+            "some in_progress batches have been completed."
+        )
+    return LineError(code=QUEUE_FULL_CODE, message=message)
+
+
 # -- batches --------------------------------------------------------------------------------------
 
 
@@ -246,6 +277,8 @@ class EmulatedBatch:
     error_file_id: str | None = None
     finished: bool = False
     usage: UsageTotals = attrs.field(factory=UsageTotals)
+    #: What the batch holds in the model's queue until it ends (None: refused or invalid).
+    enqueued: Enqueued | None = None
 
     @classmethod
     def create(
@@ -262,6 +295,7 @@ class EmulatedBatch:
         scan: InputScan,
         created_at: float,
         seed: int,
+        enqueued: Enqueued | None = None,
     ) -> EmulatedBatch:
         total = scan.total if not scan.errors else 0
         return cls(
@@ -279,6 +313,7 @@ class EmulatedBatch:
             errors=scan.errors,
             failures=scan.failures,
             order=CompletionOrder(total, seed=f"{seed}:{batch_id}", failing=scan.failures),
+            enqueued=enqueued,
         )
 
     def phase(self, now: float, timing: Timing, *, expires: bool) -> Phase:

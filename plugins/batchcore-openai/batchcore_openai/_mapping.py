@@ -41,6 +41,7 @@ from batchcore_openai import IDEMPOTENCY_METADATA_KEY
 __all__ = [
     "AZURE_BATCH_ENDPOINTS",
     "BATCH_ENDPOINTS",
+    "CAPACITY_ERROR_CODES",
     "COMPLETION_WINDOWS",
     "DEFAULT_COMPLETION_WINDOW",
     "IDEMPOTENCY_METADATA_KEY",
@@ -101,10 +102,13 @@ DEFAULT_COMPLETION_WINDOW = "24h"
 
 _CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
 
+#: The batch error code of a batch that never ran because the model's queue of enqueued tokens
+#: was full (OpenAI and Azure: "Enqueued token limit reached for <model> ...").
+CAPACITY_ERROR_CODES = frozenset({"token_limit_exceeded"})
 #: OpenAI's own per-request and batch-level codes that resubmitting can cure, besides the core's
 #: table: the per-model queue of enqueued tokens was full (it drains as other batches end), and
 #: the other spellings of a cancellation.
-RETRYABLE_RESULT_CODES = frozenset({"token_limit_exceeded"}) | _CANCELLED_CODES
+RETRYABLE_RESULT_CODES = CAPACITY_ERROR_CODES | _CANCELLED_CODES
 
 TIMESTAMP_FIELDS = (
     "created_at",

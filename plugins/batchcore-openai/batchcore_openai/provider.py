@@ -14,10 +14,11 @@ without a key.
 A provider for another OpenAI-compatible Batch API subclasses :class:`OpenAIBatchProvider` and
 declares its differences as class attributes: the base's (``PROVIDER_NAME``, ``DEFAULT_LIMITS``,
 ``SUPPORTED_MODELS``, ``CONFIG_KEYS``, ``API_KEY_ENV``, ``BASE_URL_ENV``, ``DEFAULT_BASE_URL``,
-...) and this one's: ``SUPPORTED_ENDPOINTS``, ``PROVIDER_PARAMS_KEYS``, the completion windows
-(``COMPLETION_WINDOWS``, ``DEFAULT_COMPLETION_WINDOW``, ``COMPLETION_WINDOWS_DESCRIPTION``) and
-``OPENAI_ACCOUNT_HEADERS``. The batch metadata key of the idempotency key is
-:data:`batchcore_openai.IDEMPOTENCY_METADATA_KEY`.
+``QUEUE_LIMIT``: OpenAI's unless it says otherwise, None for a vendor with no batch queue
+limit, ...) and this one's: ``SUPPORTED_ENDPOINTS``, ``PROVIDER_PARAMS_KEYS``, the completion
+windows (``COMPLETION_WINDOWS``, ``DEFAULT_COMPLETION_WINDOW``,
+``COMPLETION_WINDOWS_DESCRIPTION``) and ``OPENAI_ACCOUNT_HEADERS``. The batch metadata key of
+the idempotency key is :data:`batchcore_openai.IDEMPOTENCY_METADATA_KEY`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from batchcore.plugin import (
     ModelRule,
     ProviderError,
     ProviderPermanentError,
+    QueueLimit,
     RequestExtensions,
     ResponseLostError,
     env_first,
@@ -80,7 +82,9 @@ class OpenAIBatchProvider(BaseBatchProvider):
     Config: ``api_key`` (or ``OPENAI_API_KEY``), ``base_url`` (or ``OPENAI_BASE_URL``),
     ``organization``, ``project``, ``completion_window`` (``"24h"``, the only one OpenAI
     takes), ``timeout``, ``max_retries``, ``models`` (extra model names or patterns, e.g. for a
-    local gateway), ``max_requests_per_batch``, ``max_bytes_per_batch``, ``workdir``.
+    local gateway), ``max_requests_per_batch``, ``max_bytes_per_batch``, ``workdir``,
+    ``max_enqueued_tokens`` (the organization's batch queue limit per model; see
+    ``QUEUE_LIMIT``).
     """
 
     PROVIDER_NAME = "openai"
@@ -100,6 +104,15 @@ class OpenAIBatchProvider(BaseBatchProvider):
     REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = RequestExtensions()
     #: What OpenAI's reasoning models refuse (:mod:`batchcore_openai._models`).
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = MODEL_RULES
+    #: OpenAI caps the prompt tokens enqueued per model ("batch queue limit", by usage tier). The
+    #: default is the smallest tier-1 cap OpenAI has published for a batchable chat model
+    #: (90,000 for gpt-4o, gpt-4-turbo, o1-preview; gpt-4o-mini has 2,000,000, gpt-4.1
+    #: 900,000), so no tier-1 organization is refused; raise it with ``max_enqueued_tokens``.
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = QueueLimit(
+        measure="tokens", per_model=True, default=90_000
+    )
+    #: A batch refused because the model's queue was full fails validation with this code.
+    CAPACITY_ERROR_CODES: ClassVar[frozenset[str]] = wire.CAPACITY_ERROR_CODES
 
     #: Endpoints this provider batches.
     SUPPORTED_ENDPOINTS: ClassVar[frozenset[str]] = wire.BATCH_ENDPOINTS
@@ -446,6 +459,11 @@ class AzureOpenAIBatchProvider(OpenAIBatchProvider):
     SANDBOX = "batchcore_openai.testing:azure_sandbox"
     SUPPORTED_ENDPOINTS = wire.AZURE_BATCH_ENDPOINTS
     PROVIDER_PARAMS_KEYS = ("openai", "azure-openai")
+    #: Azure's global batch quota is enqueued tokens per deployment; the smallest default
+    #: quota of a paid (monthly credit card) subscription is 5,000,000 (gpt-4; 30M-50M for
+    #: newer models). MSDN subscriptions get 90,000 and a deployment may be configured lower:
+    #: set ``max_enqueued_tokens`` then.
+    QUEUE_LIMIT = QueueLimit(measure="tokens", per_model=True, default=5_000_000)
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)

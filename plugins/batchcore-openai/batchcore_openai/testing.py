@@ -36,6 +36,10 @@ What it does, the way the API does it:
 * per-request failures on demand: ``[emulator-fail:500]`` (any status) in a request's text gives
   an error-file line with that ``response.status_code``; ``[emulator-fail:some_code]`` an
   ``error`` line with that code; ``[emulator-fail:drop]`` loses the request;
+* the vendor's queue limit, when given (``queue_cap``): a batch whose input tokens do not fit
+  under the model's cap of enqueued tokens, beside the batches that have not ended, is created
+  and then ``failed`` with ``errors.data[].code == "token_limit_exceeded"`` and the vendor's
+  message;
 * an ``x-request-id`` header on every answer;
 * HTTP faults: :meth:`OpenAIEmulator.inject_fault` or ``emulator.server.inject(...)``
   (429 with ``retry-after``, 5xx, resets, hangs, truncated bodies, and ``lost_create``: the
@@ -76,9 +80,13 @@ from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmula
 from batchcore.testing.emulation import (
     FAIL_MARKER,
     EmulatorStoppedError,
+    Enqueued,
     FileStore,
+    InputScan,
     LineError,
     Phase,
+    QueueCap,
+    QueueGate,
     RequestIds,
     StoredFile,
     Timing,
@@ -90,6 +98,7 @@ from batchcore_openai._emulation import (
     describe_problem,
     line_checker,
     normalise_url,
+    queue_full_error,
     spec_validator,
     write_results,
 )
@@ -98,6 +107,7 @@ from batchcore_openai._multipart import MultipartError, parse_multipart
 __all__ = [
     "FAIL_MARKER",
     "OpenAIEmulator",
+    "QueueCap",
     "Timing",
     "UploadRecord",
     "azure_sandbox",
@@ -248,6 +258,14 @@ class OpenAIEmulator(VendorEmulator):
     ``limit`` and ``after`` ignored). *echo_metadata* False leaves ``metadata`` out of Batch
     objects (the attribute can be changed while running).
 
+    *queue_cap*: the vendor's queue limit, a :class:`~batchcore.testing.emulation.QueueCap`
+    (for example ``QueueCap(limit=2_000_000)``: enqueued input tokens per model, counted as
+    the answers' usage counts them). A batch that does not fit beside the batches that have
+    not ended is created and then fails validation with ``token_limit_exceeded``, as OpenAI
+    and Azure do it. ``queue`` (a :class:`~batchcore.testing.emulation.QueueGate`) holds the
+    cap, which may be changed while running, the most ever enqueued (``queue.high_water``)
+    and the number of batches refused (``queue.refused``).
+
     Also a ``ContractBackend`` for batchcore's conformance kit (``FAULTS``, :meth:`advance`,
     :meth:`inject_fault`, :meth:`call_count`, :meth:`batch_count`, :meth:`failing_request`).
     """
@@ -274,6 +292,7 @@ class OpenAIEmulator(VendorEmulator):
         endpoints: Collection[str] | None = None,
         batch_list_cursors: bool = True,
         echo_metadata: bool = True,
+        queue_cap: QueueCap | None = None,
         seed: int = 0,
     ) -> None:
         windows = _OPENAI_WINDOWS if completion_windows is None else completion_windows
@@ -300,6 +319,8 @@ class OpenAIEmulator(VendorEmulator):
         self.endpoints = frozenset(endpoints) if endpoints is not None else EMULATED_ENDPOINTS
         self.batch_list_cursors = batch_list_cursors
         self.echo_metadata = echo_metadata
+        #: The queue of enqueued tokens (``queue.cap``, ``queue.high_water``, ``queue.refused``).
+        self.queue = QueueGate(queue_cap)
         self.seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -584,6 +605,7 @@ class OpenAIEmulator(VendorEmulator):
                 )
             )
         with self._lock:
+            enqueued = self._enqueue(scan)
             batch = EmulatedBatch.create(
                 batch_id=self._new_id("batch_"),
                 sequence=len(self._batches) + 1,
@@ -596,9 +618,30 @@ class OpenAIEmulator(VendorEmulator):
                 scan=scan,
                 created_at=self.now(),
                 seed=self.seed,
+                enqueued=enqueued,
             )
             self._batches[batch.id] = batch
             return Response.json(self._batch_json(batch))
+
+    def _enqueue(self, scan: InputScan) -> Enqueued | None:
+        """What a new batch holds in its model's queue, or None when it holds nothing: its
+        input failed, or the queue has no room, which the vendor tells by failing the batch at
+        validation with ``token_limit_exceeded`` (the batch is created all the same)."""
+        if scan.errors:
+            return None
+        enqueued = Enqueued(model=scan.model, tokens=scan.tokens, requests=scan.total)
+        now, expires = self.now(), not self.azure
+        waiting = [
+            batch.enqueued
+            for batch in self._batches.values()
+            if batch.enqueued is not None
+            and not batch.phase(now, self.timing, expires=expires).terminal
+        ]
+        refusal = self.queue.admit(enqueued, waiting)
+        if refusal is None:
+            return enqueued
+        scan.errors.append(queue_full_error(refusal, azure=self.azure))
+        return None
 
     def _check_create(self, body: dict[str, Any]) -> None:
         """The API's 400 for a create body that OpenAI's ``CreateBatchRequest`` refuses, or that

@@ -21,10 +21,10 @@ def _examples() -> list[str]:
 
 
 def test_the_readme_has_runnable_examples() -> None:
-    assert len(_examples()) == 2
+    assert len(_examples()) == 3
 
 
-@pytest.mark.parametrize("index", [0, 1])
+@pytest.mark.parametrize("index", [0, 1, 2])
 def test_readme_example_runs(
     index: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

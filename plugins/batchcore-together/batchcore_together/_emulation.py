@@ -24,10 +24,12 @@ from batchcore.plugin import CHAT_COMPLETIONS
 from batchcore.testing.emulation import (
     BodyChecker,
     CompletionOrder,
+    Enqueued,
     FailMarker,
     InputScan,
     LineError,
     Phase,
+    QueueRefusal,
     Stage,
     Timing,
     answer_body,
@@ -44,13 +46,16 @@ __all__ = [
     "FormPart",
     "body_checker",
     "describe",
+    "enqueued_of",
     "iso",
     "job_object",
     "line_checker",
     "parse_form",
+    "queue_full_message",
     "spec_document",
     "spec_validator",
     "together_answer",
+    "validation_error",
     "write_results",
 ]
 
@@ -185,6 +190,8 @@ class EmulatedBatch:
     output_file_id: str | None = None
     error_file_id: str | None = None
     finished: bool = False
+    #: What the batch holds in its model's queue until it ends (None: it failed validation).
+    enqueued: Enqueued | None = None
 
     @classmethod
     def create(
@@ -199,8 +206,13 @@ class EmulatedBatch:
         scan: InputScan,
         created_at: float,
         seed: int,
+        refusal: QueueRefusal | None = None,
     ) -> EmulatedBatch:
-        error = _validation_error(scan)
+        """A new batch; *refusal* says the model's queue had no room for it (it then fails
+        validation, as a batch Together will not run does)."""
+        error = validation_error(scan)
+        if error is None and refusal is not None:
+            error = queue_full_message(refusal)
         total = scan.total if error is None else 0
         return cls(
             id=batch_id,
@@ -216,6 +228,7 @@ class EmulatedBatch:
             error=error,
             failures=scan.failures,
             order=CompletionOrder(total, seed=f"{seed}:{batch_id}", failing=scan.failures),
+            enqueued=None if error is not None else enqueued_of(scan),
         )
 
     def phase(self, now: float, timing: Timing) -> Phase:
@@ -233,7 +246,24 @@ class EmulatedBatch:
         return f"{self.sequence:06x}{index:018x}"
 
 
-def _validation_error(scan: InputScan) -> str | None:
+def enqueued_of(scan: InputScan) -> Enqueued:
+    """What a batch of the scanned input holds in its model's queue."""
+    return Enqueued(model=scan.model, tokens=scan.tokens, requests=scan.total)
+
+
+def queue_full_message(refusal: QueueRefusal) -> str:
+    """The ``error`` of a batch its model's queue had no room for. Together documents the
+    limit ("up to 30B tokens enqueued per model"), not this error: the words are the
+    emulator's."""
+    unit, model = refusal.measure, refusal.model or "this model"
+    return (
+        f"Enqueued {unit.rstrip('s')} limit reached for model {model}: {refusal.queued:,} "
+        f"{unit} are enqueued and this batch needs {refusal.amount:,}; the limit is "
+        f"{refusal.limit:,}. Try again once some batches have completed."
+    )
+
+
+def validation_error(scan: InputScan) -> str | None:
     """The ``error`` of a batch that fails validation: Together fails the whole batch for one
     malformed line, and for a model it does not batch."""
     if scan.errors:

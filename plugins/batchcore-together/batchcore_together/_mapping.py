@@ -28,6 +28,7 @@ bare elsewhere) -> :class:`BatchStatus`; an output or error file line -> :class:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeGuard
@@ -50,6 +51,7 @@ from batchcore.plugin import (
 )
 
 __all__ = [
+    "CAPACITY_ERROR_CODES",
     "PROVIDER",
     "REQUEST_EXTENSIONS",
     "ResultErrorFactory",
@@ -76,6 +78,14 @@ REQUEST_EXTENSIONS = RequestExtensions(
 )
 
 _HINT = f"Together-only parameters go under provider_params={{{PROVIDER!r}: {{...}}}}"
+
+#: The code a failed batch's error gets when it speaks of the model's queue of enqueued tokens
+#: (the core's word for it). Together's batch ``error`` is a bare message, and Together
+#: documents the limit ("up to 30B tokens enqueued per model") but not the words of a batch
+#: refused by it: an error that speaks of enqueued tokens or of a queue is read as that refusal.
+QUEUE_FULL_CODE = "enqueued_limit_exceeded"
+CAPACITY_ERROR_CODES = frozenset({QUEUE_FULL_CODE})
+_QUEUE_WORDS = re.compile(r"\benqueued\b|\bqueue\b", re.IGNORECASE)
 
 
 class _Bad(Exception):
@@ -717,6 +727,11 @@ def batch_state(raw: Any) -> BatchState | None:
     return _STATES.get(raw.upper()) if isinstance(raw, str) else None
 
 
+def _batch_error(message: str) -> BatchError:
+    code = QUEUE_FULL_CODE if _QUEUE_WORDS.search(message) else None
+    return BatchError(code=code, message=message)
+
+
 def batch_status(job: Mapping[str, Any], *, total: int | None) -> BatchStatus:
     """A :class:`BatchStatus` from a Together batch job (kept in ``raw``).
 
@@ -741,7 +756,7 @@ def batch_status(job: Mapping[str, Any], *, total: int | None) -> BatchStatus:
         if moment is not None:
             stamps[name] = moment
     error = job.get("error")
-    errors = (BatchError(code=None, message=error),) if isinstance(error, str) and error else ()
+    errors = (_batch_error(error),) if isinstance(error, str) and error else ()
     return BatchStatus(
         provider=PROVIDER,
         batch_id=str(job.get("id") or ""),

@@ -12,8 +12,8 @@ from batchcore.plugin import BatchLimits
 
 __all__ = [
     "BATCH_MODEL_PATTERNS",
+    "ENQUEUED_TOKENS_PER_MODEL",
     "MAX_CUSTOM_ID_LENGTH",
-    "MAX_ENQUEUED_TOKENS_PER_MODEL",
     "MAX_LINE_BYTES",
     "TOGETHER_LIMITS",
     "UNAVAILABLE_MODELS",
@@ -61,5 +61,5 @@ MAX_LINE_BYTES = 10_000_000
 #: "custom_id ... max 64 chars".
 MAX_CUSTOM_ID_LENGTH = 64
 
-#: "Up to 30B tokens enqueued per model at any time", for queue admission across batches.
-MAX_ENQUEUED_TOKENS_PER_MODEL = 30_000_000_000
+#: "Up to 30B tokens enqueued per model at any time" (one figure for every account).
+ENQUEUED_TOKENS_PER_MODEL = 30_000_000_000

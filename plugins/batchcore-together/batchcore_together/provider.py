@@ -31,12 +31,16 @@ from batchcore.plugin import (
     InvalidRequestError,
     ModelRule,
     ProviderPermanentError,
+    QueueLimit,
     RequestExtensions,
     ResponseLostError,
     UnsupportedModelError,
     UnsupportedOperationError,
     read_int,
     read_str_list,
+)
+from batchcore_together._mapping import (
+    CAPACITY_ERROR_CODES as QUEUE_FULL_CODES,
 )
 from batchcore_together._mapping import (
     REQUEST_EXTENSIONS,
@@ -50,8 +54,8 @@ from batchcore_together._mapping import (
 )
 from batchcore_together._models import (
     BATCH_MODEL_PATTERNS,
+    ENQUEUED_TOKENS_PER_MODEL,
     MAX_CUSTOM_ID_LENGTH,
-    MAX_ENQUEUED_TOKENS_PER_MODEL,
     MAX_LINE_BYTES,
     TOGETHER_LIMITS,
     UNAVAILABLE_MODELS,
@@ -75,8 +79,8 @@ class TogetherBatchProvider(BaseBatchProvider):
     ``max_requests_per_batch``, ``max_bytes_per_batch``, ``models``, ``workdir``):
 
     * ``max_line_bytes`` - the size a request's line must stay under (default 10,000,000);
-    * ``max_enqueued_tokens_per_model`` - Together's queue per model (default 30 billion),
-      declared for queue admission across batches.
+    * ``max_enqueued_tokens`` - Together's queue of enqueued tokens per model
+      (``QUEUE_LIMIT``; default 30 billion).
 
     ``api_key`` falls back to ``TOGETHER_API_KEY``, ``base_url`` to ``TOGETHER_BASE_URL`` (the
     API root with its version, as for the official SDK: ``https://api.together.xyz/v1``).
@@ -92,9 +96,7 @@ class TogetherBatchProvider(BaseBatchProvider):
     SUPPORTED_MODELS: ClassVar[tuple[str, ...]] = BATCH_MODEL_PATTERNS
     #: Serverless models Together does not batch (refused unless config ``models`` names one).
     UNAVAILABLE_MODELS: ClassVar[frozenset[str]] = UNAVAILABLE_MODELS
-    CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"max_line_bytes", "max_enqueued_tokens_per_model"}
-    )
+    CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset({"max_line_bytes"})
     API_KEY_ENV: ClassVar[tuple[str, ...]] = ("TOGETHER_API_KEY",)
     BASE_URL_ENV: ClassVar[tuple[str, ...]] = ("TOGETHER_BASE_URL",)
     DEFAULT_BASE_URL: ClassVar[str | None] = "https://api.together.xyz/v1"
@@ -110,20 +112,19 @@ class TogetherBatchProvider(BaseBatchProvider):
     # No model refuses a parameter in a way Together documents; conversion refuses the rest.
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = ()
     DEFAULT_MAX_LINE_BYTES: ClassVar[int] = MAX_LINE_BYTES
-    DEFAULT_MAX_ENQUEUED_TOKENS_PER_MODEL: ClassVar[int] = MAX_ENQUEUED_TOKENS_PER_MODEL
+    #: "Up to 30B tokens enqueued per model at any time" (the batch overview; one figure, no
+    #: tiers).
+    QUEUE_LIMIT: ClassVar[QueueLimit | None] = QueueLimit(
+        measure="tokens", per_model=True, default=ENQUEUED_TOKENS_PER_MODEL
+    )
+    #: A batch whose failure speaks of the model's queue never ran (see ``_mapping``).
+    CAPACITY_ERROR_CODES: ClassVar[frozenset[str]] = QUEUE_FULL_CODES
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
         settings = self.config
         self.max_line_bytes = read_int(
             settings, "max_line_bytes", self.DEFAULT_MAX_LINE_BYTES, minimum=1
-        )
-        #: Tokens Together lets one model hold queued across running batches.
-        self.max_enqueued_tokens_per_model = read_int(
-            settings,
-            "max_enqueued_tokens_per_model",
-            self.DEFAULT_MAX_ENQUEUED_TOKENS_PER_MODEL,
-            minimum=1,
         )
         # Only an exact name re-admits a model Together lists as unavailable for batch.
         self._named_models = frozenset(read_str_list(settings, "models"))

@@ -28,6 +28,10 @@ What it does, like the API (the schemas it checks are in ``_spec.json``, each wi
   strictly (a field it does not name, at any depth, is refused), one model per batch, at most
   50,000 lines. One bad line fails the whole batch (``FAILED`` with ``error``), as Together's
   validation does; so does a model Together lists as unavailable for batch.
+* the queue limit of enqueued tokens per model, when given (``queue_cap``): a batch whose
+  input tokens do not fit beside the batches that have not ended is created and then
+  ``FAILED`` at validation, its ``error`` saying "Enqueued token limit reached for model ..."
+  (Together documents the limit, not how a batch over it fails: the words are the emulator's);
 * a lifecycle on the clock: ``VALIDATING`` -> ``IN_PROGRESS`` (``progress`` from 0 to 100 as
   requests finish one by one in a shuffled order) -> ``COMPLETED``; a batch still running when
   its window closes is ``EXPIRED``, and a cancel makes it ``CANCELLED``, each keeping what had
@@ -65,7 +69,11 @@ from batchcore.testing.emulation import (
     FAIL_MARKER,
     EmulatorStoppedError,
     FileStore,
+    InputScan,
     Phase,
+    QueueCap,
+    QueueGate,
+    QueueRefusal,
     StoredFile,
     Timing,
     iter_file_lines,
@@ -75,10 +83,12 @@ from batchcore_together._emulation import (
     EmulatedBatch,
     FormError,
     describe,
+    enqueued_of,
     job_object,
     line_checker,
     parse_form,
     spec_validator,
+    validation_error,
     write_results,
 )
 from batchcore_together._models import MAX_LINE_BYTES, TOGETHER_LIMITS
@@ -150,8 +160,14 @@ class TogetherEmulator(VendorEmulator):
     or any ``() -> unix seconds`` callable such as ``time.time`` (then :meth:`advance` adds an
     offset). *api_key*: the only key accepted. The ``*_seconds`` durations shape the lifecycle;
     *window_seconds* is when a running batch expires. *seed* fixes ids and the shuffled
-    completion order. *workdir*: where the emulator keeps its files (in a temporary directory
-    made inside it; default: the system's temporary directory).
+    completion order. *queue_cap*: the queue limit, a
+    :class:`~batchcore.testing.emulation.QueueCap` (Together's is ``QueueCap(limit=30 *
+    10**9)``, enqueued tokens per model, counted as the answers' usage counts them): a batch
+    that does not fit beside the batches not ended is created and fails validation, its
+    ``error`` speaking of the enqueued token limit (``queue`` holds the cap,
+    ``queue.high_water`` and ``queue.refused``). *workdir*: where the emulator keeps its
+    files (in a temporary directory made inside it; default: the system's temporary
+    directory).
 
     Also a ``ContractBackend`` for batchcore's conformance kit (``FAULTS``, :meth:`advance`,
     :meth:`inject_fault`, :meth:`call_count`, :meth:`batch_count`, :meth:`failing_request`).
@@ -174,6 +190,7 @@ class TogetherEmulator(VendorEmulator):
         max_requests: int = TOGETHER_LIMITS.max_requests,
         max_file_bytes: int = TOGETHER_LIMITS.max_bytes,
         max_line_bytes: int = MAX_LINE_BYTES,
+        queue_cap: QueueCap | None = None,
         seed: int = 0,
         workdir: str | Path | None = None,
     ) -> None:
@@ -191,6 +208,9 @@ class TogetherEmulator(VendorEmulator):
         self.max_requests = max_requests
         self.max_file_bytes = max_file_bytes
         self.max_line_bytes = max_line_bytes
+        #: The queue of enqueued tokens per model (``queue.cap``, ``queue.high_water``,
+        #: ``queue.refused``).
+        self.queue = QueueGate(queue_cap)
         self.seed = seed
         #: A warning the next creates answer with (``{"job": ..., "warning": ...}``), or None.
         self.create_warning: str | None = None
@@ -431,6 +451,7 @@ class TogetherEmulator(VendorEmulator):
         # Validation reads the whole file: outside the lock, so other calls are served meanwhile.
         scan = scan_input(stored.path, line_checker(), max_requests=self.max_requests)
         with self._lock:
+            refusal = self._queue_refusal(scan)
             self._created += 1
             batch = EmulatedBatch.create(
                 batch_id=self._uuid(),
@@ -442,12 +463,26 @@ class TogetherEmulator(VendorEmulator):
                 scan=scan,
                 created_at=self.now(),
                 seed=self.seed,
+                refusal=refusal,
             )
             self._batches[batch.id] = batch
             answer: dict[str, Any] = {"job": job_object(batch, self._phase(batch), self.timing)}
         if self.create_warning is not None:
             answer["warning"] = self.create_warning
         return Response.json(answer, status=201)
+
+    def _queue_refusal(self, scan: InputScan) -> QueueRefusal | None:
+        """Why the model's queue has no room for a batch of *scan* (it is created all the same,
+        and fails validation), or None: room, or an input that fails anyway."""
+        if validation_error(scan) is not None:
+            return None
+        now = self.now()
+        waiting = [
+            batch.enqueued
+            for batch in self._batches.values()
+            if batch.enqueued is not None and not batch.phase(now, self.timing).terminal
+        ]
+        return self.queue.admit(enqueued_of(scan), waiting)
 
     def _get_batch(self, batch_id: str) -> EmulatedBatch:
         batch = self._batches.get(batch_id)

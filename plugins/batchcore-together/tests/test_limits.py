@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from together_support import MakeProvider, chat
 
-from batchcore import ConfigurationError, InvalidRequestError
+from batchcore import ConfigurationError, InvalidRequestError, QueueLimit
 from batchcore_together.provider import TogetherBatchProvider
 
 
@@ -15,7 +15,8 @@ def test_the_documented_limits_are_the_defaults() -> None:
     assert provider.limits.max_requests == 50_000
     assert provider.limits.max_bytes == 100_000_000  # 100 MB, read as decimal megabytes
     assert provider.max_line_bytes == 10_000_000
-    assert provider.max_enqueued_tokens_per_model == 30_000_000_000
+    per_model = QueueLimit(measure="tokens", per_model=True, default=30_000_000_000)
+    assert provider.queue_limit() == (per_model, 30_000_000_000)
     assert TogetherBatchProvider.MAX_CUSTOM_ID_LENGTH == 64
 
 
@@ -24,25 +25,33 @@ def test_limits_are_overridable(make_provider: MakeProvider) -> None:
         max_requests_per_batch=10,
         max_bytes_per_batch="5000",
         max_line_bytes=2_000,
-        max_enqueued_tokens_per_model=1_000_000,
+        max_enqueued_tokens=1_000_000,
     )
     assert provider.limits.max_requests == 10
     assert provider.limits.max_bytes == 5000
     assert provider.max_line_bytes == 2_000
-    assert provider.max_enqueued_tokens_per_model == 1_000_000
+    limit = provider.queue_limit()
+    assert limit is not None and limit[1] == 1_000_000
 
 
 @pytest.mark.parametrize(
     "config",
     [
         {"max_line_bytes": 0},
-        {"max_enqueued_tokens_per_model": "many"},
+        # The key before the common queue key is refused by name.
+        {"max_enqueued_tokens_per_model": 1_000_000},
         {"completion_window": "48h"},
     ],
 )
 def test_bad_config_is_refused(config: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         TogetherBatchProvider(config={"api_key": "k", **config})
+
+
+def test_a_queue_limit_that_is_not_a_number_is_refused() -> None:
+    provider = TogetherBatchProvider(config={"api_key": "k", "max_enqueued_tokens": "many"})
+    with pytest.raises(ConfigurationError, match="max_enqueued_tokens"):
+        provider.queue_limit()
 
 
 def test_payloads_split_by_request_count(make_provider: MakeProvider) -> None:
