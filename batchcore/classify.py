@@ -42,6 +42,7 @@ from batchcore.errors import (
     UnsupportedModelError,
     redact,
 )
+from batchcore.retry import readable_retry_after
 
 __all__ = [
     "QUEUE_CODES",
@@ -86,26 +87,33 @@ def parse_retry_after(
     headers: Mapping[str, str] | None, *, now: float | None = None
 ) -> float | None:
     """Seconds the server asked us to wait: ``retry-after-ms``, else ``retry-after`` as seconds
-    or as an HTTP date. None when absent or unreadable; negative waits read as 0."""
+    or as an HTTP date. None when absent or unreadable (``nan``, ``-inf``, not a number or a
+    date); a negative wait reads as 0 and anything longer than a year (``inf``, ``1e300``) as a
+    year, which is over every cap (:func:`batchcore.retry.readable_retry_after`)."""
     raw_ms = _header(headers, "retry-after-ms")
     if raw_ms is not None:
-        try:
-            return max(float(raw_ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        found = readable_retry_after(_number(raw_ms))
+        if found is not None:
+            return readable_retry_after(found / 1000.0)
     raw = _header(headers, "retry-after")
     if raw is None:
         return None
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        pass
+    seconds = _number(raw)
+    if seconds is not None:
+        return readable_retry_after(seconds)
     try:
         when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     current = time.time() if now is None else now
-    return max(when.timestamp() - current, 0.0)
+    return readable_retry_after(when.timestamp() - current)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def should_retry_header(headers: Mapping[str, str] | None) -> bool | None:

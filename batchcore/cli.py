@@ -10,8 +10,10 @@ Exit codes (scripts may rely on them):
       the message says what to run (``batchcore resume JOB``, ``batchcore resolve JOB``)
 4     no such job or provider
 5     another process is running this job
-6     the job store is unavailable or damaged (unreadable, read-only, disk full); nothing
-      recorded is lost: ``batchcore resume JOB`` continues once the cause is fixed
+6     the job store is unavailable or damaged (unreadable, read-only, disk full, payload
+      files that cannot be written beside it, an older store on read-only media that cannot
+      be upgraded in place); nothing recorded is lost: ``batchcore resume JOB`` continues
+      once the cause is fixed
 70    an internal error (a bug): please report it; ``--debug`` shows the traceback
 130   interrupted (Ctrl-C); the job is kept: ``batchcore resume JOB``
 143   terminated (SIGTERM); the job is kept: ``batchcore resume JOB``
@@ -25,12 +27,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -39,6 +43,7 @@ import attrs
 import orjson
 
 from batchcore import __version__
+from batchcore.config import is_secret_key
 from batchcore.errors import (
     BatchcoreError,
     ConfigurationError,
@@ -51,14 +56,18 @@ from batchcore.errors import (
 from batchcore.jobs import (
     BatchRunner,
     BudgetError,
+    JobAttentionError,
     JobBusyError,
     JobInfo,
     JobNotFoundError,
+    JobState,
+    JobStoppedError,
     JobStore,
     PollSchedule,
 )
+from batchcore.jobs.store import owner_token, payload_dir_for, public_url, store_location
 from batchcore.jsonl import iter_file_objects
-from batchcore.models import BatchRequest, BatchResult
+from batchcore.models import BatchRequest, BatchResult, BatchStatus, JobEvent, JobEventKind
 from batchcore.progress import ProgressDisplay, format_counts
 from batchcore.provider import BaseBatchProvider
 from batchcore.registry import batch_provider_registry
@@ -205,9 +214,10 @@ def result_line(result: BatchResult, *, sandbox: bool) -> bytes:
 def write_results(
     results: Iterator[BatchResult], out: Path | None, stdout: IO[str], *, sandbox: bool = False
 ) -> int:
-    """One JSON line per result; a file is written whole or not at all."""
+    """One JSON line per result, to *out* or (None or ``-``) to stdout; a file is written
+    whole or not at all."""
     count = 0
-    if out is None:
+    if out is None or str(out) == "-":
         for result in results:
             stdout.write(result_line(result, sandbox=sandbox).decode())
             count += 1
@@ -239,6 +249,19 @@ def job_exit_code(info: JobInfo) -> int:
     return EXIT_OK if info.all_succeeded else EXIT_FAILED_REQUESTS
 
 
+#: How long a driver's hold on its job outlives it when it stops answering (``--lease``).
+DEFAULT_LEASE = 120.0
+
+
+def _lease(args: argparse.Namespace) -> float:
+    lease = getattr(args, "lease", None)
+    if lease is None:
+        return DEFAULT_LEASE
+    if lease <= 0:
+        raise UsageError("--lease takes a positive number of seconds")
+    return float(lease)
+
+
 # -- providers and the sandbox ----------------------------------------------------------------
 
 
@@ -265,8 +288,10 @@ class Session(contextlib.ExitStack):
     def provider(self, name: str, config: Mapping[str, Any], *, sandbox: bool) -> BaseBatchProvider:
         """The provider for a command: on the real API (an API key is required), or on its
         bundled offline emulator when *sandbox* (only when asked: ``--sandbox`` or
-        ``BATCHCORE_SANDBOX=1``; never as a fallback)."""
+        ``BATCHCORE_SANDBOX=1``; never as a fallback). Its payload files go where the store
+        keeps them (beside a SQLite store), never to the system temp directory."""
         cls = batch_provider_registry.get(name)
+        config = {"workdir": str(payload_dir_for(self.args.store)), **config}
         instance = cls(config=config)
         if not sandbox:
             if instance.api_key is None:
@@ -294,6 +319,14 @@ class Session(contextlib.ExitStack):
         )
         return cls(config={**config, **overrides})
 
+    def has_key(self, name: str, config: Mapping[str, Any]) -> bool:
+        """Whether provider *name* finds an API key in *config* or this environment."""
+        instance = batch_provider_registry.get(name)(config=config)
+        try:
+            return instance.api_key is not None
+        finally:
+            instance.close()
+
     def store(self, *, readonly: bool = False) -> JobStore:
         store = JobStore(self.args.store, readonly=readonly)
         self.callback(store.close)
@@ -313,6 +346,8 @@ class Session(contextlib.ExitStack):
             poll=poll,
             observers=observers,
             max_attempts=getattr(self.args, "max_attempts", None),
+            submit_concurrency=_submit_concurrency(self.args),
+            lease_seconds=_lease(self.args),
         )
 
 
@@ -450,32 +485,166 @@ def cmd_submit(session: Session) -> int:
     return EXIT_OK
 
 
+def _never_continued(job_id: str) -> UsageError:
+    return UsageError(
+        f"job {job_id} ran on a sandbox emulator, which ended with the command that started "
+        "it; a sandbox job is never continued, on the sandbox or on the real API: run the "
+        "input again with `batchcore run --sandbox`"
+    )
+
+
 def _job_provider(session: Session, runner: BatchRunner, job_id: str) -> BaseBatchProvider:
     job = runner.store.job(job_id)
     if job.options.get("sandbox"):
-        raise UsageError(
-            f"job {job_id} ran on a sandbox emulator, which ended with the command that started "
-            "it; a sandbox job is never continued, on the sandbox or on the real API: run the "
-            "input again with `batchcore run --sandbox`"
-        )
+        raise _never_continued(job_id)
     if session.wants_sandbox():
         raise UsageError(
             f"job {job_id} runs on the real {job.provider} API; it cannot be continued on the "
             "sandbox (drop --sandbox / BATCHCORE_SANDBOX)"
         )
-    config = {**job.config, **parse_config(session.args.config)}
+    given = parse_config(session.args.config)
     session.job_id = job_id
-    return session.provider(job.provider, config, sandbox=False)
+    provider = session.provider(job.provider, {**job.config, **given}, sandbox=False)
+    changes = config_changes(job.config, given)
+    if changes:
+        detail = "given again for this command: " + "; ".join(changes)
+        runner.store.record_event(job_id, "options", detail, actor=owner_token())
+        session.say(f"job {job_id}: {detail}")
+    return provider
+
+
+def config_changes(recorded: Mapping[str, Any], given: Mapping[str, Any]) -> list[str]:
+    """What ``--config`` given again changes against the job's recorded config, in words that
+    never show a secret: a secret key is only said to be given, a URL loses its credentials."""
+    changes = []
+    for key, value in given.items():
+        if is_secret_key(key):
+            changes.append(f"{key} given")
+            continue
+        shown = public_url(value) if isinstance(value, str) else value
+        if key not in recorded:
+            changes.append(f"{key} set to {shown}")
+        elif str(recorded[key]) != str(shown):
+            changes.append(f"{key} {recorded[key]} -> {shown}")
+    return changes
 
 
 def cmd_wait(session: Session) -> int:
-    runner = session.runner(observe=True)
     job_id = session.args.job
     session.job_id = job_id
+    if session.args.command == "wait" and isinstance(store_location(session.args.store), str):
+        # A shared store: workers drive its jobs; waiting is only watching, from anywhere.
+        runner = session.runner(readonly=True)
+        return _finish(session, runner, _watch(session, runner, job_id))
+    runner = session.runner(observe=True)
     info = runner.info(job_id)
     if not info.finished:
         info = runner.drive(job_id, provider=_job_provider(session, runner, job_id))
     return _finish(session, runner, info)
+
+
+#: How often `wait` reads a shared store while workers drive the job (reads are cheap).
+WATCH_POLL = PollSchedule(min_interval=1.0, max_interval=10.0)
+
+
+def _watch(session: Session, runner: BatchRunner, job_id: str) -> JobInfo:
+    """Follow a job of a shared store until it ends, from the store alone: no API key, no
+    lease, nothing sent; the workers (or another process's ``resume``) drive it."""
+    args = session.args
+    if args.max_attempts is not None:
+        raise UsageError(
+            "--max-attempts changes how a job is driven, and on a shared store `wait` only "
+            f"watches while the workers drive it: give it to `batchcore resume {job_id}`"
+        )
+    info = runner.info(job_id)
+    if info.finished:
+        return info
+    if args.config:
+        session.say("note: --config is not needed: `wait` only reads the store here")
+    session.say(
+        f"job {job_id}: watching it in {runner.store.where} while `batchcore worker` processes "
+        "drive it (no API key needed, nothing sent from here; Ctrl-C stops only the watching). "
+        f"`batchcore resume {job_id}` drives it from this machine instead."
+    )
+    display = ProgressDisplay(session.stderr)
+    session.callback(display.close)
+    follower = _StoreFollower(runner, job_id, display)
+    poll = parse_poll(args.poll_interval) or WATCH_POLL
+    quiet = 0
+    while True:
+        info, changed = follower.look()
+        if info.finished:
+            return info
+        driven = info.lease_until is not None and info.lease_until.timestamp() > time.time()
+        if info.state == JobState.ATTENTION.value:
+            decide = f"`batchcore status {job_id}`, then `batchcore resolve {job_id}`"
+            raise JobAttentionError(info.error or f"job {job_id} needs a decision: {decide}")
+        if info.state == JobState.ERROR.value and not driven:
+            raise JobStoppedError(f"job {job_id} stopped: {info.error or 'see batchcore status'}")
+        if info.sandbox and not driven:
+            raise _never_continued(job_id)  # its driver is gone; no worker can run it
+        quiet = 0 if changed else quiet + 1  # look again soon while things happen
+        time.sleep(poll.delay(quiet))
+
+
+class _StoreFollower:
+    """What a shared store says about a job, turned into progress events for a display: the
+    batches' states, the counts, and the job's recorded events (which worker did what)."""
+
+    def __init__(self, runner: BatchRunner, job_id: str, display: ProgressDisplay) -> None:
+        self._runner = runner
+        self._job_id = job_id
+        self._display = display
+        self._events = len(runner.store.events(job_id))  # only what happens from now on
+        self._batches: dict[int, tuple[str | None, str]] = {}
+        self._counts: dict[str, int] | None = None
+
+    def look(self) -> tuple[JobInfo, bool]:
+        """Show what changed since the last look: (the job now, whether anything changed)."""
+        info = self._runner.info(self._job_id)
+        changed = dict(info.counts) != self._counts
+        self._counts = dict(info.counts)
+        for row in self._runner.store.events(self._job_id)[self._events :]:
+            self._events += 1
+            changed = True
+            by = f" by {row.actor}" if row.actor else ""
+            detail = f"{row.kind}{by}: {row.detail}" if row.detail else row.kind + by
+            self._display(self._event(info, JobEventKind.NOTICE, row.batch_id, detail=detail))
+        kind = JobEventKind.STATUS_CHANGED
+        for index, batch in enumerate(info.batches):
+            if self._batches.get(index) == (batch.batch_id, batch.state):
+                continue
+            if batch.batch_id is not None and self._batches.get(index, (None, ""))[0] is None:
+                kind = JobEventKind.SUBMITTED  # a batch reached the vendor since the last look
+            self._batches[index] = (batch.batch_id, batch.state)
+            changed = True
+            if batch.batch_id is not None:
+                seen = self._event(info, JobEventKind.SUBMITTED, batch.batch_id, batch.status)
+                self._display.track(seen)
+        if info.finished:
+            self._display(self._event(info, JobEventKind.FINISHED))
+        elif changed:  # one line for everything that changed, once the display knows it all
+            self._display(self._event(info, kind))
+        return info, changed
+
+    @staticmethod
+    def _event(
+        info: JobInfo,
+        kind: JobEventKind,
+        batch_id: str | None = None,
+        status: BatchStatus | None = None,
+        detail: str | None = None,
+    ) -> JobEvent:
+        return JobEvent(
+            kind=kind,
+            job_id=info.id,
+            provider=info.provider,
+            at=time.time(),
+            batch_id=batch_id,
+            status=status,
+            counts=info.counts,
+            detail=detail,
+        )
 
 
 def _finish(session: Session, runner: BatchRunner, info: JobInfo) -> int:
@@ -483,7 +652,8 @@ def _finish(session: Session, runner: BatchRunner, info: JobInfo) -> int:
     if out is not None or session.args.command == "run":
         target = Path(out) if out else Path(f"{info.id}.results.jsonl")
         count = write_results(runner.results(info.id), target, session.stdout, sandbox=info.sandbox)
-        session.say(f"{summary_line(info)}; {count} results written to {target}")
+        where = "stdout" if str(target) == "-" else target
+        session.say(f"{summary_line(info)}; {count} results written to {where}")
     else:
         session.say(summary_line(info))
     if session.args.json:
@@ -500,6 +670,8 @@ def cmd_status(session: Session) -> int:
         real = not info.sandbox  # a sandbox's usage is emulated: it costs nothing
         data["cost_usd"] = float(cost.cost_usd) if real and cost.cost_usd is not None else None
         data["cost"] = cost.to_dict() if real else None
+        saved = cost.saved_by_reuse_usd  # answers reused from earlier jobs: not paid again
+        data["saved_by_reuse_usd"] = float(saved) if real and saved is not None else None
         session.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         return EXIT_OK
     out = session.stdout
@@ -509,7 +681,7 @@ def cmd_status(session: Session) -> int:
         out.write("  sandbox: ran on the bundled offline emulator; its answers are invented\n")
     if info.owner and not info.finished:
         until = f" until {info.lease_until:%H:%M:%S} UTC" if info.lease_until else ""
-        out.write(f"  driven by {info.owner} (lease{until})\n")
+        out.write(f"  driven by {info.owner}{_since(info.owner_since)} (lease{until})\n")
     if info.error:
         out.write(f"  last error: {info.error}\n")
     cost = runner.cost(info.id)
@@ -522,6 +694,11 @@ def cmd_status(session: Session) -> int:
         else:
             why = cost.pricing_error or "no price known for " + ", ".join(cost.unknown_prices)
             out.write(f"  cost: unknown ({why})\n")
+    if cost.reused_requests and not info.sandbox:
+        kept = "unknown" if cost.saved_by_reuse_usd is None else usd(cost.saved_by_reuse_usd)
+        out.write(
+            f"  reused: {cost.reused_requests} answers of earlier jobs, {kept} not paid again\n"
+        )
     for batch in info.batches:
         status = batch.status
         counts = (
@@ -529,11 +706,16 @@ def cmd_status(session: Session) -> int:
             if status is not None and status.total is not None
             else ""
         )
+        spent = "" if batch.cost_usd is None else f", {usd(batch.cost_usd)}"
         out.write(
             f"  round {batch.round}: {batch.batch_id or '(not submitted)'} {batch.state}, "
-            f"{batch.request_count} requests{counts}\n"
+            f"{batch.request_count} requests{counts}{spent}\n"
         )
-        if batch.next_step_at is not None and batch.error:
+        if batch.waiting_for is not None:  # room in the vendor's queue
+            when = batch.next_step_at
+            by = "" if when is None else f" (next try by {when:%H:%M:%S} UTC)"
+            out.write(f"    waiting for {batch.waiting_for}{by}: {batch.error or 'its turn'}\n")
+        elif batch.next_step_at is not None and batch.error:
             out.write(f"    waiting until {batch.next_step_at:%H:%M:%S} UTC: {batch.error}\n")
         if batch.candidates:
             out.write(f"    needs a decision; candidate batches: {', '.join(batch.candidates)}\n")
@@ -549,7 +731,7 @@ def cmd_results(session: Session) -> int:
     count = write_results(runner.results(info.id), out, session.stdout, sandbox=info.sandbox)
     if not info.finished:
         session.say(f"job {info.id} is not finished: {count} results so far")
-    elif out is not None:
+    elif out is not None and str(out) != "-":
         session.say(f"{count} results written to {out}")
     return EXIT_OK
 
@@ -561,11 +743,24 @@ def cmd_cancel(session: Session) -> int:
     if info.finished:
         session.say(f"job {job_id} is already {info.state}")
         return EXIT_OK
-    info = runner.cancel(job_id, provider=_job_provider(session, runner, job_id))
-    session.say(
-        f"cancel requested for job {job_id}; finished results are kept. Collect them "
-        f"with `batchcore wait {job_id}`"
-    )
+    job = runner.store.job(job_id)
+    if isinstance(store_location(session.args.store), str) and not session.has_key(
+        job.provider, {**job.config, **parse_config(session.args.config)}
+    ):
+        # A shared store and no key here: the workers driving the job send the cancels.
+        runner.store.request_cancel(job_id)
+        info = runner.info(job_id)
+        session.say(
+            f"cancel of job {job_id} recorded in {runner.store.where}; the workers driving it "
+            "cancel its open batches at the vendor (no API key here to do it from this "
+            f"machine). Finished results are kept. Collect them with `batchcore wait {job_id}`"
+        )
+    else:
+        info = runner.cancel(job_id, provider=_job_provider(session, runner, job_id))
+        session.say(
+            f"cancel requested for job {job_id}; finished results are kept. Collect them "
+            f"with `batchcore wait {job_id}`"
+        )
     if session.args.json:
         session.stdout.write(orjson.dumps(info.to_dict()).decode() + "\n")
     return EXIT_OK
@@ -589,6 +784,13 @@ def cmd_resolve(session: Session) -> int:
     return EXIT_OK
 
 
+def _submit_concurrency(args: argparse.Namespace) -> int | None:
+    value: int | None = getattr(args, "submit_concurrency", None)
+    if value is not None and value < 1:
+        raise UsageError("--submit-concurrency takes a positive number")
+    return value
+
+
 def cmd_worker(session: Session) -> int:
     from batchcore.jobs.worker import Worker
 
@@ -600,6 +802,7 @@ def cmd_worker(session: Session) -> int:
     worker = Worker(
         args.store,
         concurrency=args.concurrency,
+        submit_concurrency=_submit_concurrency(args) or 4,
         burst=args.burst,
         claim_seconds=args.lease,
         config=parse_config(args.config),
@@ -623,6 +826,10 @@ def cmd_worker(session: Session) -> int:
     return EXIT_OK
 
 
+def _since(when: datetime | None) -> str:
+    return "" if when is None else f" since {when:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def cmd_jobs(session: Session) -> int:
     runner = session.runner(readonly=True)
     infos = runner.jobs()
@@ -634,10 +841,15 @@ def cmd_jobs(session: Session) -> int:
     for info in infos:
         notes = " sandbox" if info.sandbox else ""
         if info.owner and not info.finished:
-            notes += f" driven by {info.owner}"
-        held = sorted({b.claimed_by for b in info.batches if b.claimed_by})
-        if held:
-            notes += f" batches held by {', '.join(held)}"
+            notes += f" driven by {info.owner}{_since(info.owner_since)}"
+        holders: dict[str, datetime | None] = {}
+        for batch in info.batches:
+            if batch.claimed_by:  # each holder since its oldest claim
+                known = [t for t in (holders.get(batch.claimed_by), batch.claimed_since) if t]
+                holders[batch.claimed_by] = min(known, default=None)
+        if holders:
+            held = ", ".join(f"{who}{_since(when)}" for who, when in sorted(holders.items()))
+            notes += f" batches held by {held}"
         session.stdout.write(
             f"{info.id}  {info.state:<9} {info.provider:<12} {info.request_count:>8} requests  "
             f"{info.created_at:%Y-%m-%d %H:%M}  {format_counts(dict(info.counts))}{notes}\n"
@@ -667,7 +879,10 @@ def build_parser() -> argparse.ArgumentParser:
         "$BATCHCORE_HOME/jobs.sqlite3)",
     )
     parser.add_argument(
-        "--debug", action="store_true", help="print a traceback with errors (or BATCHCORE_DEBUG=1)"
+        "--debug",
+        action="store_true",
+        help="print a traceback with errors, and every log record at DEBUG level (or "
+        "BATCHCORE_DEBUG=1)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -677,6 +892,18 @@ def build_parser() -> argparse.ArgumentParser:
     def config_option(sub: argparse.ArgumentParser, help_text: str) -> None:
         sub.add_argument(
             "--config", action="append", default=[], metavar="KEY=VALUE", help=help_text
+        )
+
+    def lease_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--lease",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="how long this process's hold on the job outlives it if it stops answering "
+            "(default 120; renewed every quarter of it, also inside long steps): another "
+            "process takes the job over only after that, or at once when this one is dead on "
+            "the same machine",
         )
 
     def drive_options(sub: argparse.ArgumentParser, *, given_again: bool) -> None:
@@ -691,6 +918,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--poll-interval",
             metavar="MIN[:MAX]",
             help=f"seconds between status polls (default 5:60, growing){again}",
+        )
+        sub.add_argument(
+            "--submit-concurrency",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"prepared batches uploaded and created at once (default 4){again}",
         )
 
     def job_options(sub: argparse.ArgumentParser) -> None:
@@ -709,6 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--model", help="use this model for every request")
         config_option(sub, "provider config, repeatable (timeout=30, base_url=...)")
         drive_options(sub, given_again=False)
+        lease_option(sub)
         sub.add_argument("--json", action="store_true", help="print the job as JSON at the end")
         sub.add_argument(
             "--deadline",
@@ -748,7 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "-o",
                 "--output",
                 metavar="OUT.jsonl",
-                help="results file (default: JOB.results.jsonl)",
+                help="results file (default: JOB.results.jsonl; '-': stdout)",
             )
 
     sub = add(
@@ -766,14 +1001,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true")
 
     for name, help_text in (
-        ("wait", "Drive a job until it finishes, then report (and write results with -o)."),
+        (
+            "wait",
+            "Wait for a job to finish, then report (and write results with -o): drives it on a "
+            "SQLite store; on a PostgreSQL store only watches while the workers drive it.",
+        ),
         ("resume", "Continue a job from the store until it is finished (after a crash)."),
     ):
         sub = add(name, help_text)
         job_options(sub)
         config_option(sub, "provider config for this run (e.g. api_key=...)")
         drive_options(sub, given_again=True)
-        sub.add_argument("-o", "--output", metavar="OUT.jsonl", help="write results here")
+        lease_option(sub)
+        sub.add_argument(
+            "-o", "--output", metavar="OUT.jsonl", help="write results here ('-': stdout)"
+        )
         sub.add_argument("--json", action="store_true")
 
     sub = add("results", "Write a job's results as JSONL (to stdout, or -o FILE).")
@@ -810,6 +1052,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--concurrency", type=int, default=1, metavar="N", help="steps done at once (threads)"
     )
     sub.add_argument(
+        "--submit-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="of those steps, uploads and creates at once (default 4)",
+    )
+    sub.add_argument(
         "--lease",
         type=float,
         default=60.0,
@@ -839,6 +1088,26 @@ COMMANDS = {
     "worker": cmd_worker,
     "jobs": cmd_jobs,
 }
+
+
+@contextlib.contextmanager
+def _debug_log(stream: IO[str], debug: bool) -> Iterator[None]:
+    """With ``--debug``, every library's log records (batchcore's, the vendor SDK's, the HTTP
+    client's) at DEBUG go to *stream* for the life of the command."""
+    if not debug:
+        yield
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -871,7 +1140,7 @@ def main(
     debug = args.debug or _flag(DEBUG_ENV)
     session = Session(args, stdout, stderr)
     try:
-        with _sigterm_as_exception(), session:
+        with _sigterm_as_exception(), _debug_log(stderr, debug), session:
             return COMMANDS[args.command](session)
     except (KeyboardInterrupt, Terminated) as stop:
         code = EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
@@ -902,6 +1171,8 @@ def main(
                     f"batchcore: the job is kept; {hint}continue it with "
                     f"`batchcore resume {session.job_id}`\n"
                 )
+        elif code == EXIT_STORE and args.command in ("run", "submit"):
+            stderr.write("batchcore: no job was recorded and nothing was sent\n")
         return code
 
 

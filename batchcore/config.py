@@ -66,7 +66,8 @@ def env_first(names: Iterable[str]) -> str | None:
     return None
 
 
-_SECRET_KEY = re.compile(r"(key|secret|token|password|credential)", re.IGNORECASE)
+# "tokens" (plural) counts tokens (max_enqueued_tokens, default_max_tokens): not a credential.
+_SECRET_KEY = re.compile(r"(key|secret|token(?!s)|password|credential)", re.IGNORECASE)
 
 
 def is_secret_key(key: str) -> bool:

@@ -333,13 +333,19 @@ class ModelCost:
 class JobCost:
     """What a job's usage cost, per model and in total, at batch rates (``batch``) and at
     standard rates. Totals are None when a model's price is unknown (:attr:`unknown_prices`)
-    or prices are unavailable (:attr:`pricing_error`)."""
+    or prices are unavailable (:attr:`pricing_error`).
+
+    ``reused_requests`` were answered by earlier jobs' results (opt-in reuse) and cost
+    nothing; ``saved_by_reuse_usd`` is what their usage would have cost at batch rates for
+    the model that answered them (None when unknown or nothing was reused)."""
 
     provider: str
     models: tuple[ModelCost, ...]
     batch: bool = True
     source: str | None = None
     pricing_error: str | None = None
+    reused_requests: int = 0
+    saved_by_reuse_usd: Decimal | None = None
 
     @property
     def unknown_prices(self) -> tuple[str, ...]:
@@ -375,6 +381,8 @@ class JobCost:
             "prices": self.source,
             "pricing_error": self.pricing_error,
             "models": [m.to_dict() for m in self.models],
+            "reused_requests": self.reused_requests,
+            "saved_by_reuse_usd": usd(self.saved_by_reuse_usd),
         }
 
     @classmethod

@@ -92,7 +92,18 @@ def freeze(value: Any) -> Any:
     if cls is str or cls is int or cls is float or cls is bool or value is None:
         return value
     if cls is dict or cls is FrozenDict:
-        return FrozenDict({key: freeze(item) for key, item in value.items()})
+        # Most objects (a chat message, a request's params) hold only atoms: one C-level copy.
+        for item in value.values():
+            kind = item.__class__
+            if (
+                kind is not str
+                and kind is not int
+                and kind is not float
+                and kind is not bool
+                and item is not None
+            ):
+                return FrozenDict({key: freeze(item) for key, item in value.items()})
+        return FrozenDict(value)
     if cls is list or cls is tuple or cls is FrozenList:
         return FrozenList([freeze(item) for item in value])
     if isinstance(value, _ATOMS):

@@ -7,9 +7,12 @@ package never imports it at import time.
 
 from __future__ import annotations
 
+import os
+import secrets as _secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import orjson
@@ -21,13 +24,14 @@ from batchcore.errors import ProviderConnectionError, ProviderError, ResponseLos
 from batchcore.jsonl import iter_lines
 from batchcore.retry import RetryPolicy, retry_call
 
-__all__ = ["HttpTransport"]
+__all__ = ["HttpTransport", "MultipartUpload"]
 
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _STREAM_CHUNK = 1 << 20
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_UPLOAD_BLOCK = 1 << 20
 
 
 class HttpTransport:
@@ -195,6 +199,38 @@ class HttpTransport:
                 status_code=response.status_code,
             )
 
+    def upload(
+        self,
+        path: str,
+        file: Path,
+        *,
+        fields: Mapping[str, str],
+        file_field: str = "file",
+        filename: str | None = None,
+        content_type: str = "application/octet-stream",
+        action: str | None = None,
+        idempotent: bool = True,
+    ) -> Any:
+        """``POST`` *file* as a ``multipart/form-data`` form (the text *fields*, then the file
+        under *file_field*), streamed from disk, and return the answer parsed as JSON (as
+        :meth:`request_json`). An upload only adds a file, so by default it is repeated like a
+        read when its answer is lost; the body is rewound for each attempt."""
+        with MultipartUpload(
+            file,
+            fields=fields,
+            file_field=file_field,
+            filename=filename,
+            content_type=content_type,
+        ) as form:
+            return self.request_json(
+                "POST",
+                path,
+                data=cast(IO[bytes], form),
+                headers={"content-type": form.content_type},
+                action=action,
+                idempotent=idempotent,
+            )
+
     def close(self) -> None:
         self._session.close()
 
@@ -216,3 +252,92 @@ class HttpTransport:
             secrets=self._secrets,
             action=action,
         )
+
+
+def _quoted(value: str) -> str:
+    # Field names and file names travel in a quoted header parameter.
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+
+
+class MultipartUpload:
+    """A ``multipart/form-data`` body of text *fields* and the file at *path* (sent as
+    *filename*, of *content_type*, under *file_field*), read from disk as it is sent.
+
+    A readable, seekable file object over three pieces (the form's head, the file, its tail)
+    with a known length: ``requests`` sends it in blocks with a Content-Length, so a payload of
+    hundreds of megabytes is never held in memory, and the transport rewinds it to retry. Use it
+    as a context manager (it holds the file open); :attr:`content_type` carries the boundary.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        fields: Mapping[str, str],
+        file_field: str = "file",
+        filename: str | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> None:
+        self.boundary = "batchcore-" + _secrets.token_hex(16)
+        head = b"".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quoted(name)}"'
+            f"\r\n\r\n{value}\r\n".encode()
+            for name, value in fields.items()
+        )
+        head += (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quoted(file_field)}"; '
+            f'filename="{_quoted(filename or path.name)}"\r\nContent-Type: {content_type}'
+            "\r\n\r\n"
+        ).encode()
+        self._head = head
+        self._tail = f"\r\n--{self.boundary}--\r\n".encode()
+        self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._file_size = os.fstat(self._file.fileno()).st_size
+        self._position = 0
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return len(self._head) + self._file_size + len(self._tail)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._position, os.SEEK_END: len(self)}[whence]
+        self._position = min(max(base + offset, 0), len(self))
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self) if size is None or size < 0 else min(self._position + size, len(self))
+        pieces: list[bytes] = []
+        head, file_end = len(self._head), len(self._head) + self._file_size
+        while self._position < end:
+            at = self._position
+            if at < head:
+                piece = self._head[at : min(end, head)]
+            elif at < file_end:
+                self._file.seek(at - head)
+                piece = self._file.read(min(end, file_end) - at)
+                if not piece:
+                    raise OSError(f"the upload file shrank while it was being sent ({at - head})")
+            else:
+                piece = self._tail[at - file_end : end - file_end]
+            pieces.append(piece)
+            self._position += len(piece)
+        return b"".join(pieces)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self.read(_UPLOAD_BLOCK):
+            yield block
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> MultipartUpload:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -8,6 +8,7 @@ are timezone-aware UTC datetimes and serialise as ISO-8601 strings.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import math
 import re
 import unicodedata
@@ -119,7 +120,7 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 def _messages(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
     if value.__class__ is tuple and all(m.__class__ is FrozenDict for m in value):
         return value
-    return tuple(freeze(message) for message in value)
+    return tuple([freeze(message) for message in value])
 
 
 def _provider_params(value: Any) -> Mapping[str, Mapping[str, Any]]:
@@ -239,7 +240,7 @@ class BatchRequest:
             self._check_fields(input_field)
         else:
             for message in messages:
-                if message.__class__ is not dict or message.get("role") not in _ROLES:
+                if message.__class__ is not FrozenDict or message.get("role") not in _ROLES:
                     self._check_fields(input_field)
                     break
         for key, value in params.items():
@@ -416,17 +417,28 @@ class QueueLimit:
     ``measure`` is ``"tokens"`` (estimated input tokens enqueued: OpenAI, Azure, Gemini,
     Together) or ``"requests"`` (requests pending: Anthropic, Mistral); ``per_model`` says
     whether the cap counts each model apart. ``default`` is safe for the vendor's lowest paid
-    tier; users raise it with the config key ``max_enqueued_tokens`` /
-    ``max_enqueued_requests``.
+    tier; ``model_defaults`` gives models whose lowest-tier cap is known to differ their own
+    (glob patterns, the first match wins), so a small model is not held to a big one's cap.
+    Users set the cap with the config key ``max_enqueued_tokens`` / ``max_enqueued_requests``,
+    which wins over both.
     """
 
     measure: str = attrs.field(validator=attrs.validators.in_(("tokens", "requests")))
     per_model: bool
     default: int = attrs.field(validator=attrs.validators.gt(0))
+    model_defaults: tuple[tuple[str, int], ...] = ()
 
     @property
     def config_key(self) -> str:
         return f"max_enqueued_{self.measure}"
+
+    def default_for(self, model: str | None) -> int:
+        """The declared cap for *model*: its ``model_defaults`` entry, else ``default``."""
+        if model is not None:
+            for pattern, cap in self.model_defaults:
+                if fnmatch.fnmatchcase(model, pattern):
+                    return cap
+        return self.default
 
 
 @attrs.frozen(kw_only=True)
@@ -876,7 +888,9 @@ class JobEvent:
 
     ``counts`` holds the job's result counts by status at the time of the event;
     ``batch_id`` and ``status`` are set for events about one batch; ``actor`` names the process
-    (``host:pid``, or a worker's name) that acted.
+    (``host:pid``, or a worker's name) that acted. ``cost_usd`` is what the job's fetched
+    results cost so far at batch prices, when known (None: no results yet, no price, or a
+    sandbox job, whose usage is invented).
     """
 
     kind: JobEventKind = attrs.field(converter=JobEventKind)
@@ -888,10 +902,12 @@ class JobEvent:
     counts: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
     detail: str | None = None
     actor: str | None = None
+    cost_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "actor": self.actor,
+            "cost_usd": self.cost_usd,
             "kind": self.kind.value,
             "job_id": self.job_id,
             "provider": self.provider,
@@ -915,4 +931,5 @@ class JobEvent:
             counts=data.get("counts") or {},
             detail=data.get("detail"),
             actor=data.get("actor"),
+            cost_usd=data.get("cost_usd"),
         )

@@ -5,11 +5,15 @@ this writer: it streams encoded requests to disk, starts a new file before a lim
 crossed, keeps one file per group (one model and endpoint per OpenAI file), records each file's
 custom_ids beside it (one JSON string per line), and refuses duplicate custom_ids. Memory stays
 flat in the number of requests: file contents go to disk, and duplicate detection keeps a
-fixed-size filter plus the few ids it cannot clear, checked exactly at the end.
+fixed-size filter plus the few ids it cannot clear, checked exactly at the end. A file that
+cannot be written (a full disk above all) raises :class:`~batchcore.errors.StoreError` naming
+the place, like the job store beside which these files live.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Hashable
@@ -20,7 +24,7 @@ from typing import IO
 import attrs
 import orjson
 
-from batchcore.errors import InvalidRequestError
+from batchcore.errors import InvalidRequestError, StoreError
 from batchcore.models import BatchLimits, BatchPayload
 
 __all__ = ["JSONL", "JSON_ARRAY_FIELD", "PayloadFraming", "PayloadWriter"]
@@ -55,6 +59,19 @@ def JSON_ARRAY_FIELD(field: str) -> PayloadFraming:
     )
 
 
+#: Errors that mean "no more room": no space, a quota, or a file-size limit (RLIMIT_FSIZE).
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _write_error(error: OSError, where: Path | str) -> StoreError:
+    """A failure to write payload files at *where*, in a user's words."""
+    if error.errno in _DISK_FULL:
+        problem = f"disk full at {where}: no room for the batch payload files"
+    else:
+        problem = f"cannot use the batch payload files at {where}"
+    return StoreError(f"{problem} ({error.strerror or error})", where=str(where))
+
+
 class _OpenFile:
     """One payload file being written. Encoded requests are buffered and written in large
     blocks; its custom_ids (at most ``max_requests`` of them) are written when it closes."""
@@ -78,7 +95,10 @@ class _OpenFile:
         self.ids_path = ids_path
         self.model = model
         self.endpoint = endpoint
-        self.data: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        try:
+            self.data: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        except OSError as error:
+            raise _write_error(error, path.parent) from error
         self.buffer = bytearray()
         self.ids: list[str] = []
         self.count = 0
@@ -86,19 +106,28 @@ class _OpenFile:
         self.size = 0
         self.sequence = 0
 
-    def flush(self) -> None:
+    def _write_buffer(self) -> None:
         if self.buffer:
             self.data.write(self.buffer)
             self.buffer.clear()
 
+    def flush(self) -> None:
+        try:
+            self._write_buffer()
+        except OSError as error:
+            raise _write_error(error, self.path.parent) from error
+
     def close(self) -> None:
-        self.flush()
-        self.data.close()
-        # One JSON string per line: every id round-trips exactly, whatever characters it holds
-        # (a raw id with a line break in it once split into two ids here, and the request was
-        # never joined to its batch).
-        with open(self.ids_path, "wb") as ids:
-            ids.write(b"".join(orjson.dumps(cid) + b"\n" for cid in self.ids))
+        try:
+            with self.data:  # closed even when a write fails (abort() then deletes it)
+                self._write_buffer()
+            # One JSON string per line: every id round-trips exactly, whatever characters it
+            # holds (a raw id with a line break in it once split into two ids here, and the
+            # request was never joined to its batch).
+            with open(self.ids_path, "wb") as ids:
+                ids.write(b"".join(orjson.dumps(cid) + b"\n" for cid in self.ids))
+        except OSError as error:
+            raise _write_error(error, self.path.parent) from error
         self.ids = []
 
 
@@ -120,7 +149,10 @@ class PayloadWriter:
         limits: BatchLimits,
         framing: PayloadFraming = JSONL,
         workdir: Path | None = None,
+        room_in_tokens: bool = False,
     ) -> None:
+        """*room_in_tokens*: the ``room`` given to :meth:`add` counts estimated input tokens
+        (a vendor queue capped in tokens), else requests."""
         self.provider = provider
         self.limits = limits
         self.framing = framing
@@ -140,6 +172,7 @@ class PayloadWriter:
         self._max_bytes = limits.max_bytes
         self._separator = framing.separator
         self._terminator = framing.terminator
+        self._room_in_tokens = room_in_tokens
 
     def add(
         self,
@@ -150,10 +183,14 @@ class PayloadWriter:
         endpoint: str,
         group: Hashable,
         tokens: int = 0,
+        room: int | None = None,
     ) -> None:
         """Append one encoded request to the open file of *group*; requests of different groups
         never share a file. *model* and *endpoint* are recorded on the payload, and *tokens*
-        (its estimated input tokens) added to the payload's."""
+        (its estimated input tokens) added to the payload's. *room*: the most of the vendor's
+        queue one file of this group may hold (tokens or requests, see ``room_in_tokens``), so
+        that each batch fits in the queue on its own; a request over it alone gets a file of
+        its own."""
         separator = self._separator
         terminator = self._terminator
         cost = len(encoded) + len(terminator)
@@ -163,6 +200,10 @@ class PayloadWriter:
             or current.count >= self._max_requests
             # size already counts the header and footer
             or current.size + len(separator) + cost > self._max_bytes
+            or (
+                room is not None
+                and (current.tokens + tokens if self._room_in_tokens else current.count + 1) > room
+            )
         ):
             if self._overhead + cost > self._max_bytes:
                 raise InvalidRequestError(
@@ -210,7 +251,10 @@ class PayloadWriter:
             raise InvalidRequestError(
                 "no requests: a batch needs at least one request", provider=self.provider
             )
-        duplicate = self._find_duplicate()
+        try:
+            duplicate = self._find_duplicate()
+        except OSError as error:
+            raise _write_error(error, self.workdir or tempfile.gettempdir()) from error
         if duplicate is not None:
             self.abort()
             raise InvalidRequestError(
@@ -235,12 +279,13 @@ class PayloadWriter:
         ]
 
     def abort(self) -> None:
-        """Close and delete every file written."""
-        for key in list(self._open):
-            self._close(key)
-        for f in self._closed:
+        """Close and delete every file written (without writing more: the disk may be full)."""
+        for f in [*self._open.values(), *self._closed]:
+            with contextlib.suppress(OSError):
+                f.data.close()
             f.path.unlink(missing_ok=True)
             f.ids_path.unlink(missing_ok=True)
+        self._open.clear()
         self._closed.clear()
 
     def __enter__(self) -> PayloadWriter:
@@ -256,15 +301,18 @@ class PayloadWriter:
             self.abort()
 
     def _start(self, model: str | None, endpoint: str) -> _OpenFile:
-        if self.workdir is not None:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-        self._started += 1
-        fd, name = tempfile.mkstemp(
-            prefix=f"batchcore-{self.provider}-{self._started:05d}-",
-            suffix=self.framing.suffix,
-            dir=self.workdir,
-        )
-        os.close(fd)
+        try:
+            if self.workdir is not None:
+                self.workdir.mkdir(parents=True, exist_ok=True)
+            self._started += 1
+            fd, name = tempfile.mkstemp(
+                prefix=f"batchcore-{self.provider}-{self._started:05d}-",
+                suffix=self.framing.suffix,
+                dir=self.workdir,
+            )
+            os.close(fd)
+        except OSError as error:
+            raise _write_error(error, self.workdir or tempfile.gettempdir()) from error
         path = Path(name)
         opened = _OpenFile(path, path.with_name(path.name + ".ids"), model, endpoint)
         opened.sequence = self._started
@@ -275,10 +323,10 @@ class PayloadWriter:
 
     def _close(self, key: Hashable) -> None:
         opened = self._open.pop(key)
+        self._closed.append(opened)  # first: a file whose close fails is still deleted by abort()
         if self.framing.footer:
             opened.buffer += self.framing.footer
         opened.close()
-        self._closed.append(opened)
 
     def _find_duplicate(self) -> str | None:
         suspects = self._suspects

@@ -13,9 +13,16 @@ What is here, by use:
   endpoint names (:data:`CHAT_COMPLETIONS`, ...), :data:`SAFE_CUSTOM_ID`, :func:`parse_timestamp`;
   payload framings (:data:`JSONL`, :func:`JSON_ARRAY_FIELD`);
 * talking to the vendor: :class:`HttpTransport` (raw HTTP with the core's retries and
-  classification), :func:`retry_call` / :func:`retry_iter` and :class:`RetryPolicy` (for SDK
-  calls), :func:`error_from_response` and :func:`transport_failure` (an SDK's exception to the
-  core's), :func:`result_error` (a per-request failure), :func:`iter_lines` (streamed JSONL);
+  classification; ``BaseBatchProvider.transport()`` builds the provider's),
+  :func:`retry_call` / :func:`retry_iter` and :class:`RetryPolicy` (for SDK calls),
+  :func:`error_from_response` and :func:`transport_failure` (an SDK's exception to the core's),
+  :func:`result_error` (a per-request failure), :func:`iter_lines` (streamed JSONL),
+  :class:`MultipartUpload` (a form streamed from disk; :meth:`HttpTransport.upload`);
+* reading results: :func:`read_result_lines` and :func:`decode_result_line` (the one rule for
+  a results line that cannot be read), :func:`input_custom_id`, :func:`result_from_openai_line` with
+  :class:`OpenAILineDialect` (OpenAI's output and error lines, which OpenAI-compatible vendors
+  write too), :func:`openai_answer_parts`, :func:`openai_usage`, :func:`openai_error_fields`,
+  :class:`ResultErrorBuilder`;
 * configuration: :class:`Secret`, ``read_*`` helpers, :func:`env_first`;
 * every exception class.
 
@@ -81,7 +88,7 @@ if TYPE_CHECKING:
         read_str_list,
     )
     from batchcore.frozen import FrozenDict, thaw
-    from batchcore.http import HttpTransport
+    from batchcore.http import HttpTransport, MultipartUpload
     from batchcore.jsonl import iter_lines
     from batchcore.models import (
         CHAT_COMPLETIONS,
@@ -107,6 +114,20 @@ if TYPE_CHECKING:
     from batchcore.payloads import JSON_ARRAY_FIELD, JSONL, PayloadFraming
     from batchcore.provider import COMMON_CONFIG_KEYS, BaseBatchProvider, SubmitJournal
     from batchcore.request_rules import ModelRule, RequestExtensions
+    from batchcore.results import (
+        OPENAI_CANCELLED_CODES,
+        OPENAI_LINES,
+        OpenAILineDialect,
+        ResultErrorBuilder,
+        decode_result_line,
+        input_custom_id,
+        openai_answer_parts,
+        openai_error_fields,
+        openai_incomplete,
+        openai_usage,
+        read_result_lines,
+        result_from_openai_line,
+    )
     from batchcore.retry import RetryPolicy, retry_call, retry_iter
 
 _LAZY: dict[str, str] = {
@@ -135,6 +156,7 @@ _LAZY: dict[str, str] = {
     "FrozenDict": "batchcore.frozen",
     "thaw": "batchcore.frozen",
     "HttpTransport": "batchcore.http",
+    "MultipartUpload": "batchcore.http",
     "iter_lines": "batchcore.jsonl",
     **dict.fromkeys(
         (
@@ -166,6 +188,23 @@ _LAZY: dict[str, str] = {
         ("COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"), "batchcore.provider"
     ),
     **dict.fromkeys(("ModelRule", "RequestExtensions"), "batchcore.request_rules"),
+    **dict.fromkeys(
+        (
+            "OPENAI_CANCELLED_CODES",
+            "OPENAI_LINES",
+            "OpenAILineDialect",
+            "ResultErrorBuilder",
+            "decode_result_line",
+            "input_custom_id",
+            "openai_answer_parts",
+            "openai_error_fields",
+            "openai_incomplete",
+            "openai_usage",
+            "read_result_lines",
+            "result_from_openai_line",
+        ),
+        "batchcore.results",
+    ),
     **dict.fromkeys(("RetryPolicy", "retry_call", "retry_iter"), "batchcore.retry"),
 }
 
@@ -191,6 +230,8 @@ __all__ = [
     "JSONL",
     "JSON_ARRAY_FIELD",
     "MODERATIONS",
+    "OPENAI_CANCELLED_CODES",
+    "OPENAI_LINES",
     "RESPONSES",
     "RETRYABLE_RESULT_CODES",
     "SAFE_CUSTOM_ID",
@@ -212,7 +253,9 @@ __all__ = [
     "HttpTransport",
     "InvalidRequestError",
     "ModelRule",
+    "MultipartUpload",
     "NotFoundError",
+    "OpenAILineDialect",
     "OutcomeUnknownError",
     "OverloadedError",
     "PayloadFraming",
@@ -236,6 +279,7 @@ __all__ = [
     "ResponseLostError",
     "ResponseTimeoutError",
     "ResultError",
+    "ResultErrorBuilder",
     "ResultStatus",
     "ResultsNotReadyError",
     "RetryPolicy",
@@ -245,19 +289,27 @@ __all__ = [
     "UnsupportedModelError",
     "UnsupportedOperationError",
     "Usage",
+    "decode_result_line",
     "env_first",
     "error_from_response",
     "hookimpl",
+    "input_custom_id",
     "iter_lines",
+    "openai_answer_parts",
+    "openai_error_fields",
+    "openai_incomplete",
+    "openai_usage",
     "parse_retry_after",
     "parse_timestamp",
     "read_bool",
     "read_float",
     "read_int",
+    "read_result_lines",
     "read_str",
     "read_str_list",
     "redact",
     "result_error",
+    "result_from_openai_line",
     "retry_call",
     "retry_iter",
     "thaw",

@@ -66,11 +66,7 @@ class ProgressDisplay:
         self._drawn = False
 
     def __call__(self, event: JobEvent) -> None:
-        if event.batch_id is not None:
-            if event.status is not None:
-                self._batch_states[event.batch_id] = event.status.state.value
-            elif event.kind is JobEventKind.SUBMITTED:
-                self._batch_states.setdefault(event.batch_id, "submitted")
+        self.track(event)
         line = self._line(event)
         if self.tty:
             self.stream.write("\r\x1b[2K" + line)
@@ -87,6 +83,15 @@ class ProgressDisplay:
             self._last_line = now
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def track(self, event: JobEvent) -> None:
+        """Learn what *event* says about its batch without printing (a caller that learns of
+        several batches at once, from a store, prints one line after)."""
+        if event.batch_id is not None:
+            if event.status is not None:
+                self._batch_states[event.batch_id] = event.status.state.value
+            elif event.kind is JobEventKind.SUBMITTED:
+                self._batch_states.setdefault(event.batch_id, "submitted")
 
     def close(self) -> None:
         """End a redrawn line (when the job stopped without a finished event)."""

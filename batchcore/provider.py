@@ -22,24 +22,28 @@ eager errors); a provider writes only the vendor half, one small method per vend
     cancel_batch(handle) -> BatchStatus
 
 and declares what its vendor can do in class attributes (limits, models, custom_id rules,
-``IDEMPOTENT_SUBMIT``, ``SUPPORTS_CANCEL``, retryable result codes).
+``IDEMPOTENT_SUBMIT``, ``SUPPORTS_CANCEL``, retryable result codes). A provider that speaks
+raw HTTP calls ``self.transport()`` (the core's transport, built on first use, closed by
+``close()``) and names its headers in ``http_headers(api_key)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import itertools
 import logging
 import math
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import orjson
 
@@ -69,8 +73,11 @@ from batchcore.models import (
 )
 from batchcore.payloads import JSONL, PayloadFraming, PayloadWriter
 from batchcore.request_rules import ModelRule, RequestExtensions, check_request_rules
-from batchcore.retry import RetryPolicy, retry_call
+from batchcore.retry import RetryPolicy, announce_wait, retry_call
 from batchcore.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from batchcore.http import HttpTransport
 
 __all__ = ["COMMON_CONFIG_KEYS", "BaseBatchProvider", "SubmitJournal"]
 
@@ -153,7 +160,8 @@ class BaseBatchProvider:
     RETRYABLE_RESULT_CODES: ClassVar[frozenset[str]] = frozenset()
     REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = RequestExtensions()
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = ()
-    #: Config keys whose values change what the vendor answers (part of a fingerprint).
+    #: Config keys whose values change what the vendor answers, besides the base URL (which
+    #: every fingerprint includes): part of :meth:`fingerprint`.
     ANSWER_CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset()
     #: What the vendor lets wait in its queue at once (None: no cap the runner must respect).
     QUEUE_LIMIT: ClassVar[QueueLimit | None] = None
@@ -212,6 +220,10 @@ class BaseBatchProvider:
         #: example with a ManualClock's ``sleep``/``now``) so nothing waits for real time.
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.time
+        self._http_transport: HttpTransport | None = None
+        self._http_transport_lock = threading.Lock()
+        # The queue room prepare_payloads splits by, per thread (see queue_room).
+        self._split_room = threading.local()
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -230,13 +242,14 @@ class BaseBatchProvider:
             )
         return self._api_key.reveal()
 
-    def queue_limit(self) -> tuple[QueueLimit, int] | None:
-        """The vendor's queue cap in force: ``(QUEUE_LIMIT, the cap)``, the cap read from config
-        (``max_enqueued_tokens`` / ``max_enqueued_requests``) or the declared default."""
+    def queue_limit(self, model: str | None = None) -> tuple[QueueLimit, int] | None:
+        """The vendor's queue cap in force for *model*: ``(QUEUE_LIMIT, the cap)``, the cap
+        read from config (``max_enqueued_tokens`` / ``max_enqueued_requests``), else the
+        declared default for that model (:meth:`QueueLimit.default_for`)."""
         limit = self.QUEUE_LIMIT
         if limit is None:
             return None
-        cap = read_int(self.config, limit.config_key, limit.default, minimum=1)
+        cap = read_int(self.config, limit.config_key, limit.default_for(model), minimum=1)
         return limit, cap
 
     def retry_policy(self) -> RetryPolicy:
@@ -329,17 +342,42 @@ class BaseBatchProvider:
     def fingerprint(self, request: BatchRequest) -> bytes:
         """What *request* asks of this provider, as 16 bytes: two requests with the same
         fingerprint get the same kind of answer, so one answer may serve both (opt-in result
-        reuse). It covers the provider, the endpoint, the model, the request body as the
-        unified request holds it (messages and every parameter), its ``provider_params`` and
-        the values of ``ANSWER_CONFIG_KEYS``; not the custom_id."""
+        reuse, ``reuse_results=True``). This is the one definition of the fingerprint. It
+        covers:
+
+        * the provider's name, and the server it talks to (the base URL in force, from config,
+          the environment or the default: another server, another answer);
+        * the request's endpoint and model, and its body as the unified request holds it
+          (messages and every parameter) with its ``provider_params``;
+        * the values of the config keys named in ``ANSWER_CONFIG_KEYS`` (a plugin names the
+          vendor-specific ones that change answers: an API version, a deployment, ...), as the
+          provider uses them (:meth:`answer_config`: from the environment or a default too).
+
+        Not the custom_id, and never the API key (it is not part of ``config``). A sandbox job's
+        answers are never reused whatever their fingerprint
+        (:func:`batchcore.jobs.store.answers_reusable`)."""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(f"{self.PROVIDER_NAME}\0{request.endpoint}\0{request.model}\0".encode())
+        digest.update(f"base_url={(self.base_url or '').rstrip('/')}\0".encode())
         digest.update(request.openai_body_json())
         if request.provider_params:
             digest.update(orjson.dumps(request.provider_params, option=orjson.OPT_SORT_KEYS))
-        for key in sorted(self.ANSWER_CONFIG_KEYS):
-            digest.update(f"\0{key}={self.config.get(key)!r}".encode())
+        for key, value in sorted(self.answer_config().items()):
+            digest.update(f"\0{key}={value!r}".encode())
         return digest.digest()
+
+    def answer_config(self) -> dict[str, Any]:
+        """The values of ``ANSWER_CONFIG_KEYS`` that :meth:`fingerprint` covers, as this
+        provider uses them: an attribute of the same name when the provider resolved one (a
+        value read from the environment or a default, like an Azure endpoint), else the
+        config's value. Every declared key counts whatever its name (``default_max_tokens``
+        changes answers); the API key never does (it is not kept in ``config``)."""
+        found: dict[str, Any] = {}
+        for key in self.ANSWER_CONFIG_KEYS - {"base_url", "api_key"}:
+            resolved = getattr(self, key, None)
+            plain = resolved is None or isinstance(resolved, (str, int, float, bool, tuple))
+            found[key] = resolved if resolved is not None and plain else self.config.get(key)
+        return found
 
     def encode_request(self, request: BatchRequest) -> bytes:
         """One request in the vendor's payload format (one JSONL line without the newline).
@@ -360,11 +398,14 @@ class BaseBatchProvider:
         return request.model
 
     def prepare_payloads(self, requests: Iterable[BatchRequest]) -> list[BatchPayload]:
-        """Validate, convert and split *requests* into payloads under ``self.limits``.
+        """Validate, convert and split *requests* into payloads under ``self.limits`` (and,
+        inside :meth:`queue_room`, under the room it gives in the vendor's queue).
 
         No network. Raises :class:`InvalidRequestError` (or :class:`UnsupportedModelError`)
-        for the first bad request, for duplicate custom_ids and for empty input, and then leaves
-        no file behind. The caller owns the returned payloads' files (``payload.discard()``).
+        for the first bad request, for duplicate custom_ids and for empty input (inside
+        :meth:`queue_room`, also for a request that alone is over the configured queue cap),
+        and then leaves no file behind. The caller owns the returned payloads' files
+        (``payload.discard()``).
         """
         if isinstance(requests, (str, bytes, Mapping, BatchRequest)):
             raise InvalidRequestError(
@@ -372,27 +413,75 @@ class BaseBatchProvider:
             )
         # Token estimates cost a walk over each request: only when the queue counts tokens.
         counts_tokens = self.QUEUE_LIMIT is not None and self.QUEUE_LIMIT.measure == "tokens"
+        room_of: Callable[[str | None], int | None] | None = getattr(self._split_room, "room", None)
+        caps: dict[str | None, tuple[QueueLimit, int] | None] = {}
+        rooms: dict[str | None, int | None] = {}
         with PayloadWriter(
             provider=self.PROVIDER_NAME,
             limits=self.limits,
             framing=self.PAYLOAD_FRAMING,
             workdir=self.workdir,
+            room_in_tokens=counts_tokens,
         ) as writer:
             for request in requests:
                 self.check_request(request)
+                model = self.payload_model(request)
+                tokens = (
+                    estimate_tokens(request, provider=self.PROVIDER_NAME).expected
+                    if counts_tokens
+                    else 0
+                )
+                room = None
+                if room_of is not None:
+                    if model not in rooms:
+                        rooms[model] = room_of(model)
+                    room = rooms[model]
                 writer.add(
                     request.custom_id,
                     self.encode_request(request),
-                    model=self.payload_model(request),
+                    model=model,
                     endpoint=request.endpoint,
                     group=self.payload_group(request),
-                    tokens=(
-                        estimate_tokens(request, provider=self.PROVIDER_NAME).expected
-                        if counts_tokens
-                        else 0
-                    ),
+                    tokens=tokens,
+                    room=room,
                 )
+                if counts_tokens and room_of is not None:
+                    if model not in caps:
+                        caps[model] = self.queue_limit(model)
+                    queue = caps[model]
+                    if queue is not None and tokens > queue[1]:
+                        raise self._over_queue_cap(request, model, tokens, queue)
             return writer.finish()
+
+    @contextlib.contextmanager
+    def queue_room(self, room: Callable[[str | None], int | None]) -> Iterator[None]:
+        """Within this block (in this thread), :meth:`prepare_payloads` also splits payloads so
+        that each holds at most ``room(model)`` of the vendor queue's measure (estimated input
+        tokens, or requests; None: no split by the queue), so that every batch can be admitted
+        into the queue on its own, and refuses a request that alone is over the configured cap
+        (:meth:`queue_limit`): it could never be admitted. The runner gives the cap in force,
+        the configured one or lower (see :meth:`batchcore.jobs.JobStore.queue_cap`); a request
+        over a lower room but under the configured cap gets a payload of its own."""
+        previous = getattr(self._split_room, "room", None)
+        self._split_room.room = room
+        try:
+            yield
+        finally:
+            self._split_room.room = previous
+
+    def _over_queue_cap(
+        self, request: BatchRequest, model: str | None, tokens: int, queue: tuple[QueueLimit, int]
+    ) -> InvalidRequestError:
+        declared, cap = queue
+        return InvalidRequestError(
+            f"request {request.custom_id!r} alone needs about {tokens:,} enqueued tokens"
+            f"{f' of {model}' if model else ''}, more than the {cap:,} that "
+            f"{self.PROVIDER_NAME}'s batch queue is set to hold (config "
+            f"{declared.config_key}); it could never be admitted: raise {declared.config_key} "
+            "to your account's queue limit for the model, or shorten the request",
+            custom_id=request.custom_id,
+            provider=self.PROVIDER_NAME,
+        )
 
     # -- capability checks the core owns ---------------------------------------------------
 
@@ -514,6 +603,7 @@ class BaseBatchProvider:
         none. Waits (with ``self.sleep``) until ``SUBMIT_SETTLE_SECONDS`` after *since* before
         saying none, because vendors list a new batch a few seconds late."""
         settle = -math.inf if since is None else since.timestamp() + self.SUBMIT_SETTLE_SECONDS
+        announced = False
         while True:
             try:
                 candidates = list(
@@ -553,6 +643,14 @@ class BaseBatchProvider:
             remaining = settle - self.clock()
             if remaining <= 0:
                 return None
+            if not announced:
+                announced = True
+                announce_wait(
+                    remaining,
+                    reason="a create's answer was lost; the vendor lists a new batch a few "
+                    "seconds late, so none is assumed made before then",
+                    what=f"{self.PROVIDER_NAME} submit of {payload.request_count} requests",
+                )
             self.sleep(min(remaining, _SETTLE_STEP))
 
     # -- fetch, cancel: the core's half --------------------------------------------------------
@@ -707,8 +805,45 @@ class BaseBatchProvider:
         """One cancel call; return the status the vendor answers with."""
         raise NotImplementedError
 
+    # -- talking to the vendor over HTTP ---------------------------------------------------
+
+    def http_headers(self, api_key: str) -> Mapping[str, str]:
+        """The headers every call through :meth:`transport` carries, given the API key. Default:
+        ``authorization: Bearer <key>``; a vendor that authenticates otherwise (``x-api-key``)
+        or wants more headers (an API version) overrides it."""
+        return {"authorization": f"Bearer {api_key}"}
+
+    def transport(self) -> HttpTransport:
+        """The core's :class:`~batchcore.http.HttpTransport` to ``base_url``, for providers that
+        speak raw HTTP: built on first use (``prepare_payloads`` needs no key and imports no
+        HTTP library) with :meth:`http_headers`, this provider's ``timeout``, retry policy,
+        ``sleep`` and secrets; :meth:`close` closes it, and the next call builds a new one."""
+        with self._http_transport_lock:
+            if self._http_transport is None:
+                if not self.base_url:
+                    raise ConfigurationError(f"{self.PROVIDER_NAME}: no base_url configured")
+                from batchcore.http import HttpTransport
+
+                self._http_transport = HttpTransport(
+                    provider=self.PROVIDER_NAME,
+                    base_url=self.base_url,
+                    headers=self.http_headers(self.require_api_key()),
+                    timeout=self.timeout,
+                    secrets=self.secrets(),
+                    # Looked up at each call: tests replace provider.sleep after building.
+                    sleep=lambda seconds: self.sleep(seconds),
+                    retry_policy=self.retry_policy(),
+                )
+            return self._http_transport
+
     def close(self) -> None:
-        """Release connections (a later call opens new ones). Safe to call twice."""
+        """Release connections (a later call opens new ones). Safe to call twice. The base
+        closes the :meth:`transport` when it was built; a provider holding other connections
+        (a vendor SDK's client) closes them too and calls ``super().close()``."""
+        with self._http_transport_lock:
+            transport, self._http_transport = self._http_transport, None
+        if transport is not None:
+            transport.close()
 
     def __enter__(self: _P) -> _P:
         return self

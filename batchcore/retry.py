@@ -19,13 +19,26 @@ Two layers, and only two, ever retry:
    hour), the job stops (exit 3, the job is kept) and says when to resume.
 
 So the most calls one step can make before the job stops is
-``(1 + max_retries) * (1 + max_postponements)``, and every wait longer than a few seconds is a
-postponement that the progress output shows with the time it ends.
+``(1 + max_retries) * (1 + max_postponements)``.
+
+**Every wait longer than** :data:`VISIBLE_WAIT` **seconds is shown** with the time it ends: a
+postponement as the runner's ``WAITING`` event, and a sleep inside one call (a ``Retry-After``
+of up to 120 s, a long backoff) too: :func:`retry_call` / :func:`retry_iter` tell the wait
+reporter that :func:`reporting_waits` installs for the current context (the runner installs one
+around each step, so the CLI's progress line and ``on_progress`` see it). :func:`announce_wait`
+is that one rule; code that sleeps on its own calls it as well.
+
+``Retry-After`` values are read by :func:`readable_retry_after`: a value that is not a number
+(``nan``, ``-inf``) is no answer at all, a negative one is 0, and anything longer than
+:data:`LONGEST_RETRY_AFTER` (``inf``, ``1e300``) is that long: over every cap, never a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+import math
 import random
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -34,10 +47,88 @@ import attrs
 
 from batchcore.errors import OutcomeUnknownError, ProviderError
 
-__all__ = ["RetryPolicy", "retry_call", "retry_iter"]
+__all__ = [
+    "LONGEST_RETRY_AFTER",
+    "VISIBLE_WAIT",
+    "RetryPolicy",
+    "Wait",
+    "announce_wait",
+    "capped_growth",
+    "readable_retry_after",
+    "reporting_waits",
+    "retry_call",
+    "retry_iter",
+]
 
 T = TypeVar("T")
 log = logging.getLogger("batchcore.retry")
+
+#: Waits longer than this many seconds are reported (shown in progress output), not only logged.
+VISIBLE_WAIT = 3.0
+#: The longest ``Retry-After`` taken literally (a year): longer is read as this, over every cap.
+LONGEST_RETRY_AFTER = 366 * 86_400.0
+
+
+def readable_retry_after(seconds: float | None) -> float | None:
+    """A server's requested wait as batchcore reads it: None when absent or not a number
+    (``nan``, ``-inf``), 0 for a negative wait, at most :data:`LONGEST_RETRY_AFTER`."""
+    if seconds is None or math.isnan(seconds) or seconds == -math.inf:
+        return None
+    return min(max(float(seconds), 0.0), LONGEST_RETRY_AFTER)
+
+
+def capped_growth(start: float, factor: float, steps: int, cap: float) -> float:
+    """``min(start * factor ** steps, cap)``, without ever computing a power that overflows (a
+    batch polled for days, a policy with a huge retry count)."""
+    steps = max(steps, 0)
+    if factor > 1:
+        # Growth stops at the step that reaches the cap; later steps are never computed.
+        within = 0 < start < cap
+        steps = min(steps, math.ceil(math.log(cap / start, factor))) if within else 0
+    return min(start * factor**steps, cap)
+
+
+@attrs.frozen(kw_only=True)
+class Wait:
+    """A wait about to happen inside a call: *seconds* long, because of *reason* (``"vendor
+    asked: Retry-After"`` or ``"backing off"``), in *what* (the call), after *error*."""
+
+    seconds: float
+    reason: str
+    what: str
+    error: str | None = None
+
+
+_reporter: contextvars.ContextVar[Callable[[Wait], None] | None] = contextvars.ContextVar(
+    "batchcore_wait_reporter", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting_waits(report: Callable[[Wait], None]) -> Iterator[None]:
+    """Within this block (this thread or task), waits longer than :data:`VISIBLE_WAIT` are
+    passed to *report* before they are slept."""
+    token = _reporter.set(report)
+    try:
+        yield
+    finally:
+        _reporter.reset(token)
+
+
+def announce_wait(seconds: float, *, reason: str, what: str, error: str | None = None) -> None:
+    """Say that a wait of *seconds* is about to be slept: logged, and reported to the current
+    wait reporter when it is longer than :data:`VISIBLE_WAIT` (the one rule for which waits are
+    shown). A failing reporter never stops the call."""
+    log.info("%s: waiting %.2fs (%s)%s", what, seconds, reason, f" after: {error}" if error else "")
+    if seconds <= VISIBLE_WAIT:
+        return
+    report = _reporter.get()
+    if report is None:
+        return
+    try:
+        report(Wait(seconds=seconds, reason=reason, what=what, error=error))
+    except Exception:
+        log.exception("a wait reporter failed")
 
 
 @attrs.frozen(kw_only=True)
@@ -64,9 +155,10 @@ class RetryPolicy:
         retrying and raise."""
         if retry_number > self.max_retries:
             return None
+        retry_after = readable_retry_after(retry_after)
         if retry_after is not None:
             return None if retry_after > self.max_retry_after else retry_after
-        backoff = min(self.initial_delay * 2 ** (retry_number - 1), self.max_delay)
+        backoff = capped_growth(self.initial_delay, 2.0, retry_number - 1, self.max_delay)
         return float(backoff * (1 - 0.25 * self.jitter()))
 
     def postponement(self, failures: int, retry_after: float | None = None) -> float | None:
@@ -75,9 +167,10 @@ class RetryPolicy:
         longer than ``max_wait``)."""
         if failures > self.max_postponements:
             return None
+        retry_after = readable_retry_after(retry_after)
         if retry_after is not None and retry_after > self.max_wait:
             return None
-        backoff = min(self.first_postponement * 2 ** max(failures - 1, 0), self.max_postponement)
+        backoff = capped_growth(self.first_postponement, 2.0, failures - 1, self.max_postponement)
         return float(max(backoff, retry_after or 0.0))
 
     def to_dict(self) -> dict[str, float]:
@@ -120,7 +213,7 @@ def retry_call(
             delay = policy.delay(retry_number, error.retry_after)
             if delay is None:
                 raise
-            log.info("%s failed (%s); retry %d in %.2fs", describe, error, retry_number, delay)
+            _announce(delay, error, f"{describe} (retry {retry_number})")
         sleep(delay)
 
 
@@ -150,5 +243,11 @@ def retry_iter(
             delay = policy.delay(retry_number, error.retry_after)
             if delay is None:
                 raise
-            log.info("%s failed (%s); starting over in %.2fs", describe, error, delay)
+            _announce(delay, error, f"{describe} (starting over)")
         sleep(delay)
+
+
+def _announce(delay: float, error: ProviderError, what: str) -> None:
+    asked = readable_retry_after(error.retry_after) is not None
+    reason = "vendor asked: Retry-After" if asked else "backing off"
+    announce_wait(delay, reason=reason, what=what, error=str(error))

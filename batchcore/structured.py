@@ -338,7 +338,7 @@ def parse(result: BatchResult, model: type[T]) -> T:
             reason="no_text",
             model=label,
         )
-    from pydantic import ValidationError
+    ValidationError = _pydantic().ValidationError
 
     try:
         value: T = _adapter(model).validate_json(text)
@@ -397,10 +397,16 @@ def _cached_adapter(model: Any) -> TypeAdapter[Any]:
 
 
 def _new_adapter(model: Any) -> TypeAdapter[Any]:
+    return _pydantic().TypeAdapter(model)  # type: ignore[no-any-return]
+
+
+def _pydantic() -> Any:
+    """The pydantic module, or an ImportError that says how to install it (the one place
+    structured output imports it)."""
     try:
-        from pydantic import TypeAdapter
-    except ImportError:  # pragma: no cover - depends on the environment
+        import pydantic
+    except ImportError:
         raise ImportError(
             "structured output needs pydantic 2: pip install 'batchcore[pydantic]'"
         ) from None
-    return TypeAdapter(model)
+    return pydantic

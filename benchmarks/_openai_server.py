@@ -4,12 +4,15 @@ A separate process, as the real API is: the client under test shares neither its
 nor its CPU time with the server. Run with one JSON argument::
 
     {"validating": 0.2, "processing": 1.0, "finalizing": 0.2,      # phases, real clock
-     "completed_lines": 100000, "answer_chars": 560}               # optional
+     "completed_lines": 100000, "answer_chars": 560,               # optional
+     "queue_tokens": 5400000}                                      # optional: a queue cap
 
 With ``completed_lines`` it first builds a completed batch of that many chat requests whose
 answers make output lines of about ``answer_chars`` + 450 bytes, through the emulator's normal
 flow (upload, create, poll). It prints one JSON line (``url``, ``api_key``, and for a completed
 batch ``batch_id``, ``output_file_id``, ``output_bytes``), then serves until stdin closes.
+With ``queue_tokens``, the emulator's queue holds at most that many enqueued input tokens per
+model (counted as its answers' usage counts them), as OpenAI's does.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 from typing import Any
 
 from batchcore import BatchRequest
+from batchcore.testing.emulation import QueueCap
 from batchcore_openai import OpenAIBatchProvider
 from batchcore_openai.testing import OpenAIEmulator
 
@@ -96,6 +100,7 @@ def main() -> int:
         validating_seconds=spec.get("validating", 0.0),
         processing_seconds=spec.get("processing", 0.0),
         finalizing_seconds=spec.get("finalizing", 0.0),
+        queue_cap=QueueCap(limit=spec["queue_tokens"]) if spec.get("queue_tokens") else None,
     )
     with emulator:
         info: dict[str, Any] = {"url": emulator.url, "api_key": API_KEY}

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+from batchcore.testing.postgres import TemporaryPostgres, find_server
 from batchcore_anthropic.testing import AnthropicEmulator
 from batchcore_openai.testing import OpenAIEmulator
 
@@ -42,6 +43,56 @@ class SteppingClock:
             if not self.frozen:
                 self._now += self.step
             return self._now
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TemporaryPostgres]:
+    """A real PostgreSQL server on loopback for the session (a new database per test:
+    ``postgres_server.new_url()``)."""
+    _, why = find_server()
+    if why:
+        if os.environ.get("BATCHCORE_REQUIRE_POSTGRES"):
+            pytest.fail(f"BATCHCORE_REQUIRE_POSTGRES is set but {why}")
+        pytest.skip(f"no PostgreSQL server can be started here: {why}")
+    with TemporaryPostgres(base=os.environ.get("TMPDIR") or "/tmp") as server:
+        yield server
+
+
+@pytest.fixture
+def shared(
+    postgres_server: TemporaryPostgres, cli_env: dict[str, str]
+) -> tuple[dict[str, str], str]:
+    """The CLI's environment on a new PostgreSQL database, and that database's URL."""
+    url = postgres_server.new_url()
+    return {**cli_env, "BATCHCORE_STORE": url}, url
+
+
+def start_worker(env: dict[str, str], home: Path, *args: str) -> subprocess.Popen[str]:
+    """A ``batchcore worker`` with a home and temp dir of its own: it shares nothing but the
+    store."""
+    home.mkdir(parents=True, exist_ok=True)
+    own = {**env, "BATCHCORE_HOME": str(home), "TMPDIR": str(home)}
+    return subprocess.Popen(
+        batchcore("worker", "--lease", "3", *args),
+        env=own,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(workers: list[subprocess.Popen[str]]) -> None:
+    """Wait for burst workers to end; each must end well."""
+    for worker in workers:
+        _, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+
+
+@pytest.fixture(autouse=True)
+def _working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run in the test's own directory: `batchcore run` without -o writes
+    JOB.results.jsonl into the working directory, which must never be the repository."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

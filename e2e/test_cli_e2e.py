@@ -218,3 +218,52 @@ def test_bad_key_is_a_provider_error_and_the_job_is_kept(
     fixed = run_cli(cli_env, "resume", job_id, "-o", str(tmp_path / "out.jsonl"), *POLL)
     assert fixed.returncode == 0, fixed.stderr
     assert len(read_results(tmp_path / "out.jsonl")) == 2
+
+
+ODD_IDS = [
+    'say "hi"',
+    "back\\slash\\",
+    "non\u00a0breaking",
+    "\ufeffbom first",
+    "zero\u200bwidth",
+    "rtl\u200fmark",
+    "emoji \U0001f600\U0001f9ea",
+    "  spaces  around  ",
+    "long-" + "x" * 95,
+    "ünïcödé-ß-ℵ",
+]
+
+
+def test_odd_printable_custom_ids_round_trip_exactly(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """Every printable id a provider takes comes back byte for byte: through the input file,
+    the payload and its ids file, the emulator, the store, `run`'s output and `results`."""
+    env = {k: v for k, v in cli_env.items() if not k.startswith("OPENAI_")}
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": cid,
+                    "model": "gpt-4o-mini",
+                    "max_tokens": 8,
+                    "messages": [{"role": "user", "content": f"request {n}"}],
+                },
+                ensure_ascii=n % 2 == 0,  # escaped and raw UTF-8 spellings both
+            )
+            + "\n"
+            for n, cid in enumerate(ODD_IDS)
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.jsonl"
+    done = run_cli(env, "run", str(source), "--provider", "openai", "--sandbox", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.splitlines()[0]
+    results = read_results(out)
+    assert [r["custom_id"] for r in results] == ODD_IDS
+    assert all(r["status"] == "succeeded" and r["sandbox"] for r in results)
+    listed = run_cli(env, "results", job_id)
+    assert listed.returncode == 0, listed.stderr
+    assert [json.loads(line)["custom_id"] for line in listed.stdout.splitlines()] == ODD_IDS

@@ -45,4 +45,85 @@ def test_estimate_budget_and_actual_cost(
     assert 0 < status["cost_usd"] <= bound  # the estimate's bound holds on what was billed
     assert float(status["cost"]["saving_usd"]) > 0  # half price against standard rates
     assert status["options"]["budget_usd"] == f"{bound * 2:.8f}"
-    assert "cost so far: $" in run_cli(cli_env, "status", job_id).stdout
+    (batch,) = status["batches"]  # each batch says what it cost
+    assert batch["cost_usd"] == pytest.approx(status["cost_usd"])
+    text = run_cli(cli_env, "status", job_id).stdout
+    assert "cost so far: $" in text
+    assert f"40 requests completed 40/40, ${batch['cost_usd']:.6f}" in text
+
+
+# -- the estimate's bound holds on every bundled emulator --------------------------------------
+
+#: provider name, its emulator's module and class, the base URL's path under the emulator's
+#: root, and a model genai-prices prices for it.
+EMULATORS = [
+    ("openai", "batchcore_openai.testing", "OpenAIEmulator", "/v1", "gpt-4o-mini"),
+    ("anthropic", "batchcore_anthropic.testing", "AnthropicEmulator", "", "claude-haiku-4-5"),
+    ("gemini", "batchcore_gemini.testing", "GeminiEmulator", "", "gemini-2.5-flash"),
+    ("mistral", "batchcore_mistral.testing", "MistralEmulator", "", "mistral-small-latest"),
+    ("groq", "batchcore_groq.testing", "GroqEmulator", "/openai/v1", "llama-3.1-8b-instant"),
+    (
+        "together",
+        "batchcore_together.testing",
+        "TogetherEmulator",
+        "/v1",
+        "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "emulator_class", "path", "model"),
+    EMULATORS,
+    ids=[e[0] for e in EMULATORS],
+)
+def test_the_estimate_bounds_the_actual_cost_on_every_emulator(
+    tmp_path: Path, name: str, module: str, emulator_class: str, path: str, model: str
+) -> None:
+    import importlib
+
+    from batchcore import BatchRequest
+    from batchcore.jobs import BatchRunner, PollSchedule
+    from batchcore.registry import batch_provider_registry
+    from batchcore.testing import ManualClock
+
+    manual = ManualClock(start=1_767_225_600.0)
+    key = f"{name}-e2e-cost-0123456789abcdef"
+    emulator_type = getattr(importlib.import_module(module), emulator_class)
+    requests = [
+        BatchRequest(
+            custom_id=f"c{i}",
+            model=model,
+            params={"max_tokens": 64},
+            messages=[
+                {"role": "system", "content": "Answer in one short sentence."},
+                {"role": "user", "content": f"Question {i}: " + "why is the sky blue? " * i},
+            ],
+        )
+        for i in range(12)
+    ]
+    with emulator_type(clock=manual, api_key=key) as emulator:
+        provider = batch_provider_registry.get(name)(
+            config={"base_url": emulator.url + path, "api_key": key}
+        )
+        provider.sleep = manual.sleep
+        provider.clock = manual.now
+        runner = BatchRunner(
+            tmp_path / "jobs.sqlite3",
+            clock=manual.now,
+            sleep=manual.sleep,
+            poll=PollSchedule(min_interval=30, max_interval=600, jitter=0),
+        )
+        estimate = runner.estimate(provider, requests)
+        assert estimate.cost_usd_max is not None, estimate.pricing_error or estimate.unknown_prices
+        calls = emulator.call_count()
+        info = runner.run(provider, requests, budget_usd=str(estimate.cost_usd_max))
+        provider.close()
+    assert calls == 0  # estimating sent nothing
+    assert info.all_succeeded, info.counts
+    cost = runner.cost(info.id)
+    assert cost.cost_usd is not None and cost.cost_usd > 0, cost.to_dict()
+    assert cost.cost_usd <= estimate.cost_usd_max  # the bound holds on what was billed
+    assert estimate.cost_usd_expected is not None
+    assert estimate.cost_usd_expected <= estimate.cost_usd_max
+    runner.store.close()

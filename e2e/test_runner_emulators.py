@@ -33,6 +33,9 @@ def runner(tmp_path: Path, manual: ManualClock) -> BatchRunner:
         clock=manual.now,
         sleep=manual.sleep,
         poll=PollSchedule(min_interval=30, max_interval=3600, jitter=0),
+        # One create at a time: the emulators seed each batch's completion order with its id,
+        # and ids go to batches in the order their creates arrive.
+        submit_concurrency=1,
     )
 
 

@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,8 @@ from conftest import (
     write_requests,
 )
 
+from batchcore.jobs.database import SQLITE_TYPES
+from batchcore.jobs.schema import MIGRATIONS
 from batchcore.testing import Fault
 from batchcore_anthropic.testing import DEFAULT_API_KEY, AnthropicEmulator
 from batchcore_openai.testing import OpenAIEmulator
@@ -33,7 +37,7 @@ FAST = ("--config", "timeout=1")
 
 
 @pytest.fixture
-def azure_emulator(clock: SteppingClock) -> OpenAIEmulator:
+def azure_emulator(clock: SteppingClock) -> Iterator[OpenAIEmulator]:
     with OpenAIEmulator(clock=clock, api_key=OPENAI_KEY, azure=True) as emulator:
         yield emulator
 
@@ -116,17 +120,41 @@ def test_a_key_echoed_by_the_vendor_never_shows(
     cli_env: dict[str, str],
     openai_emulator: OpenAIEmulator,
 ) -> None:
+    """A vendor that echoes the key in its error bodies, with tracebacks and every library's
+    DEBUG log on: the key shows nowhere, not in output, logs, the store or result files."""
     body = {"error": {"message": f"Incorrect API key provided: {OPENAI_KEY}", "code": "x"}}
-    openai_emulator.inject("*", "*", Fault.status(status, body=body), times=100)
+    openai_emulator.inject("*", "*", Fault.status(status, body=body), times=1000)
     source = write_requests(tmp_path / "in.jsonl", 2)
-    for debug in ((), ("--debug",)):
-        done = run_cli(cli_env, *debug, "run", str(source), "--provider", "openai", *POLL)
+    shown: list[str] = []
+    for debug, env in (
+        ((), cli_env),
+        (("--debug",), cli_env),
+        ((), {**cli_env, "BATCHCORE_DEBUG": "1"}),
+    ):
+        out = tmp_path / f"out-{len(shown)}.jsonl"
+        done = run_cli(
+            env, *debug, "run", str(source), "--provider", "openai", "-o", str(out), *POLL
+        )
         assert done.returncode in (2, 3), done.stderr
-        assert OPENAI_KEY not in done.stdout + done.stderr
+        shown.append(done.stdout + done.stderr)
+    assert "Traceback" in shown[1] and " DEBUG " in shown[1]  # the debug output is really on
+    assert "Traceback" in shown[2] and " DEBUG " in shown[2]
+    job_id = shown[-1].splitlines()[0]
+    openai_emulator.server.clear_faults()
+    out = tmp_path / "out.jsonl"
+    done = run_cli(cli_env, "--debug", "resume", job_id, "-o", str(out), *POLL)
+    assert done.returncode == 0, done.stderr
+    assert len(read_results(out)) == 2
+    shown.append(done.stdout + done.stderr)
+    for argv in (("status", job_id), ("status", job_id, "--json"), ("jobs", "--json")):
+        shown.append(run_cli(cli_env, "--debug", *argv).stdout)
+    for text in shown:
+        assert OPENAI_KEY not in text
     home = Path(cli_env["BATCHCORE_HOME"])
-    for file in home.rglob("*"):
-        if file.is_file():
-            assert OPENAI_KEY.encode() not in file.read_bytes(), file
+    files = [f for f in (*home.rglob("*"), *tmp_path.rglob("*")) if f.is_file()]
+    assert out in files
+    for file in files:
+        assert OPENAI_KEY.encode() not in file.read_bytes(), file
 
 
 def test_sigterm_keeps_the_job_and_resume_finishes_it(
@@ -218,16 +246,58 @@ def test_read_commands_work_on_a_read_only_store(
     assert "read-only" in err and "Traceback" not in err
 
 
-def test_a_full_disk_says_disk_full_with_exit_6(
-    tmp_path: Path, cli_env: dict[str, str], openai_emulator: OpenAIEmulator
+def test_an_older_store_on_read_only_media_is_refused_with_the_reason(
+    tmp_path: Path, home: Path, cli_env: dict[str, str]
 ) -> None:
+    """Read commands upgrade an older store in place; where it cannot be written they say so
+    (exit 6), and the store is left as it was."""
+    home.mkdir()
+    store = home / "jobs.sqlite3"
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for step in MIGRATIONS[0].steps:
+            db.execute(str(step).format_map(SQLITE_TYPES))
+        db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    script = (
+        f"mount --bind '{home}' '{home}' && mount -o remount,bind,ro '{home}' && "
+        f"{_cli_line('jobs')} > {tmp_path}/jobs.out 2> {tmp_path}/jobs.err; "
+        f"echo $? > {tmp_path}/jobs.code"
+    )
+    command = _isolated(script)
+    if command is None:
+        pytest.skip("this machine does not allow mount namespaces (unshare -rm)")
+    run = subprocess.run(
+        command, env=cli_env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    err = (tmp_path / "jobs.err").read_text()
+    assert (tmp_path / "jobs.code").read_text().strip() == "6", err
+    assert f"job store {store} is at schema 1, older than this batchcore's" in err
+    assert "read-only" in err and "Traceback" not in err
+    assert (tmp_path / "jobs.out").read_text() == ""
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT value FROM meta").fetchone() == ("1",)
+    done = run_cli(cli_env, "jobs")  # writable again: upgraded in place, and it just works
+    assert (done.returncode, done.stdout) == (0, "No jobs yet.\n"), done.stderr
+
+
+@pytest.mark.parametrize("full", ["store", "payloads"])
+def test_a_full_disk_says_disk_full_with_exit_6(
+    full: str, tmp_path: Path, cli_env: dict[str, str], openai_emulator: OpenAIEmulator
+) -> None:
+    """A job too big for a 600 KB disk: whether the store's commit or the payload files beside
+    it meet the full disk first, the command says "disk full" with exit 6 and records nothing."""
     source = write_requests(tmp_path / "in.jsonl", 4000)
     disk = tmp_path / "disk"
     disk.mkdir()
+    elsewhere = tmp_path / "payloads"  # payload files off the full disk: the store fills first
+    workdir = ("--config", f"workdir={elsewhere}") if full == "store" else ()
+    run = _cli_line("run", str(source), "--provider", "openai", *POLL, *workdir)
     script = (
-        f"mount -t tmpfs -o size=600k tmpfs '{disk}' && "
-        f"BATCHCORE_HOME='{disk}' {_cli_line('run', str(source), '--provider', 'openai', *POLL)}"
-        f" > {tmp_path}/out 2> {tmp_path}/err; echo $? > {tmp_path}/code"
+        f"mount -t tmpfs -o size=600k tmpfs '{disk}' && export BATCHCORE_HOME='{disk}' && "
+        f"{run} > {tmp_path}/out 2> {tmp_path}/err; echo $? > {tmp_path}/code; "
+        f"{_cli_line('jobs', '--json')} > {tmp_path}/jobs; "
+        f"ls -A '{disk}/payloads' '{elsewhere}' > {tmp_path}/left 2>/dev/null"
     )
     command = _isolated(script)
     if command is None:
@@ -237,7 +307,16 @@ def test_a_full_disk_says_disk_full_with_exit_6(
     subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
     err = (tmp_path / "err").read_text()
     assert (tmp_path / "code").read_text().strip() == "6", err
-    assert "the disk is full" in err and "Traceback" not in err and "rollback" not in err
+    assert "Traceback" not in err and "rollback" not in err
+    if full == "store":
+        assert f"job store {disk}/jobs.sqlite3: the disk is full" in err
+    else:
+        assert f"disk full at {disk}/payloads: no room for the batch payload files" in err
+    assert "no job was recorded and nothing was sent" in err
+    assert json.loads((tmp_path / "jobs").read_text()) == []
+    # Neither a failed write nor a failed commit leaves a payload file behind.
+    left = [line for line in (tmp_path / "left").read_text().splitlines() if line.strip()]
+    assert all(line.endswith(":") for line in left), left
     assert len(openai_emulator.batches()) == 0
 
 

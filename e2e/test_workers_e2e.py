@@ -5,64 +5,31 @@ vendor holds exactly the batches the job needed."""
 
 from __future__ import annotations
 
-import os
+import shutil
 import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from conftest import SteppingClock, batchcore, read_results, run_cli, wait_for, write_requests
+from conftest import (
+    SteppingClock,
+    finish,
+    read_results,
+    run_cli,
+    start_worker,
+    wait_for,
+    write_requests,
+)
 
 from batchcore.jobs import JobStore
 from batchcore.testing import Fault
-from batchcore.testing.postgres import TemporaryPostgres, find_server
 from batchcore_openai.testing import OpenAIEmulator
 
 POLL = ("--poll-interval", "0.05:0.2")
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[TemporaryPostgres]:
-    _, why = find_server()
-    if why:
-        if os.environ.get("BATCHCORE_REQUIRE_POSTGRES"):
-            pytest.fail(f"BATCHCORE_REQUIRE_POSTGRES is set but {why}")
-        pytest.skip(f"no PostgreSQL server can be started here: {why}")
-    with TemporaryPostgres(base=os.environ.get("TMPDIR") or "/tmp") as server:
-        yield server
-
-
-def start_worker(env: dict[str, str], home: Path, *args: str) -> subprocess.Popen[str]:
-    """A worker with a home and temp dir of its own: it shares nothing but the store."""
-    home.mkdir(parents=True, exist_ok=True)
-    own = {**env, "BATCHCORE_HOME": str(home), "TMPDIR": str(home)}
-    return subprocess.Popen(
-        batchcore("worker", "--lease", "3", *args),
-        env=own,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(workers: list[subprocess.Popen[str]]) -> None:
-    for worker in workers:
-        _, err = worker.communicate(timeout=300)
-        assert worker.returncode == 0, err
-
-
-@pytest.fixture
-def shared(
-    postgres: TemporaryPostgres, cli_env: dict[str, str], tmp_path: Path
-) -> tuple[dict[str, str], str]:
-    url = postgres.new_url()
-    return {**cli_env, "BATCHCORE_STORE": url}, url
-
-
 def test_three_workers_one_killed_finish_a_big_job_exactly_once(
     tmp_path: Path,
     shared: tuple[dict[str, str], str],
+    home: Path,
     clock: SteppingClock,
     openai_emulator: OpenAIEmulator,
 ) -> None:
@@ -82,6 +49,11 @@ def test_three_workers_one_killed_finish_a_big_job_exactly_once(
     job_id = done.stdout.splitlines()[0]
     assert "for `batchcore worker` to drive" in done.stderr
     assert len(openai_emulator.batches()) == 0  # submit only records and prepares
+    # The submitter's payload files are its own scratch: the workers (other homes, other
+    # machines) rebuild every payload from the store.
+    payloads = home / "payloads"
+    assert list(payloads.glob("batchcore-openai-*")), "submit wrote no payload files here"
+    shutil.rmtree(payloads)
     clock.frozen = True  # batches stay in progress until the victim holds some
     workers = [start_worker(env, tmp_path / f"w{n}", "--burst") for n in range(3)]
 

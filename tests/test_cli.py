@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
+import sqlite3
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,7 +20,9 @@ import pytest
 
 from batchcore import batch_provider_registry
 from batchcore.cli import main
-from batchcore.jobs import JobStore
+from batchcore.jobs import JobState, JobStore
+from batchcore.jobs.database import SQLITE_TYPES
+from batchcore.jobs.schema import MIGRATIONS, SCHEMA_VERSION
 from batchcore.progress import ProgressDisplay
 from batchcore.testing import FakeBackend, FakeBatchProvider, Outcome
 
@@ -37,6 +42,8 @@ class InstantFake(FakeBatchProvider):
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # `run` writes JOB.results.jsonl into the working directory when no -o is given.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BATCHCORE_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("INSTANT_API_KEY", KEY)
     monkeypatch.delenv("BATCHCORE_SANDBOX", raising=False)
@@ -102,6 +109,22 @@ def test_run_prints_the_job_id_first_and_writes_one_result_per_request(tmp_path:
     assert code == 0
     (job,) = json.loads(out)
     assert (job["id"], job["state"]) == (job_id, "finished")
+
+
+def test_output_dash_writes_the_results_to_stdout_after_the_job_id(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a"), unified("b")])
+    code, out, err = cli(
+        "run", str(source), "--provider", "instant", "-o", "-", "--poll-interval", "0.01:0.02"
+    )
+    assert code == 0, err
+    job_id, *lines = out.splitlines()
+    assert job_id.startswith("job-")
+    assert [json.loads(line)["custom_id"] for line in lines] == ["a", "b"]
+    assert "2 results written to stdout" in err
+    assert not (tmp_path / "-").exists()
+    code, out, err = cli("results", job_id, "-o", "-")
+    assert code == 0 and [json.loads(line)["custom_id"] for line in out.splitlines()] == ["a", "b"]
+    assert not (tmp_path / "-").exists()
 
 
 def test_some_failed_requests_exit_1(tmp_path: Path) -> None:
@@ -363,7 +386,7 @@ def test_a_sandbox_job_says_so_everywhere_and_is_never_continued(
     assert "sandbox" in cli("status", job_id)[1] and "sandbox" in cli("jobs")[1]
     assert cli("resume", job_id)[0] == 0  # finished: reported from the store, nothing sent
     with JobStore(tmp_path / "home" / "jobs.sqlite3") as store:
-        store.set_job_state(job_id, "error")  # as if the run had been interrupted
+        store.set_job_state(job_id, JobState.ERROR)  # as if the run had been interrupted
     code, _, err = cli("resume", job_id)
     assert code == 2 and "sandbox job is never continued" in err
     code, _, err = cli("submit", str(source), "--provider", boxed)
@@ -400,8 +423,26 @@ def test_batchcore_home_that_is_a_file_exits_6(
     home.write_text("not a directory")
     monkeypatch.setenv("BATCHCORE_HOME", str(home))
     source = write_input(tmp_path / "in.jsonl", [unified("a")])
-    code, _, err = cli("run", str(source), "--provider", "instant")
-    assert code == 6 and "not a directory" in err and "Traceback" not in err
+    for argv in (
+        ("run", str(source), "--provider", "instant"),
+        ("jobs",),
+        ("jobs", "--json"),
+        ("status", "job-x"),
+        ("results", "job-x"),
+    ):
+        code, out, err = cli(*argv)
+        assert code == 6, (argv, out, err)
+        assert f"{home} is not a directory" in err and "Traceback" not in err
+        assert out == ""  # never "No jobs yet."
+    # Deeper: a file further up the path is named, not the store's own directory.
+    monkeypatch.setenv("BATCHCORE_HOME", str(home / "nested" / "deeper"))
+    code, _, err = cli("jobs")
+    assert code == 6 and f"{home} is not a directory" in err
+    # A home that does not exist yet is simply a store with no jobs yet.
+    monkeypatch.setenv("BATCHCORE_HOME", str(tmp_path / "not-yet" / "made"))
+    assert cli("jobs") == (0, "No jobs yet.\n", "")
+    assert cli("status", "job-x")[0] == 4
+    assert not (tmp_path / "not-yet").exists()  # reading created nothing
 
 
 def test_a_bug_exits_70_with_a_word_and_no_traceback(tmp_path: Path) -> None:
@@ -498,3 +539,285 @@ def test_estimate_is_offline_and_a_budget_that_cannot_be_checked_refuses(tmp_pat
     assert BACKEND.call_count() == calls  # nothing was sent
     code, _, err = cli("run", str(source), "--provider", "instant", "--budget", "-1")
     assert code == 2 and "--budget takes a positive amount" in err
+
+
+# -- payload files: beside the store, and a clear word when they cannot be written -------------
+
+
+def test_payload_files_go_beside_the_store_not_to_the_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
+    source = write_input(tmp_path / "in.jsonl", [unified("a"), unified("b")])
+    code, out, err = cli("submit", str(source), "--provider", "instant")
+    assert code == 0, err
+    job_id = out.splitlines()[0]
+    assert (tmp_path / "home" / "payloads").is_dir()  # written there (and removed once sent)
+    assert list(scratch.iterdir()) == []
+    assert "workdir" not in store_config(job_id)  # local to this machine: never recorded
+
+
+def store_config(job_id: str) -> dict[str, Any]:
+    with JobStore(readonly=True) as store:
+        return dict(store.job(job_id).config)
+
+
+def test_payload_files_that_cannot_be_written_exit_6_and_the_job_resumes(tmp_path: Path) -> None:
+    """A later round's payload cannot be written (its directory is blocked by a file): exit 6,
+    the cause and place named, no traceback, the job kept; fixed, `resume` finishes it."""
+    BACKEND.script("blocked-b", Outcome.error("server_error", retryable=True))
+    source = write_input(tmp_path / "in.jsonl", [unified("blocked-a"), unified("blocked-b")])
+    code, out, err = cli("submit", str(source), "--provider", "instant", "--poll-interval", "0.01")
+    assert code == 0, err
+    job_id = out.splitlines()[0]
+    payloads = tmp_path / "home" / "payloads"
+    shutil.rmtree(payloads)
+    payloads.write_text("in the way")
+    code, out, err = cli("wait", job_id, "--poll-interval", "0.01")
+    assert code == 6, err
+    assert f"cannot use the batch payload files at {payloads}" in err
+    assert f"`batchcore resume {job_id}`" in err and "Traceback" not in err
+    payloads.unlink()
+    BACKEND.script("blocked-b", Outcome.succeed())
+    out_file = tmp_path / "out.jsonl"
+    code, _, err = cli("resume", job_id, "--poll-interval", "0.01", "-o", str(out_file))
+    assert code == 0, err
+    lines = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [(r["custom_id"], r["status"]) for r in lines] == [
+        ("blocked-a", "succeeded"),
+        ("blocked-b", "succeeded"),
+    ]
+
+
+# -- a store from an older batchcore ------------------------------------------------------------
+
+
+def copy_in_first_layout(current: Path, old: Path) -> None:
+    """A store in the first release's layout (schema 1) holding the jobs of *current*."""
+    db = sqlite3.connect(old)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for step in MIGRATIONS[0].steps:
+        assert isinstance(step, str)
+        db.execute(step.format_map(SQLITE_TYPES))
+    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    db.execute("ATTACH ? AS cur", (str(current),))
+    for table in ("jobs", "requests", "batches", "results"):
+        columns = ", ".join(f'"{r[1]}"' for r in db.execute(f"PRAGMA main.table_info({table})"))
+        db.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM cur.{table}")
+    db.commit()
+    db.close()
+
+
+def test_read_commands_upgrade_an_older_store_in_place(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("old-a"), unified("old-b")])
+    code, out, err = cli("run", str(source), "--provider", "instant", "--poll-interval", "0.01")
+    assert code == 0, err
+    job_id = out.splitlines()[0]
+    old = tmp_path / "old" / "jobs.sqlite3"
+    old.parent.mkdir()
+    copy_in_first_layout(tmp_path / "home" / "jobs.sqlite3", old)
+    code, out, err = cli("--store", str(old), "jobs")
+    assert code == 0, err
+    assert job_id in out and "finished" in out
+    code, out, err = cli("--store", str(old), "status", job_id, "--json")
+    assert code == 0, err
+    assert json.loads(out)["state"] == "finished"
+    code, out, err = cli("--store", str(old), "results", job_id)
+    assert code == 0, err
+    assert [json.loads(line)["custom_id"] for line in out.splitlines()] == ["old-a", "old-b"]
+    with sqlite3.connect(old) as db:
+        (version,) = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    assert int(version) == SCHEMA_VERSION
+
+
+# -- configuration: what is stored, and what is said when it is given again ---------------------
+
+
+def store_bytes(tmp_path: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in (tmp_path / "home").glob("jobs.sqlite3*"))
+
+
+def test_credentials_in_a_url_are_never_stored(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    url = (
+        "http://alice:hunter2-pw@127.0.0.1:9/v1?api-version=2024-10-21&key=qkey-123"
+        "&sig=sig-456&X-Amz-Signature=amz-789&access_token=tok-000"
+    )
+    code, out, err = cli(
+        "submit", str(source), "--provider", "instant", "--config", f"base_url={url}"
+    )
+    assert code == 0, err
+    job_id = out.splitlines()[0]
+    assert store_config(job_id)["base_url"] == "http://127.0.0.1:9/v1?api-version=2024-10-21"
+    data = store_bytes(tmp_path)
+    for secret in (b"alice", b"hunter2-pw", b"qkey-123", b"sig-456", b"amz-789", b"tok-000"):
+        assert secret not in data, secret
+
+
+@pytest.mark.parametrize(
+    ("url", "public", "for_messages"),
+    [
+        ("https://h/v1", "https://h/v1", "https://h/v1"),
+        ("https://u:p@h:8443/v1?api-version=1", "https://h:8443/v1?api-version=1", None),
+        ("https://KEY@h/v1", "https://h/v1", None),
+        ("https://h/v1?key=K&alt=sse", "https://h/v1?alt=sse", None),
+        ("https://h/x?sv=1&sig=S&se=2", "https://h/x?sv=1&se=2", None),
+        ("https://h/x?X-Amz-Credential=C&X-Amz-Signature=S&a=1", "https://h/x?a=1", None),
+        ("postgresql://u:pw@db/x", "postgresql://db/x", "postgresql://u@db/x"),
+        (
+            "postgresql://u@db/x?password=pw&sslmode=require",
+            None,
+            "postgresql://u@db/x?sslmode=require",
+        ),
+        ("not a url", "not a url", "not a url"),
+    ],
+)
+def test_public_url_keeps_no_credential(
+    url: str, public: str | None, for_messages: str | None
+) -> None:
+    from batchcore.jobs.postgres import public_url as for_store_messages
+    from batchcore.jobs.store import public_url
+
+    if public is not None:
+        assert public_url(url) == public
+    if for_messages is not None:
+        assert for_store_messages(url) == for_messages
+
+
+def test_config_given_again_says_what_changed_without_secrets(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("a")])
+    code, out, err = cli(
+        "submit",
+        str(source),
+        "--provider",
+        "instant",
+        "--config",
+        "timeout=30",
+        "--config",
+        "base_url=http://127.0.0.1:9/v1",
+        "--poll-interval",
+        "0.01",
+    )
+    assert code == 0, err
+    job_id = out.splitlines()[0]
+    code, _, err = cli(
+        "wait",
+        job_id,
+        "--poll-interval",
+        "0.01",
+        "--config",
+        "timeout=60",
+        "--config",
+        "api_key=sk-instant-given-again-987654",
+        "--config",
+        "base_url=http://bob:pw-2468@127.0.0.1:9/v2",
+        "--config",
+        "max_retries=2",
+    )
+    assert code == 0, err
+    said = (
+        f"job {job_id}: given again for this command: timeout 30 -> 60; api_key given; "
+        "base_url http://127.0.0.1:9/v1 -> http://127.0.0.1:9/v2; max_retries set to 2"
+    )
+    assert said in err
+    assert "987654" not in err and "pw-2468" not in err and "bob" not in err
+    with JobStore(readonly=True) as store:
+        details = [e.detail for e in store.events(job_id) if "this command" in (e.detail or "")]
+    assert details == [said.split(": ", 1)[1]]
+    assert b"987654" not in store_bytes(tmp_path) and b"pw-2468" not in store_bytes(tmp_path)
+    code, _, err = cli("cancel", job_id, "--config", "timeout=30")  # as recorded: nothing said
+    assert code == 0 and "given again" not in err
+
+
+def test_jobs_shows_who_holds_each_job_and_since_when(tmp_path: Path) -> None:
+    source = write_input(tmp_path / "in.jsonl", [unified("held-a")])
+    job_id = cli("submit", str(source), "--provider", "instant")[1].splitlines()[0]
+    with JobStore() as store:
+        store.acquire(job_id, me="elsewhere:4242", lease_seconds=600)
+        (batch,) = store.batches(job_id)
+        assert store.claim_batch(batch.row, "worker-7", seconds=600)
+        store.acquire(job_id, me="elsewhere:4242", lease_seconds=600)  # renewing keeps "since"
+        job = store.job(job_id)
+    assert job.owner_since is not None
+    since = datetime.fromtimestamp(job.owner_since, tz=timezone.utc)
+    code, out, _ = cli("jobs")
+    assert code == 0
+    assert f"driven by elsewhere:4242 since {since:%Y-%m-%d %H:%M:%S} UTC" in out
+    assert "batches held by worker-7 since " in out
+    (listed,) = json.loads(cli("jobs", "--json")[1])
+    assert listed["owner"] == "elsewhere:4242"
+    assert datetime.fromisoformat(listed["owner_since"]) == since
+    assert listed["batches"][0]["claimed_by"] == "worker-7"
+    assert listed["batches"][0]["claimed_since"] is not None
+    assert (
+        f"driven by elsewhere:4242 since {since:%Y-%m-%d %H:%M:%S} UTC" in cli("status", job_id)[1]
+    )
+
+
+# -- custom_ids and keys that try to slip through -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("custom_id", "code_point"),
+    [("a\nb", "U+000A"), ("abc\r", "U+000D"), ("x\u2028y", "U+2028"), ("\u0085next", "U+0085")],
+)
+def test_a_control_character_in_a_custom_id_is_refused_naming_file_line_and_id(
+    tmp_path: Path, custom_id: str, code_point: str
+) -> None:
+    calls = BACKEND.call_count()
+    source = write_input(tmp_path / "in.jsonl", [unified("fine"), unified(custom_id)])
+    for command in ("run", "submit"):
+        code, out, err = cli(command, str(source), "--provider", "instant")
+        assert (code, out) == (2, ""), err
+        assert f"{source}, line 2:" in err
+        assert repr(custom_id) in err and code_point in err
+        assert "Traceback" not in err
+    assert BACKEND.call_count() == calls
+    assert cli("jobs", "--json")[1].strip() == "[]"
+
+
+def test_a_list_typed_api_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    from batchcore.errors import ConfigurationError
+    from batchcore.jobs import BatchRunner
+
+    secret = "sk-listed-secret-13579"
+    with pytest.raises(ConfigurationError) as caught:
+        InstantFake(config={"api_key": [secret]})
+    error: BaseException | None = caught.value
+    assert "api_key' must be a non-empty string, got a list" in str(caught.value)
+    while error is not None:  # nowhere in the chain either
+        assert secret not in str(error) and secret not in repr(error)
+        assert all(secret not in note for note in getattr(error, "__notes__", ()))
+        error = error.__cause__ or error.__context__
+    runner = BatchRunner(tmp_path / "store.sqlite3")
+    with pytest.raises(ConfigurationError) as caught:
+        runner.create("instant", [], config={"api_key": [secret]})
+    assert secret not in str(caught.value)
+    assert secret.encode() not in (tmp_path / "store.sqlite3").read_bytes()
+
+
+def test_wait_on_a_shared_store_reports_a_stopped_job_instead_of_waiting_forever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_server: Any
+) -> None:
+    url = postgres_server.new_url()
+    source = write_input(tmp_path / "in.jsonl", [unified("shared-a")])
+    code, out, err = cli("--store", url, "submit", str(source), "--provider", "instant")
+    assert code == 0, err
+    job_id = out.splitlines()[0]
+    monkeypatch.delenv("INSTANT_API_KEY")  # watching needs no key
+    code, _, err = cli("--store", url, "wait", job_id, "--max-attempts", "4")
+    assert code == 2 and f"`batchcore resume {job_id}`" in err
+    with JobStore(url) as store:
+        store.set_job_state(job_id, JobState.ERROR, error="the vendor said no")
+    code, _, err = cli("--store", url, "wait", job_id, "--poll-interval", "0.01")
+    assert code == 3, err
+    assert f"job {job_id} stopped: the vendor said no" in err
+    assert f"continue it with `batchcore resume {job_id}`" in err
+    with JobStore(url) as store:
+        store.set_job_state(job_id, JobState.ATTENTION, error="decide: `batchcore resolve`")
+        assert store.job(job_id).owner is None  # nothing was held while watching
+    code, _, err = cli("--store", url, "wait", job_id, "--poll-interval", "0.01")
+    assert code == 3 and "decide: `batchcore resolve`" in err

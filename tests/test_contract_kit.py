@@ -76,6 +76,7 @@ FETCHES = (
             "test_per_request_failures_are_data",
             "test_cancelled_batch_returns_every_result",
             "test_secrets_never_shown",
+            "test_a_garbled_results_line_raises_and_loses_nothing",
         }
     )
     | LOST_CREATE
@@ -132,6 +133,7 @@ class APIError(Exception):
 """
 
 BROKEN_FAKES = """
+import json
 import time
 import uuid
 
@@ -140,6 +142,7 @@ import pytest
 
 import vendor_sdk
 from batchcore import (
+    BatchResult,
     BatchState,
     InvalidRequestError,
     OutcomeUnknownError,
@@ -251,6 +254,17 @@ class RaisesOnFailedRequests(FakeBatchProvider):
                 yield result
 
         return checked()
+
+
+class SkipsGarbledLines(FakeBatchProvider):
+    # Reads its download leniently: a line it cannot read is dropped, and with it a result.
+    def read_results(self, handle, status):
+        lines = self.backend.read_result_lines(handle.batch_id, api_key=self._key())
+        for line in lines:
+            try:
+                yield BatchResult.from_dict(json.loads(line))
+            except ValueError:
+                continue
 
 
 class FetchesLazily(FakeBatchProvider):
@@ -427,6 +441,12 @@ EXPECTED: Mapping[str, tuple[frozenset[str], str, str]] = {
         ),
         "test_per_request_failures_are_data",
         "ProviderPermanentError: [fake] data-bad failed",
+    ),
+    "SkipsGarbledLines": (
+        frozenset({"test_a_garbled_results_line_raises_and_loses_nothing"}),
+        "test_a_garbled_results_line_raises_and_loses_nothing",
+        "did not come back succeeded: a line that cannot be read must raise "
+        "batchcore.ResponseLostError",
     ),
     "FetchesLazily": (
         frozenset({"test_fetch_results_of_a_running_batch_raises_when_called"})

@@ -573,7 +573,7 @@ def test_a_backend_with_a_key_refuses_others_without_showing_them(backend: FakeB
 def test_the_backend_is_a_contract_backend(backend: FakeBackend) -> None:
     assert isinstance(backend, ContractBackend)
     kinds = {"rate_limit", "server_error", "overloaded", "unauthorized", "reset", "lost_create"}
-    assert set(backend.FAULTS) == kinds
+    assert set(backend.FAULTS) == kinds | {"corrupt_result_line"}
     failing = backend.failing_request("f1", FAKE_MODEL)
     assert failing.custom_id == "f1"
     assert backend.call_count() == 0 and backend.batch_count() == 0

@@ -4,6 +4,8 @@ classification, redaction, streaming and cut-short bodies."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,9 +20,10 @@ from batchcore import (
     ResponseLostError,
     ResponseTimeoutError,
 )
-from batchcore.http import HttpTransport
+from batchcore.http import HttpTransport, MultipartUpload
 from batchcore.retry import RetryPolicy
 from batchcore.testing import Fault, LoopbackServer, Request, Response
+from batchcore.testing.multipart import parse_multipart
 
 KEY = "sk-test-transport-0123456789"
 THING = "/v1/things/{thing_id}"
@@ -256,3 +259,150 @@ def test_failures_carry_no_http_library_exception_and_no_key(
     chain = _chain(info.value)
     assert [type(e).__module__.split(".")[0] for e in chain] == ["batchcore"]
     assert all(KEY not in repr(vars(e)) and KEY not in str(e) for e in chain)
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("retry-after", "nan"),
+        ("retry-after", "NaN"),
+        ("retry-after", "-inf"),
+        ("retry-after-ms", "nan"),
+        ("retry-after", "soon"),
+    ],
+)
+def test_an_unreadable_retry_after_backs_off_as_if_absent(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float], header: str, value: str
+) -> None:
+    server.inject("GET", THING, Fault.status(429, headers={header: value}))
+    assert transport.request_json("GET", "/v1/things/1")["id"] == "1"
+    assert sleeps == [0.5]  # the usual first backoff, never sleep(nan)
+
+
+def test_a_negative_retry_after_means_now(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    server.inject("GET", THING, Fault.status(503, headers={"retry-after": "-30"}))
+    assert transport.request_json("GET", "/v1/things/1")["id"] == "1"
+    assert sleeps == [0.0]
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "1e300", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_an_endless_retry_after_is_over_the_cap_and_raised_at_once(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float], value: str
+) -> None:
+    import math
+
+    from batchcore.retry import LONGEST_RETRY_AFTER
+
+    server.inject("GET", THING, Fault.status(429, headers={"retry-after": value}))
+    with pytest.raises(RateLimitError) as info:
+        transport.request("GET", "/v1/things/1")
+    assert info.value.retry_after == LONGEST_RETRY_AFTER  # a year: finite, over every cap
+    assert info.value.retry_after is not None and math.isfinite(info.value.retry_after)
+    assert sleeps == [] and server.count("GET", THING) == 1
+
+
+def test_a_long_wait_inside_a_call_reaches_the_wait_reporter(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float]
+) -> None:
+    from batchcore.retry import Wait, reporting_waits
+
+    reported: list[Wait] = []
+    server.inject("GET", THING, Fault.status(429, headers={"retry-after": "100"}))
+    server.inject("GET", THING, Fault.status(500), calls=[2])
+    with reporting_waits(reported.append):
+        assert transport.request_json("GET", "/v1/things/1", action="get thing")["id"] == "1"
+    assert sleeps == [100.0, 1.0]
+    (wait,) = reported  # the 1 s backoff is too short to be worth a line
+    assert wait.seconds == 100.0 and wait.reason == "vendor asked: Retry-After"
+    assert "acme get thing" in wait.what and "HTTP 429" in (wait.error or "")
+    # Outside the block nobody is told (and nothing breaks).
+    server.inject("GET", THING, Fault.status(429, headers={"retry-after": "100"}))
+    transport.request_json("GET", "/v1/things/1")
+    assert len(reported) == 1
+
+
+# -- multipart uploads, streamed from disk --------------------------------------------------------
+
+
+@pytest.fixture
+def payload_file(tmp_path: Path) -> Path:
+    path = tmp_path / 'in "quoted".jsonl'
+    # Bytes that look like form syntax must come through untouched.
+    path.write_bytes(b'{"custom_id": "a"}\r\n--batchcore-x\r\n' * 3000 + bytes(range(256)))
+    return path
+
+
+def test_an_upload_sends_a_form_the_server_reads_back_and_is_rewound_to_retry(
+    server: LoopbackServer, transport: HttpTransport, sleeps: list[float], payload_file: Path
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    def upload(request: Request) -> Response:
+        kind = request.header("content-type") or ""
+        parts = {p.name: p for p in parse_multipart(request.body, kind)}
+        got = {
+            "purpose": parts["purpose"].text(),
+            "filename": parts["file"].filename,
+            "content_type": parts["file"].content_type,
+            "data": bytes(parts["file"].data),
+            "length": int(request.header("content-length") or -1),
+        }
+        received.append(got)
+        return Response.json({"id": f"file-{len(received)}"})
+
+    server.add_route("POST", "/v1/files", upload)
+    server.inject("POST", "/v1/files", Fault.truncate(5))  # the first answer is cut short
+    answer = transport.upload(
+        "/v1/files",
+        payload_file,
+        fields={"purpose": "batch"},
+        content_type="application/jsonl",
+        action="upload",
+    )
+    assert answer == {"id": "file-2"}  # an upload only adds a file: repeated like a read
+    assert len(received) == 2 and sleeps == [0.5]
+    for got in received:  # the second attempt sent the whole body again
+        assert got["data"] == payload_file.read_bytes()
+        assert (got["purpose"], got["filename"]) == ("batch", payload_file.name)
+        assert got["content_type"] == "application/jsonl"
+        assert got["length"] == received[0]["length"] > payload_file.stat().st_size
+
+
+@pytest.mark.parametrize("block", [1, 7, 8192, 1 << 20])
+def test_the_upload_body_reads_the_same_bytes_in_any_block_size(
+    payload_file: Path, block: int
+) -> None:
+    with MultipartUpload(payload_file, fields={"purpose": "batch"}) as form:
+        whole = form.read()
+        assert len(whole) == len(form)
+        form.seek(0)
+        pieces = []
+        while chunk := form.read(block):
+            assert len(chunk) <= block
+            pieces.append(chunk)
+        assert b"".join(pieces) == whole
+        form.seek(0)
+        assert b"".join(form) == whole
+
+
+def test_the_upload_body_seeks_like_a_file(payload_file: Path) -> None:
+    with MultipartUpload(payload_file, fields={}, filename="x.jsonl") as form:
+        form.read(100)
+        assert form.tell() == 100
+        assert form.seek(-10, io.SEEK_END) == len(form) - 10
+        assert form.read().endswith(b"--\r\n")
+        assert form.read() == b""
+        assert form.seek(5, io.SEEK_SET) == 5 and form.seek(3, io.SEEK_CUR) == 8
+        assert form.seek(-100) == 0
+
+
+def test_each_upload_body_has_its_own_boundary(payload_file: Path) -> None:
+    with (
+        MultipartUpload(payload_file, fields={}) as first,
+        MultipartUpload(payload_file, fields={}) as second,
+    ):
+        assert first.boundary != second.boundary
+        assert first.boundary.encode() not in payload_file.read_bytes()
+        assert first.content_type == f"multipart/form-data; boundary={first.boundary}"

@@ -121,3 +121,26 @@ def test_stall_sends_part_of_the_body_then_nothing(loopback_server: LoopbackServ
     with pytest.raises(requests.RequestException):
         read_all()
     assert b"".join(got) == (b"0123456789" * 3)[:25]
+
+
+def test_corrupt_line_sends_the_whole_body_with_one_line_cut(
+    loopback_server: LoopbackServer,
+) -> None:
+    lines = [b'{"n": %d, "text": "line number %d"}' % (i, i) for i in range(4)]
+    loopback_server.add_route(
+        "GET", "/lines", lambda r: Response(body=iter([line + b"\n" for line in lines]))
+    )
+    loopback_server.inject("GET", "/lines", Fault.corrupt_line(2))
+    status, body = get(loopback_server.url + "/lines")
+    got = body.split(b"\n")
+    assert status == 200 and got[0] == lines[0] and got[2:4] == lines[2:4]
+    assert lines[1].startswith(got[1]) and len(got[1]) == len(lines[1]) // 2
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(got[1])
+    assert loopback_server.calls[-1].fault == "corrupt_line"
+    assert get(loopback_server.url + "/lines")[1] == b"\n".join(lines) + b"\n"  # once only
+    loopback_server.inject("GET", "/lines", Fault.corrupt_line(9))  # past the end: the last
+    last = get(loopback_server.url + "/lines")[1].split(b"\n")
+    assert last[:3] == lines[:3] and last[3] == lines[3][: len(lines[3]) // 2]
+    with pytest.raises(ValueError, match="counted from 1"):
+        Fault.corrupt_line(0)

@@ -19,19 +19,22 @@ import pytest
 
 from batchcore import (
     AmbiguousSubmitError,
+    AuthenticationError,
     BatchHandle,
     BatchPayload,
     BatchRequest,
     BatchResult,
     BatchState,
     BatchStatus,
+    ConfigurationError,
     InvalidRequestError,
     ProviderConnectionError,
     ResponseTimeoutError,
     ResultsNotReadyError,
 )
 from batchcore.provider import BaseBatchProvider
-from batchcore.testing import ManualClock
+from batchcore.retry import VISIBLE_WAIT, Wait, reporting_waits
+from batchcore.testing import Fault, LoopbackServer, ManualClock, Request, Response
 
 START = 1_767_225_600.0
 
@@ -202,10 +205,15 @@ def test_a_create_that_made_nothing_is_repeated_once_the_settle_window_has_passe
             return super().create_batch(payload, **kwargs)
 
     provider = LostBeforeCreating(vendor)
-    handle = provider.submit(payload_of(provider))
+    waits: list[Wait] = []
+    with reporting_waits(waits.append):
+        handle = provider.submit(payload_of(provider))
     assert list(vendor.batches) == [handle.batch_id] and vendor.creates == 2
-    # It looked again until the vendor had surely listed a batch made by the first attempt.
+    # It looked again until the vendor had surely listed a batch made by the first attempt,
+    # and said so once, with how long and why (the CLI's progress line shows it).
     assert vendor.clock.now() >= START + DictProvider.SUBMIT_SETTLE_SECONDS
+    (wait,) = waits
+    assert wait.seconds > VISIBLE_WAIT and "lists a new batch" in wait.reason
 
 
 def test_several_candidates_stop_everything_and_create_nothing(vendor: Vendor) -> None:
@@ -313,3 +321,107 @@ def test_a_provider_must_write_one_half_of_each_step() -> None:
 
     with pytest.raises(TypeError, match="create_batch\\(\\) nor submit\\(\\)"):
         Empty()
+
+
+# -- close(), the context manager and the lazily built transport ----------------------------------
+
+
+class HttpProvider(DictProvider):
+    """A provider that speaks raw HTTP through the core's transport (``self.transport()``)."""
+
+    PROVIDER_NAME: ClassVar[str] = "http"
+
+    def echo(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self.transport().request_json("GET", "/echo", action="echo")
+        return answer
+
+
+class KeyHeaderProvider(HttpProvider):
+    def http_headers(self, api_key: str) -> Mapping[str, str]:
+        return {"x-api-key": api_key, "x-version": "7"}
+
+
+@pytest.fixture
+def echo_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+
+    @server.route("GET", "/echo")
+    def echo(request: Request) -> Response:
+        return Response.json(
+            {name: request.header(name) for name in ("authorization", "x-api-key", "x-version")}
+        )
+
+    with server:
+        yield server
+
+
+def test_the_context_manager_gives_the_provider_and_closes_it_even_on_error(
+    vendor: Vendor,
+) -> None:
+    closed: list[str] = []
+
+    class Recording(DictProvider):
+        def close(self) -> None:
+            closed.append("closed")
+            super().close()
+
+    with Recording(vendor) as provider:
+        assert isinstance(provider, Recording)
+    assert closed == ["closed"]
+    with pytest.raises(RuntimeError, match="boom"), Recording(vendor):
+        raise RuntimeError("boom")
+    assert closed == ["closed", "closed"]
+
+
+def test_close_is_safe_without_a_transport_and_twice(vendor: Vendor) -> None:
+    provider = DictProvider(vendor)
+    provider.close()
+    provider.close()
+
+
+def test_the_transport_is_built_once_on_first_use_and_close_releases_it(
+    vendor: Vendor, echo_server: LoopbackServer
+) -> None:
+    provider = HttpProvider(vendor, base_url=echo_server.url, api_key="sk-template-0123456789")
+    first = provider.transport()
+    assert provider.transport() is first  # one session for every call
+    assert provider.echo()["authorization"] == "Bearer sk-template-0123456789"
+    provider.close()
+    provider.close()  # twice is harmless
+    second = provider.transport()  # a later call opens a new one
+    assert second is not first
+    assert provider.echo()["authorization"] == "Bearer sk-template-0123456789"
+    with provider:
+        pass
+    assert provider.transport() is not second
+
+
+def test_a_provider_chooses_its_headers(vendor: Vendor, echo_server: LoopbackServer) -> None:
+    with KeyHeaderProvider(vendor, base_url=echo_server.url, api_key="sk-other-0123456789") as p:
+        assert p.echo() == {
+            "authorization": None,
+            "x-api-key": "sk-other-0123456789",
+            "x-version": "7",
+        }
+
+
+def test_the_transport_retries_through_the_provider_sleep_in_force(
+    vendor: Vendor, echo_server: LoopbackServer
+) -> None:
+    provider = HttpProvider(vendor, base_url=echo_server.url, api_key="sk-template-0123456789")
+    provider.transport()  # built before the sleep is replaced, as tests and the kit do
+    waits: list[float] = []
+    provider.sleep = waits.append
+    echo_server.inject("GET", "/echo", Fault.status(503, headers={"retry-after": "2"}))
+    provider.echo()
+    assert waits == [2.0]
+
+
+def test_without_a_base_url_or_a_key_the_transport_says_what_is_missing(vendor: Vendor) -> None:
+    offline = HttpProvider(vendor)  # prepare_payloads needs neither
+    payload_of(offline).discard()
+    with pytest.raises(ConfigurationError, match="http: no base_url configured"):
+        offline.transport()
+    keyless = HttpProvider(vendor, base_url="http://127.0.0.1:9")
+    with pytest.raises(AuthenticationError, match="no API key"):
+        keyless.transport()

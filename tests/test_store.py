@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from batchcore import (
@@ -389,3 +390,128 @@ def test_claims_of_a_dead_process_on_this_host_are_dropped(store: JobStore) -> N
     assert store.claim_batch(row, f"other-host:{gone.pid}", seconds=600) is False
     assert store.release_dead_claims() == 1
     assert store.claim_batch(row, "elsewhere:1", seconds=600)
+
+
+# -- claims by many processes, and the vendor's queue ---------------------------------------------
+
+
+def test_processes_claiming_at_once_never_claim_the_same_step(store_location: str) -> None:
+    batches = 60
+    with JobStore(store_location) as store:
+        ids = [f"r{i}" for i in range(batches)]
+        make_job(store, ids)
+        for cid in ids:
+            assign(store, "job-1", [cid])  # one due submit step per batch
+    script = textwrap.dedent(
+        """
+        import json, sys, time
+        from batchcore.jobs import JobStore
+        store = JobStore(sys.argv[1])
+        me, done = sys.argv[2], []
+        while True:
+            claim = store.claim_next(me, seconds=600, now=time.time())
+            if claim is None:
+                break
+            done.append(claim.batch_row)
+            # The step is done: not due again (as a submitted batch waits for its poll).
+            store.batch_step_failed(claim.batch_row, "done", time.time() + 86400)
+            store.release_batch(claim.batch_row, me)
+        print(json.dumps(done))
+        """
+    )
+    claimers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, store_location, f"host-{n}:{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    claimed: list[int] = []
+    for claimer in claimers:
+        out, err = claimer.communicate(timeout=120)
+        assert claimer.returncode == 0, err
+        claimed.extend(orjson.loads(out.strip().splitlines()[-1]))
+    assert len(claimed) == len(set(claimed)) == batches  # each step once, by one process
+
+
+def _admit(store: JobStore, row: int, amount: int = 4, cap: int = 6) -> int | None:
+    return store.admit(row, provider="fake", model=None, measure="requests", amount=amount, cap=cap)
+
+
+def test_an_admission_counts_only_while_its_step_is_alive(store: JobStore) -> None:
+    make_job(store, ["a", "b", "c", "d", "e", "f", "g", "h"])
+    first = assign(store, "job-1", ["a", "b", "c", "d"])
+    second = assign(store, "job-1", ["e", "f", "g", "h"])
+    assert store.claim_batch(first, "elsewhere:1", seconds=600)
+    assert _admit(store, first) is None
+    assert _admit(store, first) is None  # a batch never waits for its own admission
+    assert store.enqueued("fake", None) == (0, 4)
+    assert store.claim_batch(second, "elsewhere:2", seconds=600)
+    assert _admit(store, second) == 4  # 4 + 4 > 6: it waits
+    # The first step's holder dies silently: its claim runs out, and its admission with it.
+    store.database.execute("UPDATE batches SET claim_until=0 WHERE claimed_by='elsewhere:1'")
+    assert store.enqueued("fake", None) == (0, 0)
+    assert _admit(store, second) is None
+    # Whoever claims the first batch next starts from no admission at all.
+    assert store.claim_batch(first, "elsewhere:3", seconds=600)
+    row = store.database.query_one("SELECT admitted_at FROM batches WHERE row=?", (first,))
+    assert row is not None and row["admitted_at"] is None
+
+
+def test_a_drivers_admission_lives_with_its_lease(store: JobStore) -> None:
+    make_job(store, ["a", "b"])
+    row = assign(store, "job-1", ["a", "b"])
+    me = store.acquire("job-1", me="driver-host:1")
+    assert store.claim_batch(row, me, seconds=600)
+    assert _admit(store, row, amount=2) is None
+    # A long upload outlives the batch claim; the driver's lease (renewed) keeps it counted.
+    store.database.execute("UPDATE batches SET claim_until=0")
+    assert store.enqueued("fake", None) == (0, 2)
+    store.database.execute("UPDATE jobs SET lease_until=0")  # the driver went silent
+    assert store.enqueued("fake", None) == (0, 0)
+
+
+def test_dropping_a_dead_processs_claims_drops_its_admissions(store: JobStore) -> None:
+    make_job(store, ["a"])
+    row = assign(store, "job-1", ["a"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = f"{socket.gethostname()}:{gone.pid}"
+    assert store.claim_batch(row, dead, seconds=600)
+    assert _admit(store, row, amount=1) is None
+    assert store.release_dead_claims() == 1
+    found = store.database.query_one("SELECT admitted_at FROM batches WHERE row=?", (row,))
+    assert found is not None and found["admitted_at"] is None
+
+
+def test_a_learned_queue_cap_holds_under_its_config_for_a_while(store_location: str) -> None:
+    now = [1_000_000.0]
+    with JobStore(store_location, clock=lambda: now[0]) as store:
+        refused = store.queue_refused("fake", "m", cap=40, configured=100, reason="full")
+        assert refused == 1 and store.queue_cap("fake", "m", configured=100) == 40
+        assert store.queue_cap("fake", "m") == 40
+        # A refusal only ever lowers a learned cap still in force.
+        assert store.queue_refused("fake", "m", cap=60, configured=100, reason="full") == 2
+        assert store.queue_cap("fake", "m", configured=100) == 40
+        assert store.queue_refusals("fake", "m") == (2, now[0])
+        # A new config value is the user's word: the learned cap does not override it.
+        assert store.queue_cap("fake", "m", configured=500) is None
+        # A batch of ours that ran and ended ends the run of refusals; a refused one does not.
+        store.wake_waiting("fake", "m", ran=False)
+        assert store.queue_refusals("fake", "m")[0] == 2
+        store.wake_waiting("fake", "m")
+        assert store.queue_refusals("fake", "m") == (0, None)
+        # Learned caps expire: the configured cap is tried again.
+        now[0] += store.LEARNED_CAP_SECONDS
+        assert store.queue_cap("fake", "m", configured=100) is None
+        store.queue_refused("fake", "m", cap=70, configured=100, reason="full")
+        assert store.queue_cap("fake", "m", configured=100) == 70  # learned anew, not min()
+
+
+def test_a_queue_cap_in_tokens_is_recorded_with_the_job_and_a_token_is_not() -> None:
+    # A worker resuming the job reads its config from the store: a cap dropped there as if it
+    # were a credential would be replaced by the provider's default.
+    config = {"max_enqueued_tokens": 5_000_000, "default_max_tokens": 256, "auth_token": "t-1"}
+    assert public_config(config) == {"max_enqueued_tokens": 5_000_000, "default_max_tokens": 256}

@@ -400,3 +400,31 @@ def test_results_parse_after_resume_in_a_new_runner_and_a_new_process(
         "p4 invalid_json",
         "p5 not_succeeded",
     ]
+
+
+def test_without_pydantic_parsing_says_how_to_install_it() -> None:
+    # A process where pydantic cannot be imported (a None entry makes ``import`` fail).
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["pydantic"] = None
+        from batchcore.models import BatchResult, ResultStatus
+        from batchcore.structured import parse, response_format
+
+        class Thing:
+            pass
+
+        result = BatchResult(custom_id="r1", status=ResultStatus.SUCCEEDED, text='{"a": 1}')
+        for attempt in (lambda: parse(result, Thing), lambda: response_format(Thing)):
+            try:
+                attempt()
+            except ImportError as error:
+                print(type(error).__name__, error, error.__cause__, error.__suppress_context__)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    hint = "ImportError structured output needs pydantic 2: pip install 'batchcore[pydantic]'"
+    assert done.stdout.splitlines() == [f"{hint} None True"] * 2

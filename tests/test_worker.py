@@ -238,3 +238,104 @@ def test_workers_respect_the_vendors_queue_cap(
     info = BatchRunner(store_location, registry=registry).info(job_id)
     assert info.all_succeeded and backend.batch_count() == 12
     assert backend.queue_high_water <= 6
+
+
+def bounded_worker(
+    location: str,
+    registry: BatchProviderRegistry,
+    backend: FakeBackend,
+    clock: ManualClock,
+    *,
+    days: float = 2,
+    **kwargs: Any,
+) -> Worker:
+    """A burst worker that fails (instead of spinning forever) once *days* of simulated time
+    have passed without the store running out of work."""
+    horizon = clock.now() + days * 86_400
+
+    def sleep(seconds: float) -> None:
+        if clock.now() > horizon:
+            raise AssertionError(f"the workers were still busy after {days} days")
+        clock.sleep(seconds)
+
+    return Worker(
+        location,
+        registry=registry,
+        config={"backend": backend},
+        clock=clock.now,
+        sleep=sleep,
+        burst=True,
+        **kwargs,
+    )
+
+
+def test_an_admission_left_by_a_killed_worker_holds_no_room(
+    store_location: str, backend: FakeBackend, clock: ManualClock
+) -> None:
+    from batchcore import QueueLimit
+
+    class QueuedFake(FakeBatchProvider):
+        PROVIDER_NAME = "queued"
+        QUEUE_LIMIT = QueueLimit(measure="requests", per_model=False, default=6)
+
+    registry = BatchRegistryWith(QueuedFake)
+    backend.queue_requests = 6
+    job_id = BatchRunner(store_location, registry=registry, poll=POLL, max_attempts=1).create(
+        "queued", requests(8), config={"backend": backend, "max_requests_per_batch": 4}
+    )
+    with JobStore(store_location) as store:
+        first, _ = store.batches(job_id)  # two batches of 4: each over half the cap
+        # A worker admits the first batch and is killed before its create: its claim runs out.
+        assert store.claim_batch(first.row, "dead-host:1", seconds=60)
+        admitted = store.admit(
+            first.row, provider="queued", model=None, measure="requests", amount=4, cap=6
+        )
+        assert admitted is None
+        store.database.execute("UPDATE batches SET claim_until=0 WHERE claimed_by='dead-host:1'")
+        assert store.enqueued("queued", None) == (0, 0)  # the dead step holds no room
+    bounded_worker(store_location, registry, backend, clock, concurrency=2).run()
+    info = BatchRunner(store_location, registry=registry).info(job_id)
+    assert info.all_succeeded and backend.batch_count() == 2
+    assert backend.queue_high_water <= 6
+
+
+class InFlight:
+    """Counts creates running at once; with *meet* > 1, that many must be running together
+    before any goes on (only concurrent creates get past it)."""
+
+    def __init__(self, meet: int = 1) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+        self.barrier = threading.Barrier(meet) if meet > 1 else None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        if self.barrier is not None:
+            self.barrier.wait(timeout=60)  # a guard against a hang, not a measurement
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_a_workers_submit_concurrency_bounds_its_uploads_and_creates(
+    store_location: str, backend: FakeBackend, clock: ManualClock, width: int
+) -> None:
+    flight = InFlight(meet=width)
+
+    class Counting(FakeBatchProvider):
+        def create_batch(self, payload: Any, **kwargs: Any) -> Any:
+            with flight:
+                return super().create_batch(payload, **kwargs)
+
+    registry = BatchRegistryWith(Counting)
+    job_id = create(store_location, registry, backend, 8, max_requests_per_batch=1)
+    bounded_worker(
+        store_location, registry, backend, clock, concurrency=4, submit_concurrency=width
+    ).run()
+    assert BatchRunner(store_location, registry=registry).info(job_id).all_succeeded
+    assert backend.batch_count() == 8 and flight.most == width

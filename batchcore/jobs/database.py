@@ -112,10 +112,10 @@ class SQLiteDatabase:
         self.path = path
         self.where = str(path)
         self.readonly = readonly
-        #: Opened read-only where no store exists yet: an empty store in memory stands in.
-        self.missing = readonly and not path.exists()
         self._lock = threading.RLock()
         try:
+            #: Opened read-only where no store exists yet: an empty store in memory stands in.
+            self.missing = readonly and _absent(path)
             if self.missing:
                 self._db = sqlite3.connect(
                     ":memory:", isolation_level=None, check_same_thread=False
@@ -281,12 +281,31 @@ def _read_only_media(path: Path) -> bool:
     return False
 
 
+def _absent(path: Path) -> bool:
+    """Whether no store exists at *path* yet (its directory may be missing too: a first run).
+    A path that cannot be looked at (a file where a directory should be, a directory this
+    user may not search) is an error, never an empty store."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return True
+    return False
+
+
+def _not_a_directory(path: Path) -> Path:
+    """The first of *path*'s parents that exists but is not a directory."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return path.parent
+
+
 def _describe_os_error(error: OSError, path: Path) -> str:
     if isinstance(error, (NotADirectoryError, FileExistsError)):
-        return f"{path.parent} is not a directory (check BATCHCORE_HOME and --store)"
+        return f"{_not_a_directory(path)} is not a directory (check BATCHCORE_HOME and --store)"
     if isinstance(error, PermissionError):
-        return f"no permission to create {path.parent}"
-    return f"cannot create {path.parent} ({error.strerror or error})"
+        return f"no permission to open or create {path} (check the permissions of {path.parent})"
+    return f"cannot open or create {path} ({error.strerror or error})"
 
 
 _QMARK = re.compile(r"\?")

@@ -11,12 +11,16 @@ import attrs
 from batchcore.jobs.states import JobState
 from batchcore.models import BatchStatus, JobEvent, ResultStatus
 
-__all__ = ["BatchInfo", "JobInfo", "Progress", "utc"]
+__all__ = ["WAITING_FOR_CAPACITY", "BatchInfo", "JobInfo", "Progress", "utc"]
+
+#: What a batch waiting for room in the vendor's queue waits for (``BatchInfo.waiting_for``).
+WAITING_FOR_CAPACITY = "capacity"
 
 
 @attrs.frozen(kw_only=True)
 class BatchInfo:
-    """One vendor batch of a job."""
+    """One vendor batch of a job. ``cost_usd``: what its fetched results cost at batch prices
+    (None until they are fetched, when a price is unknown, or for a sandbox job)."""
 
     batch_id: str | None
     state: str
@@ -28,6 +32,10 @@ class BatchInfo:
     candidates: tuple[str, ...] = ()
     claimed_by: str | None = None
     claimed_since: datetime | None = None
+    cost_usd: float | None = None
+    #: What a batch not submitted yet waits for: ``"capacity"`` (room in the vendor's queue;
+    #: why, in ``error``), or None. ``next_step_at`` says when it tries again at the latest.
+    waiting_for: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +49,8 @@ class BatchInfo:
             "candidates": list(self.candidates),
             "claimed_by": self.claimed_by,
             "claimed_since": None if self.claimed_since is None else self.claimed_since.isoformat(),
+            "cost_usd": self.cost_usd,
+            "waiting_for": self.waiting_for,
         }
 
 
@@ -65,6 +75,8 @@ class JobInfo:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     owner: str | None = None
     lease_until: datetime | None = None
+    #: Since when ``owner`` drives the job.
+    owner_since: datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -78,6 +90,17 @@ class JobInfo:
     def all_succeeded(self) -> bool:
         return self.finished and self.succeeded == self.request_count
 
+    @property
+    def waiting(self) -> int:
+        """Batches waiting for room in the vendor's queue (prepared, not yet admitted)."""
+        return sum(1 for b in self.batches if b.waiting_for == WAITING_FOR_CAPACITY)
+
+    @property
+    def waiting_reason(self) -> str | None:
+        """Why the job's batches wait for the vendor's queue (the latest batch's reason)."""
+        reasons = [b.error for b in self.batches if b.waiting_for == WAITING_FOR_CAPACITY]
+        return reasons[-1] if reasons else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -86,6 +109,7 @@ class JobInfo:
             "sandbox": self.sandbox,
             "request_count": self.request_count,
             "counts": dict(self.counts),
+            "waiting": self.waiting,
             "batches": [b.to_dict() for b in self.batches],
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -95,6 +119,7 @@ class JobInfo:
             "options": dict(self.options),
             "owner": self.owner,
             "lease_until": None if self.lease_until is None else self.lease_until.isoformat(),
+            "owner_since": None if self.owner_since is None else self.owner_since.isoformat(),
         }
 
 
@@ -107,9 +132,13 @@ class Progress:
     """Where a job stands at one of its events, for progress displays and callbacks.
 
     ``batches`` counts the job's batches by state (``submitted``, ``in_progress``,
-    ``completed``, ...); ``succeeded`` / ``failed`` / ``pending`` count its requests (failed:
-    errored, expired or cancelled, final); ``cost_usd`` is what its fetched results cost at
-    batch prices, when known. ``event`` is what just happened.
+    ``completed``, ...; a prepared batch waiting for room in the vendor's queue counts as
+    ``waiting``, not ``prepared``); ``waiting`` is how many wait so and ``waiting_reason``
+    why (the vendor's queue holds what they need, or refused them). ``succeeded`` /
+    ``failed`` / ``pending`` count its requests (failed: errored, expired or cancelled,
+    final); ``cost_usd`` is what its fetched results cost at
+    batch prices, when known (the last known value between fetches: it never goes back to
+    None once known). ``event`` is what just happened.
     """
 
     job_id: str
@@ -121,6 +150,8 @@ class Progress:
     batches: Mapping[str, int]
     event: JobEvent
     cost_usd: float | None = None
+    waiting: int = 0
+    waiting_reason: str | None = None
 
     @property
     def done(self) -> int:
@@ -130,7 +161,8 @@ class Progress:
     def of(cls, info: JobInfo, event: JobEvent, cost_usd: float | None = None) -> Progress:
         states: dict[str, int] = {}
         for batch in info.batches:
-            states[batch.state] = states.get(batch.state, 0) + 1
+            state = "waiting" if batch.waiting_for == WAITING_FOR_CAPACITY else batch.state
+            states[state] = states.get(state, 0) + 1
         succeeded = info.counts.get(ResultStatus.SUCCEEDED.value, 0)
         pending = info.counts.get("pending", 0)
         return cls(
@@ -143,4 +175,6 @@ class Progress:
             batches=states,
             event=event,
             cost_usd=cost_usd,
+            waiting=info.waiting,
+            waiting_reason=info.waiting_reason,
         )

@@ -14,10 +14,10 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from batchcore.errors import StoreError
 from batchcore.jobs.database import Row, to_format_params
+from batchcore.jobs.store import public_url as without_credentials
 
 if TYPE_CHECKING:
     import psycopg
@@ -34,15 +34,9 @@ _cursor_names = itertools.count(1)
 
 
 def public_url(url: str) -> str:
-    """*url* without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """*url* without its password (in the user part or a ``?password=`` parameter), for
+    messages: the store's one rule for credentials in URLs, keeping the database user."""
+    return without_credentials(url, keep_user=True)
 
 
 def _describe(error: Exception) -> str:

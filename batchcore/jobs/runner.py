@@ -55,7 +55,14 @@ from batchcore.jobs.info import BatchInfo, JobInfo, Progress, utc
 from batchcore.jobs.lease import LeaseKeeper
 from batchcore.jobs.settings import JobSettings, PollSchedule
 from batchcore.jobs.states import BatchRowState, JobState, RequestState
-from batchcore.jobs.store import BatchRow, Claim, JobRow, JobStore, owner_token
+from batchcore.jobs.store import (
+    BatchRow,
+    Claim,
+    JobRow,
+    JobStore,
+    answers_reusable,
+    owner_token,
+)
 from batchcore.models import (
     BatchPayload,
     BatchRequest,
@@ -64,12 +71,13 @@ from batchcore.models import (
     BatchStatus,
     JobEvent,
     JobEventKind,
+    QueueLimit,
     ResultError,
     ResultStatus,
 )
 from batchcore.provider import BaseBatchProvider
 from batchcore.registry import BatchProviderRegistry, batch_provider_registry
-from batchcore.retry import RetryPolicy
+from batchcore.retry import RetryPolicy, Wait, readable_retry_after, reporting_waits
 
 __all__ = [
     "BatchInfo",
@@ -112,11 +120,12 @@ class BatchRunner:
     """Runs jobs of any size on any provider, durably.
 
     ``store`` is a :class:`JobStore`, a path or a store URL (default: ``$BATCHCORE_STORE``,
-    else ``$BATCHCORE_HOME``). ``max_attempts``, ``poll`` and ``retry`` are recorded with each
-    job this runner creates; for a job created earlier they override what was recorded only
-    when given. ``clock`` and ``sleep`` are injectable so tests run whole lifecycles without
-    waiting. ``observers`` are called with every :class:`JobEvent`, as are plugins'
-    ``batchcore_job_event`` hooks.
+    else ``$BATCHCORE_HOME``). ``max_attempts``, ``poll``, ``retry`` and
+    ``submit_concurrency`` (how many prepared batches are uploaded and created at once; default
+    4) are recorded with each job this runner creates; for a job created earlier they override
+    what was recorded only when given. ``clock`` and ``sleep`` are injectable so tests run whole
+    lifecycles without waiting. ``observers`` are called with every :class:`JobEvent`, as are
+    plugins' ``batchcore_job_event`` hooks.
     """
 
     def __init__(
@@ -134,14 +143,22 @@ class BatchRunner:
         lease_seconds: float = 120.0,
         heartbeat: bool = True,
         me: str | None = None,
+        submit_concurrency: int | None = None,
     ) -> None:
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if submit_concurrency is not None and submit_concurrency < 1:
+            raise ValueError("submit_concurrency must be at least 1")
         self.store = store if isinstance(store, JobStore) else JobStore(store, clock=clock)
         self.registry = registry or batch_provider_registry
         self._overrides: dict[str, Any] = {
             k: v
-            for k, v in (("max_attempts", max_attempts), ("poll", poll), ("retry", retry))
+            for k, v in (
+                ("max_attempts", max_attempts),
+                ("poll", poll),
+                ("retry", retry),
+                ("submit_concurrency", submit_concurrency),
+            )
             if v is not None
         }
         self.clock = clock
@@ -155,8 +172,13 @@ class BatchRunner:
         # Payloads prepared in this process, by batch row: used before their files are read back.
         self._live_payloads: dict[int, BatchPayload] = {}
         self._settings = JobSettings(**self._overrides)
-        # Queue admission decisions are made one at a time (several submits may run at once).
         self._observing = threading.RLock()
+        #: Held around each upload and create: a worker shares one among its threads so that
+        #: at most ``submit_concurrency`` of them upload at once (a driver bounds its own pool).
+        self.submit_gate: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        # Costs already priced: the last known per job (events), and per fetched batch.
+        self._costs: dict[str, float | None] = {}
+        self._batch_costs: dict[int, float | None] = {}
 
     # -- public API ------------------------------------------------------------------------
 
@@ -180,8 +202,10 @@ class BatchRunner:
         are cancelled, finished results are kept and unfinished requests end ``cancelled``
         with the code ``deadline_exceeded``; no new round starts after it. *reuse_results*:
         a request already answered successfully by an earlier job of this store (same
-        provider, model, endpoint, body and answer-changing config: see
-        :meth:`BaseBatchProvider.fingerprint`) gets that answer instead of being submitted.
+        provider, server, model, endpoint, body and answer-changing config: see
+        :meth:`BaseBatchProvider.fingerprint`) gets that answer instead of being submitted;
+        the job says how many and what they would have cost (:meth:`cost`). A sandbox job
+        (``options={"sandbox": True}``) neither reuses answers nor lends its invented ones.
         *budget_usd*: refuse the job (:class:`BudgetError`, nothing recorded) when the upper
         bound of its estimated cost exceeds it; later rounds (retries) stop before they would
         cross it. Budgets need prices (``batchcore[cost]``).
@@ -190,7 +214,31 @@ class BatchRunner:
         first bad request, and for duplicate custom_ids; nothing is recorded then.
         """
         instance = self._build(provider, config)
-        job_id = job_id or new_job_id()
+        try:
+            return self._create(
+                instance,
+                requests,
+                job_id=job_id or new_job_id(),
+                options=options,
+                deadline=deadline,
+                reuse_results=reuse_results,
+                budget_usd=budget_usd,
+            )
+        finally:
+            if instance is not provider:
+                instance.close()  # built here for this job: closed here
+
+    def _create(
+        self,
+        instance: BaseBatchProvider,
+        requests: Iterable[BatchRequest],
+        *,
+        job_id: str,
+        options: Mapping[str, Any] | None,
+        deadline: float | datetime | timedelta | None,
+        reuse_results: bool,
+        budget_usd: float | str | None,
+    ) -> str:
         recorded = {**self._settings.to_options(), **(options or {})}
         if budget_usd is not None:
             # The whole input is estimated first: a budget refuses before anything is recorded.
@@ -203,20 +251,51 @@ class BatchRunner:
             recorded["deadline"] = _deadline(deadline, self.clock())
         if reuse_results:
             recorded["reuse_results"] = True
-        with self.store.new_job(
-            job_id, provider=instance.PROVIDER_NAME, config=instance.config, options=recorded
-        ) as job:
-            fresh = job.record(requests, fingerprint=instance.fingerprint, reuse=reuse_results)
-            payloads = _prepare_unless_all_reused(instance, fresh, job)
-            try:
+        reused = UsageTotals()
+
+        def count_reused(request: BatchRequest, result: BatchResult) -> None:
+            reused.add(answered_by(result, request.model), result.usage)
+
+        payloads: list[BatchPayload] = []
+        rows: list[int] = []
+        try:
+            with self.store.new_job(
+                job_id, provider=instance.PROVIDER_NAME, config=instance.config, options=recorded
+            ) as job:
+                fresh = job.record(
+                    requests,
+                    fingerprint=instance.fingerprint,
+                    reuse=reuse_results,
+                    on_reuse=count_reused,
+                )
+                with instance.queue_room(self._queue_room(instance)):
+                    payloads = _prepare_unless_all_reused(instance, fresh, job)
                 for payload in payloads:
-                    self._record_batch(job.add_batch, job_id, 1, payload)
-            except BaseException:
-                for payload in payloads:
-                    payload.discard()
-                raise
+                    rows.append(self._record_batch(job.add_batch, job_id, 1, payload))
+                if job.reused:
+                    # Kept with the job, so its cost can say what reuse saved, in any process.
+                    job.add_options({"reused": {"requests": job.reused, "usage": reused.to_dict()}})
+        except BaseException:
+            # Nothing was recorded (the transaction rolled back, the commit included): the
+            # files go, and so do the rows' live payloads, whose row ids the store may reuse.
+            for row in rows:
+                self._live_payloads.pop(row, None)
+            for payload in payloads:
+                payload.discard()
+            raise
+        if reuse_results and not answers_reusable(recorded):
+            detail = "a sandbox job reuses no answers (and its invented ones serve no other job)"
+            self._emit(JobEventKind.NOTICE, self.info(job_id), detail=detail)
         if job.reused:
-            detail = f"{job.reused} of {job.count} requests answered by earlier jobs' results"
+            saved = JobCost.from_totals(instance.PROVIDER_NAME, reused)
+            what = (
+                f"saving {_dollars(saved.cost_usd)} at batch prices"
+                if saved.cost_usd is not None
+                else "cost saved unknown (" + _unpriced(saved) + ")"
+            )
+            detail = (
+                f"{job.reused} of {job.count} requests answered by earlier jobs' results, {what}"
+            )
             self.store.record_event(job_id, "reused", detail, actor=self._me)
             self._emit(JobEventKind.NOTICE, self.info(job_id), detail=detail)
         return job_id
@@ -328,7 +407,8 @@ class BatchRunner:
         job = self.store.job(job_id)
         with self._provider_for(job, provider, config) as instance:
             for batch in self.store.batches(job_id, state=BatchRowState.SUBMITTED):
-                self._send_cancel(batch, instance)
+                with reporting_waits(functools.partial(self._report_wait, job_id, batch.batch_id)):
+                    self._send_cancel(batch, instance)
         return self.info(job_id)
 
     def resolve(
@@ -397,7 +477,15 @@ class BatchRunner:
         for batch in self.store.batches(job_id):
             if batch.usage:
                 totals.merge(batch.usage)
-        return JobCost.from_totals(job.provider, totals)
+        cost = JobCost.from_totals(job.provider, totals)
+        reused = job.options.get("reused")
+        if not isinstance(reused, Mapping) or not reused.get("requests"):
+            return cost
+        # Reused answers cost nothing now; what they would have cost is the saving.
+        saved = JobCost.from_totals(job.provider, reused.get("usage") or {})
+        return attrs.evolve(
+            cost, reused_requests=int(reused["requests"]), saved_by_reuse_usd=saved.cost_usd
+        )
 
     def jobs(self) -> list[JobInfo]:
         return [self._info(job) for job in self.store.jobs()]
@@ -439,7 +527,7 @@ class BatchRunner:
             return self._info(job)
         if job.state is JobState.ATTENTION:
             raise JobAttentionError(self._attention_message(job_id))
-        settings = self._apply_overrides(job)
+        # The lease first: a refused (busy) drive changes nothing of the job, not its options.
         owner = self.store.acquire(job_id, lease_seconds=self.lease_seconds, me=self._me)
         keeper = None
         if self.heartbeat:
@@ -449,6 +537,7 @@ class BatchRunner:
                 interval=self.lease_seconds / 4,
             ).start()
         try:
+            settings = self._apply_overrides(job)
             with self._provider_for(job, provider, config) as instance:
                 if job.state is not JobState.ACTIVE:
                     self.store.set_job_state(job_id, JobState.ACTIVE)
@@ -475,11 +564,7 @@ class BatchRunner:
         def observe(event: JobEvent) -> None:
             if event.job_id != job_id:
                 return  # another job driven by this runner
-            cost = None
-            if event.kind in (JobEventKind.RESULTS_FETCHED, JobEventKind.FINISHED):
-                spent = self.cost(job_id).cost_usd
-                cost = None if spent is None or self.info(job_id).sandbox else float(spent)
-            on_progress(Progress.of(self.info(job_id), event, cost_usd=cost))
+            on_progress(Progress.of(self.info(job_id), event, cost_usd=event.cost_usd))
 
         return observe
 
@@ -631,15 +716,18 @@ class BatchRunner:
             return False
         try:
             batch = self.store.batch(row)  # as it is now that the claim is ours
-            if batch.state is BatchRowState.PREPARED:
-                self._submit_one(job, batch, provider, settings)
-            elif batch.state is BatchRowState.SUBMITTED:
-                if job.cancel_requested and not batch.cancel_sent:
-                    self._send_cancel(batch, provider)
-                elif _due(job, batch, self.clock()):
-                    self._poll_one(job, batch, provider, settings)
-            elif batch.state is BatchRowState.ENDED:
-                self._fetch_one(job, batch, provider, settings)
+            # A wait inside one of the step's calls (a Retry-After, a backoff) is shown too.
+            report = functools.partial(self._report_wait, job.id, batch.batch_id)
+            with reporting_waits(report):
+                if batch.state is BatchRowState.PREPARED:
+                    self._submit_one(job, batch, provider, settings)
+                elif batch.state is BatchRowState.SUBMITTED:
+                    if job.cancel_requested and not batch.cancel_sent:
+                        self._send_cancel(batch, provider)
+                    elif _due(job, batch, self.clock()):
+                        self._poll_one(job, batch, provider, settings)
+                elif batch.state is BatchRowState.ENDED:
+                    self._fetch_one(job, batch, provider, settings)
             return True
         finally:
             if not claimed:
@@ -668,19 +756,43 @@ class BatchRunner:
         budget = job.options.get("budget_usd")
         if budget is not None and round_number > 1 and self._over_budget(job, provider, budget):
             return
-        payloads = provider.prepare_payloads(
-            self.store.iter_requests(job.id, state=RequestState.PENDING)
-        )
+        # The requests are counted as they are read, from the one read that feeds the plan:
+        # another process settling a batch meanwhile sends more requests back to pending, and
+        # a count taken apart from the read would disagree with it.
+        read = 0
+
+        def pending_requests() -> Iterator[BatchRequest]:
+            nonlocal read
+            for request in self.store.iter_requests(job.id, state=RequestState.PENDING):
+                read += 1
+                yield request
+
+        try:
+            with provider.queue_room(self._queue_room(provider)):
+                payloads = provider.prepare_payloads(pending_requests())
+        except InvalidRequestError as error:
+            # Every request was validated when the job was created: what refuses one now is
+            # a setting given since (a queue cap lowered below a single request).
+            raise JobStoppedError(
+                f"job {job.id}: round {round_number} cannot be planned: {error}. The job is "
+                f"kept: `batchcore resume {job.id}` once that is fixed"
+            ) from None
         planned = sum(p.request_count for p in payloads)
-        if planned != pending:
+        if planned != read:
             # The storm guard: a round creates exactly the batches its pending requests need.
             for payload in payloads:
                 payload.discard()
             raise JoinError(
                 f"job {job.id}: round {round_number} would put {planned} requests in batches "
-                f"for {pending} pending ones; nothing was submitted. This is a bug: please "
+                f"for {read} pending ones; nothing was submitted. This is a bug: please "
                 "report it"
             )
+        unsplit = self._over_queue_room(provider, payloads)
+        if unsplit is not None:
+            # Planned again, it would be abandoned again for the same reason (see _admit).
+            for payload in payloads:
+                payload.discard()
+            raise JobStoppedError(f"job {job.id}: round {round_number}: {unsplit}")
         for payload in payloads:
             self._record_batch(
                 functools.partial(self.store.add_batch, job.id), job.id, round_number, payload
@@ -739,9 +851,10 @@ class BatchRunner:
                 attempted_at=batch.attempted_at,
             )
             try:
-                handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
+                with self.submit_gate:
+                    handle = _submit(provider, payload, _StoreJournal(self.store, batch.row))
             except QueueFullError as error:
-                self._queue_full(job, batch, provider, settings, str(error))
+                self._queue_full(job, batch, provider, settings, str(error), created=False)
                 return
             except ProviderTransientError as error:
                 self._postpone(job, batch, error, "submit", settings)
@@ -766,35 +879,101 @@ class BatchRunner:
 
     # -- the vendor's queue: admission, not failure ------------------------------------------
 
+    def _queue(self, provider: BaseBatchProvider, model: str | None) -> _Queue | None:
+        """The vendor queue a batch of *model* joins and the cap in force for it: the configured
+        cap, lowered by what the vendor's refusals taught (:meth:`JobStore.queue_cap`)."""
+        limit = provider.queue_limit(model)
+        if limit is None:
+            return None
+        declared, configured = limit
+        model = model if declared.per_model else None
+        learned = self.store.queue_cap(provider.PROVIDER_NAME, model or "*", configured=configured)
+        cap = configured if learned is None else min(configured, learned)
+        return _Queue(limit=declared, configured=configured, cap=cap, model=model)
+
+    def _queue_room(self, provider: BaseBatchProvider) -> Callable[[str | None], int | None]:
+        """What :meth:`BaseBatchProvider.queue_room` splits new batches by: the cap in force."""
+
+        def room(model: str | None) -> int | None:
+            queue = self._queue(provider, model)
+            return None if queue is None else queue.cap
+
+        return room
+
+    def _over_queue_room(
+        self, provider: BaseBatchProvider, payloads: Sequence[BatchPayload]
+    ) -> str | None:
+        """Why a payload of several requests is over the cap in force (a provider whose own
+        ``prepare_payloads`` ignores :meth:`BaseBatchProvider.queue_room`), or None."""
+        for payload in payloads:
+            queue = self._queue(provider, payload.model)
+            if queue is None or payload.request_count < 2:
+                continue
+            measure = queue.limit.measure
+            amount = payload.tokens if measure == "tokens" else payload.request_count
+            if amount > queue.cap:
+                return (
+                    f"provider {provider.PROVIDER_NAME!r} prepared a batch of "
+                    f"{payload.request_count} requests holding {amount:,} {measure}, more than "
+                    f"the {queue.cap:,} its vendor's queue{queue.where} takes now; its "
+                    "prepare_payloads must split under BaseBatchProvider.queue_room (the base "
+                    "class's does). Nothing was submitted and the job is kept"
+                )
+        return None
+
     def _admit(
         self, job: JobRow, batch: BatchRow, provider: BaseBatchProvider, settings: JobSettings
     ) -> bool:
         """Whether *batch* fits in the vendor's queue now (decided in the store, for every
-        process sharing it); else it waits, recorded and shown, without losing an attempt."""
-        limit = provider.queue_limit()
-        if limit is None:
+        process sharing it); else it waits, recorded and shown, without losing an attempt. A
+        batch prepared under a bigger cap than the one in force now is planned again, split
+        under it; after refusals with nothing of ours in the queue, the queue is tried again
+        only once the retry policy's postponement has passed."""
+        queue = self._queue(provider, batch.model)
+        if queue is None:
             return True
-        declared, cap = limit
-        model = batch.model if declared.per_model else None
-        learned = self.store.queue_cap(provider.PROVIDER_NAME, model or "*")
-        if learned is not None:
-            cap = min(cap, learned)
-        mine = (batch.tokens or 0) if declared.measure == "tokens" else batch.request_count
+        name, measure = provider.PROVIDER_NAME, queue.limit.measure
+        mine = queue.amount(batch)
+        if mine > queue.cap and batch.request_count > 1:
+            self.store.abandon_batch(job.id, batch.row)  # its attempt is given back
+            self._discard_live(batch.row)
+            size = "" if measure == "requests" else f", {mine:,} {measure}"
+            detail = (
+                f"batch row {batch.row} ({batch.request_count} requests{size}) is over the "
+                f"{queue.cap:,} {measure} that {name}'s queue{queue.where} takes now: its "
+                "requests are planned again in smaller batches"
+            )
+            self.store.record_event(job.id, "queue_split", detail, actor=self._me)
+            self._emit(JobEventKind.NOTICE, self.info(job.id), detail=detail)
+            return False
+        refusals, last = self.store.queue_refusals(name, queue.key)
+        if refusals and last is not None:
+            until = last + (settings.retry.postponement(refusals) or 0.0)
+            if self.clock() < until:
+                reason = (
+                    f"waiting for room in {name}'s queue{queue.where}: it refused {refusals} "
+                    "batch(es) in a row, with no batch of this store ending in between; next "
+                    f"try at {utc(until):%H:%M:%S} UTC"
+                )
+                self.store.batch_wait(batch.row, until, reason)
+                self._emit(JobEventKind.WAITING, self.info(job.id), detail=reason)
+                return False
         in_flight = self.store.admit(
             batch.row,
-            provider=provider.PROVIDER_NAME,
-            model=model,
-            measure=declared.measure,
+            provider=name,
+            model=queue.model,
+            measure=measure,
             amount=mine,
-            cap=cap,
+            cap=queue.cap,
         )
         if in_flight is None:
             return True
         until = self.clock() + settings.poll.max_interval
+        learned = " (learned from its refusals)" if queue.cap < queue.configured else ""
         reason = (
-            f"waiting for room in {provider.PROVIDER_NAME}'s queue: {in_flight:,} "
-            f"{declared.measure} enqueued{f' for {model}' if model else ''}, this batch needs "
-            f"{mine:,} more, the cap is {cap:,} (config {declared.config_key})"
+            f"waiting for room in {name}'s queue: {in_flight:,} {measure} enqueued"
+            f"{queue.where}, this batch needs {mine:,} more, the cap is {queue.cap:,}{learned} "
+            f"(config {queue.limit.config_key})"
         )
         self.store.batch_wait(batch.row, until, reason)
         self._emit(JobEventKind.WAITING, self.info(job.id), detail=reason)
@@ -807,20 +986,65 @@ class BatchRunner:
         provider: BaseBatchProvider,
         settings: JobSettings,
         why: str,
+        *,
+        created: bool,
     ) -> None:
-        """The vendor refused for capacity: the cap in force becomes what was in flight, and
-        the batch waits for a batch to end (never a failed attempt)."""
-        limit = provider.queue_limit()
-        if limit is not None:
-            declared, _ = limit
-            model = batch.model if declared.per_model else None
-            tokens, requests = self.store.enqueued(provider.PROVIDER_NAME, model)
-            in_flight = tokens if declared.measure == "tokens" else requests
-            if in_flight > 0:
-                self.store.lower_queue_cap(provider.PROVIDER_NAME, model or "*", in_flight, why)
+        """The vendor refused *batch* for capacity: a wait, never a failed attempt. *created*:
+        it was created and failed (its requests were sent back to pending already), else the
+        create itself was refused and made nothing (the batch goes back through admission).
+
+        With batches of ours in the vendor's queue, the cap in force becomes what they hold
+        and the batch waits for one of them to end. With nothing of ours in it (nothing will
+        end to make room), the cap becomes half the refused batch (what is planned next is
+        smaller) and the queue is tried again after the retry policy's postponement for the
+        refusals so far; once they are more than it allows (``max_postponements``) with no
+        batch of ours ending after it ran in between, the job stops (:class:`JobStoppedError`,
+        exit 3), its requests pending or prepared and never charged an attempt."""
+        if not created:
+            self.store.batch_not_created(batch.row)
+        reason = f"the vendor's queue is full ({why})"
         until = self.clock() + settings.poll.max_interval
-        reason = f"the vendor's queue is full ({why}); trying again after earlier batches end"
-        self.store.batch_wait(batch.row, until, reason)
+        queue = self._queue(provider, batch.model)
+        if queue is not None:
+            name, measure = provider.PROVIDER_NAME, queue.limit.measure
+            mine = queue.amount(batch)
+            tokens, requests = self.store.enqueued(name, queue.model, besides=batch.row)
+            in_flight = tokens if measure == "tokens" else requests
+            alone = in_flight == 0
+            cap = in_flight if not alone else max(1, mine // 2 if batch.request_count > 1 else mine)
+            streak = self.store.queue_refused(
+                name, queue.key, cap=cap, configured=queue.configured, reason=why
+            )
+            if alone:
+                delay = settings.retry.postponement(streak)
+                if delay is None:
+                    self.store.forget_refusals(name, queue.key)  # a resume starts afresh
+                    size = f"{batch.request_count} request{'s' * (batch.request_count != 1)}"
+                    if measure != "requests":
+                        size += f", {mine:,} {measure}"
+                    message = (
+                        f"job {job.id}: {name}'s batch queue{queue.where} refused {streak} "
+                        "batches in a row for capacity, the last while nothing of this store "
+                        f"was in it ({size}; {why}). "
+                        "Other work fills the account's queue, or its limit is below a single "
+                        "batch. Nothing was charged an attempt and the job is kept: `batchcore "
+                        f"resume {job.id}` once the queue has room (config "
+                        f"{queue.limit.config_key} sets what batchcore keeps to)"
+                    )
+                    self.store.record_event(job.id, "queue_full", message, actor=self._me)
+                    raise JobStoppedError(message)
+                until = self.clock() + delay
+                reason += (
+                    f"; nothing of this store was in it: next batches hold at most {cap:,} "
+                    f"{measure}, next try at {utc(until):%H:%M:%S} UTC"
+                )
+            else:
+                reason += (
+                    f"; {in_flight:,} {measure} of this store are in it: trying again after "
+                    "one of them ends"
+                )
+        if not created:
+            self.store.batch_wait(batch.row, until, reason)
         self.store.record_event(job.id, "queue_full", reason, actor=self._me)
         self._emit(JobEventKind.WAITING, self.info(job.id), detail=reason)
 
@@ -855,8 +1079,9 @@ class BatchRunner:
             else self.clock() + settings.poll.delay(batch.polls + 1, rng=self._rng)
         )
         self.store.batch_polled(batch.row, status, next_at)
-        if status.is_terminal:
-            self.store.wake_waiting(job.provider)  # it has left the vendor's queue
+        if status.is_terminal:  # it has left the vendor's queue
+            refused = status.state is BatchState.FAILED and _refused_for_capacity(status, provider)
+            self.store.wake_waiting(job.provider, batch.model, ran=not refused)
         previous = batch.status
         if (
             previous is None
@@ -879,7 +1104,7 @@ class BatchRunner:
             # It never ran: its requests wait for room, with their attempt given back.
             why = "; ".join(e.message or (e.code or "") for e in status.errors)
             back = self.store.requeue_batch(job.id, batch.row, f"refused for capacity: {why}")
-            self._queue_full(job, batch, provider, settings, why)
+            self._queue_full(job, batch, provider, settings, why, created=True)
             log.info("job %s: %d requests wait for queue capacity", job.id, back)
             return
         stored = 0
@@ -923,7 +1148,7 @@ class BatchRunner:
                 job.id, batch.row, (BatchResult.missing(cid, batch.status) for cid in missing)
             )
         self.store.batch_usage(batch.row, usage.to_dict())
-        self.store.wake_waiting(job.provider)  # it has left the vendor's queue
+        self.store.wake_waiting(job.provider, batch.model)  # it has left the vendor's queue
         back = self.store.settle_batch(
             job.id,
             batch.row,
@@ -964,12 +1189,13 @@ class BatchRunner:
         """The one rule for a step that failed transiently (see :mod:`batchcore.retry`)."""
         failures = batch.poll_failures + 1
         what = f"{step} of batch {batch.batch_id or f'row {batch.row}'}"
-        delay = settings.retry.postponement(failures, error.retry_after)
+        asked_for = readable_retry_after(error.retry_after)  # never nan, never past a year
+        delay = settings.retry.postponement(failures, asked_for)
         if delay is None:
-            if error.retry_after is not None and error.retry_after > settings.retry.max_wait:
-                asked = utc(self.clock() + error.retry_after)
+            if asked_for is not None and asked_for > settings.retry.max_wait:
+                asked = utc(self.clock() + asked_for)
                 raise JobStoppedError(
-                    f"{what}: the vendor asked to wait {_duration(error.retry_after)} "
+                    f"{what}: the vendor asked to wait {_duration(asked_for)} "
                     f"(until {asked:%Y-%m-%d %H:%M} UTC), longer than the "
                     f"{_duration(settings.retry.max_wait)} a job waits; the job is kept: "
                     f"`batchcore resume {job.id}` after that ({error})"
@@ -1017,12 +1243,7 @@ class BatchRunner:
         return cls(config=settings)
 
     def _payload_dir(self) -> Path:
-        try:
-            return self.store.path.parent / "payloads"
-        except AttributeError:  # a server store: payloads are rebuilt from it anyway
-            import tempfile
-
-            return Path(tempfile.gettempdir()) / "batchcore-payloads"
+        return self.store.payload_dir
 
     @contextlib.contextmanager
     def _provider_for(
@@ -1063,9 +1284,12 @@ class BatchRunner:
         # The payload's files are gone (a reboot cleaned them, another machine prepared them,
         # or the provider keeps payloads in memory): rebuild it from the requests the store
         # assigned to this batch.
-        payloads = provider.prepare_payloads(
-            self.store.iter_requests(batch.job_id, batch_row=batch.row)
-        )
+        # Rebuilt as it was prepared: not split again under a queue cap lowered since (a batch
+        # over the cap in force is planned again before it gets here, see _admit).
+        with provider.queue_room(lambda model: None):
+            payloads = provider.prepare_payloads(
+                self.store.iter_requests(batch.job_id, batch_row=batch.row)
+            )
         if len(payloads) != 1 or payloads[0].request_count != batch.request_count:
             for extra in payloads:
                 extra.discard()
@@ -1112,10 +1336,10 @@ class BatchRunner:
                 request_count=b.request_count,
                 status=b.status,
                 error=b.error,
-                next_step_at=(
-                    utc(b.next_poll_at) if b.next_poll_at is not None and b.poll_failures else None
-                ),
+                next_step_at=None if b.next_poll_at is None else utc(b.next_poll_at),
+                waiting_for=b.waits_for if b.state is BatchRowState.PREPARED else None,
                 candidates=b.candidates,
+                cost_usd=self._batch_cost(job, b),
                 **_claim_of(b),
             )
             for b in self.store.batches(job.id)
@@ -1136,6 +1360,7 @@ class BatchRunner:
             options=job.options,
             owner=job.owner,
             lease_until=None if job.lease_until is None else utc(job.lease_until),
+            owner_since=None if job.owner_since is None else utc(job.owner_since),
         )
 
     def _emit(
@@ -1157,6 +1382,7 @@ class BatchRunner:
             counts=info.counts,
             detail=detail,
             actor=self._me,
+            cost_usd=self._cost_so_far(info, kind),
         )
         with self._observing:  # steps may run in several threads; observers see one at a time
             try:
@@ -1168,6 +1394,66 @@ class BatchRunner:
                     observer(event)
                 except Exception:
                     log.exception("job observer %r failed", observer)
+
+    def _cost_so_far(self, info: JobInfo, kind: JobEventKind) -> float | None:
+        """What the job's fetched results cost at batch prices, for its events: priced again
+        only when results arrived (or first seen here), else the last known value, so a
+        progress display never flickers back to "unknown". None for a sandbox job."""
+        if info.sandbox:
+            return None
+        fresh = kind in (JobEventKind.RESULTS_FETCHED, JobEventKind.FINISHED)
+        if fresh or info.id not in self._costs:
+            known = None
+            if any(b.cost_usd is not None for b in info.batches):  # else nothing priced yet
+                spent = self.cost(info.id).cost_usd
+                known = None if spent is None else float(spent)
+            self._costs[info.id] = known
+        return self._costs[info.id]
+
+    def _batch_cost(self, job: JobRow, batch: BatchRow) -> float | None:
+        """What one batch's fetched results cost at batch prices (priced once per batch): 0
+        for a fetched batch whose results reported no usage, None before the fetch."""
+        if job.options.get("sandbox"):
+            return None
+        if not batch.usage:
+            return 0.0 if batch.state is BatchRowState.FETCHED else None
+        if batch.row not in self._batch_costs:
+            spent = JobCost.from_totals(job.provider, batch.usage).cost_usd
+            self._batch_costs[batch.row] = None if spent is None else float(spent)
+        return self._batch_costs[batch.row]
+
+    def _report_wait(self, job_id: str, batch_id: str | None, wait: Wait) -> None:
+        """A wait inside a call (a Retry-After, a backoff), shown like a postponement."""
+        until = utc(self.clock() + wait.seconds)
+        detail = (
+            f"waiting {_duration(wait.seconds)} ({wait.reason}) until {until:%H:%M:%S} UTC: "
+            f"{wait.what}" + (f" failed ({wait.error})" if wait.error else "")
+        )
+        self._emit(JobEventKind.WAITING, self.info(job_id), batch_id=batch_id, detail=detail)
+
+
+@attrs.frozen(kw_only=True)
+class _Queue:
+    """A vendor queue a batch joins: the provider's declared limit, the cap from config (or
+    the declared default), the cap in force, and the model it counts (None: every model)."""
+
+    limit: QueueLimit
+    configured: int
+    cap: int
+    model: str | None
+
+    @property
+    def key(self) -> str:
+        """The queue's model as the store keys it (``"*"``: one queue for every model)."""
+        return self.model or "*"
+
+    @property
+    def where(self) -> str:
+        return f" for {self.model}" if self.model else ""
+
+    def amount(self, batch: BatchRow) -> int:
+        """What *batch* holds in this queue (estimated tokens, or requests)."""
+        return (batch.tokens or 0) if self.limit.measure == "tokens" else batch.request_count
 
 
 def _claim_of(batch: BatchRow) -> dict[str, Any]:
@@ -1266,11 +1552,22 @@ def _payload_record(payload: BatchPayload) -> dict[str, Any]:
     }
 
 
+def _dollars(amount: Decimal) -> str:
+    """Dollars readable at any size: cents for a real bill, six decimals for a small one."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.6f}"
+
+
+def _unpriced(cost: JobCost) -> str:
+    return cost.pricing_error or "no price known for " + (
+        ", ".join(cost.unknown_prices) or "the models that answered"
+    )
+
+
 def _duration(seconds: float) -> str:
     if seconds >= 86_400 * 2:
         return f"{seconds / 86_400:.0f} days"
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
+    if seconds >= 600:
         return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
+    return f"{seconds:.0f} s"  # a few minutes are counted exactly (a Retry-After of 100 s)

@@ -172,6 +172,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        5,
+        "learned queue caps that recover: the configured cap each was learned under (a new "
+        "config value replaces it) and the capacity refusals in a row since a batch ended",
+        (
+            # 0 matches no configured cap: a cap learned before this version is not trusted.
+            "ALTER TABLE queue_caps ADD COLUMN configured {bigint} NOT NULL DEFAULT 0",
+            "ALTER TABLE queue_caps ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
+    Migration(
+        6,
+        "since when the job's driver holds it (`batchcore jobs` shows who holds what since when)",
+        ("ALTER TABLE jobs ADD COLUMN owner_since {real}",),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

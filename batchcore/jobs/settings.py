@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from batchcore.retry import RetryPolicy
+from batchcore.retry import RetryPolicy, capped_growth, readable_retry_after
 
 __all__ = ["JobSettings", "PollSchedule"]
 
@@ -31,9 +31,11 @@ class PollSchedule:
     def delay(
         self, polls: int, retry_after: float | None = None, rng: Callable[[], float] = random.random
     ) -> float:
-        base = min(self.min_interval * self.factor ** max(polls, 0), self.max_interval)
+        # Capped before it is computed: a batch polled for days (Groq's 7-day windows) must
+        # not overflow a float.
+        base = capped_growth(self.min_interval, self.factor, polls, self.max_interval)
         base *= 1 + self.jitter * (2 * rng() - 1)
-        return max(base, retry_after or 0.0)
+        return max(base, readable_retry_after(retry_after) or 0.0)
 
     def to_dict(self) -> dict[str, float]:
         return attrs.asdict(self)
@@ -85,4 +87,8 @@ class JobSettings:
             )
         if self.retry != recorded.retry:
             changes.append("retry policy changed")
+        if self.submit_concurrency != recorded.submit_concurrency:
+            changes.append(
+                f"submit concurrency {recorded.submit_concurrency} -> {self.submit_concurrency}"
+            )
         return changes

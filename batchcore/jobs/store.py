@@ -11,6 +11,7 @@ list (:mod:`batchcore.jobs.schema`). Secrets are never written: configuration pa
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import orjson
@@ -29,7 +31,7 @@ from batchcore.jobs.database import Database, Row, SQLiteDatabase
 from batchcore.jobs.errors import JobBusyError, JobNotFoundError, JoinError
 from batchcore.jobs.schema import SCHEMA_VERSION, migrate
 from batchcore.jobs.states import BatchRowState, JobState, RequestState
-from batchcore.models import BatchHandle, BatchRequest, BatchResult, BatchStatus
+from batchcore.models import BatchHandle, BatchRequest, BatchResult, BatchStatus, ResultStatus
 
 __all__ = [
     "HOME_ENV",
@@ -39,14 +41,30 @@ __all__ = [
     "EventRow",
     "JobRow",
     "JobStore",
+    "answers_reusable",
     "default_store_path",
+    "payload_dir_for",
     "public_config",
+    "public_url",
+    "store_location",
 ]
 
 HOME_ENV = "BATCHCORE_HOME"
 STORE_ENV = "BATCHCORE_STORE"
 STORE_FILE = "jobs.sqlite3"
 _INSERT_CHUNK = 5000
+# States as the SQL spells them, from the enums (constants, never user input: safe to inline).
+_ACTIVE = JobState.ACTIVE.value
+#: Batches with a step to do (submit, poll, fetch).
+_STEPPING = "({})".format(
+    ", ".join(
+        f"'{state.value}'"
+        for state in (BatchRowState.PREPARED, BatchRowState.SUBMITTED, BatchRowState.ENDED)
+    )
+)
+#: Requests without a final result.
+_UNFINISHED = f"('{RequestState.PENDING.value}', '{RequestState.ASSIGNED.value}')"
+_SUCCEEDED = ResultStatus.SUCCEEDED.value
 #: Results per statement (4 parameters each, under every backend's parameter limit).
 _RESULT_ROWS = 1000
 
@@ -58,18 +76,61 @@ def default_store_path() -> Path:
     return base / STORE_FILE
 
 
+#: Config keys that describe this machine, not the job: never recorded, so another machine (a
+#: worker) resuming the job uses its own.
+_LOCAL_KEYS = frozenset({"workdir"})
+#: Query parameters that carry credentials in URLs (``?key=`` of Gemini, SAS ``sig``, presigned
+#: ``X-Amz-Signature``), besides every name :func:`is_secret_key` flags.
+_SECRET_PARAM = re.compile(r"(^sig$|signature|^auth|^code$|^pass|^pwd$|^session)", re.IGNORECASE)
+
+
+def public_url(value: str, *, keep_user: bool = False) -> str:
+    """*value* without what may be a credential, when it is a URL: no ``user:password@``
+    (*keep_user*: only the password goes, for messages that name a database user) and no
+    secret-looking query parameter. Anything else comes back unchanged."""
+    if "://" not in value:
+        return value
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:  # not a URL after all: keep nothing that could hide a secret
+        return value.split("://", 1)[0] + "://"
+    netloc = parts.netloc
+    if "@" in netloc:
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if port is not None:
+            netloc += f":{port}"
+        if keep_user and parts.username:
+            netloc = f"{parts.username}@{netloc}"
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(n, v) for n, v in pairs if not (is_secret_key(n) or _SECRET_PARAM.search(n))]
+    query = parts.query if len(kept) == len(pairs) else urlencode(kept)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """*config* without anything that may be a secret (api keys, tokens, passwords) and without
-    values that are not plain JSON (callables, backends): what may be written to disk."""
+    """*config* without anything that may be a secret (api keys, tokens, passwords, credentials
+    inside URLs) or is local to this machine (``workdir``), and without values that are not
+    plain JSON (callables, backends): what may be written to the store."""
     out: dict[str, Any] = {}
     for key, value in config.items():
-        if is_secret_key(key):
+        if is_secret_key(key) or key in _LOCAL_KEYS:
             continue
-        if value is None or isinstance(value, (str, int, float, bool)):
+        if isinstance(value, str):
+            out[key] = public_url(value)
+        elif value is None or isinstance(value, (int, float, bool)):
             out[key] = value
         elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            out[key] = list(value)
+            out[key] = [public_url(v) for v in value]
     return out
+
+
+def answers_reusable(options: Mapping[str, Any]) -> bool:
+    """Whether a job's successful answers may serve other jobs (opt-in result reuse), and it
+    may be served by theirs: only a job whose answers are real. A sandbox job's answers are
+    invented by an emulator; it neither lends nor borrows (the one rule, for both ways)."""
+    return not options.get("sandbox")
 
 
 def owner_token() -> str:
@@ -115,6 +176,8 @@ class JobRow:
     finished_at: float | None
     cancel_reason: str | None = None
     deadline: float | None = None
+    #: When ``owner`` took the job (kept while the same owner renews or re-acquires it).
+    owner_since: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -143,10 +206,14 @@ class BatchRow:
     claimed_at: float | None = None
     claim_until: float | None = None
     model: str | None = None
-    #: Estimated input tokens (upper bound) the batch puts in the vendor's queue.
+    #: Estimated input tokens the batch puts in the vendor's queue (the expected estimate of
+    #: :mod:`batchcore.tokens`; see :meth:`JobStore.queue_cap` for why not the upper bound).
     tokens: int | None = None
     #: Usage of its results by the model that answered: {model: {field: tokens}}.
     usage: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+    #: What a prepared batch waits for (``"capacity"``: room in the vendor's queue; the reason
+    #: is in ``error``), or None.
+    waits_for: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -165,6 +232,18 @@ class EventRow:
     batch_id: str | None
     actor: str | None
     detail: str | None
+
+
+def _cause(error: StoreError) -> str:
+    """A store error's cause, without the store's name in front."""
+    prefix = f"job store {error.where}: "
+    text = str(error)
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _queue_lock(provider: str, model: str | None) -> str:
+    """The name that serialises decisions about one vendor queue among processes."""
+    return f"batchcore-queue:{provider}:{model or '*'}"
 
 
 def _json(value: Any) -> Any:
@@ -188,6 +267,7 @@ def _job(row: Row) -> JobRow:
         finished_at=row["finished_at"],
         cancel_reason=row["cancel_reason"],
         deadline=row["deadline"],
+        owner_since=row["owner_since"],
     )
 
 
@@ -219,29 +299,52 @@ def _batch(row: Row) -> BatchRow:
         model=row["model"],
         tokens=row["tokens"],
         usage=_json(row["usage"]) or {},
+        waits_for=row["waits_for"],
     )
 
 
-def open_database(location: str | Path | None, *, readonly: bool = False) -> Database:
-    """The database a store location names: a PostgreSQL URL or a SQLite file path (default:
+def store_location(location: str | Path | None) -> str | Path:
+    """What a store location names: a PostgreSQL URL (a string) or a SQLite file path (default:
     ``$BATCHCORE_STORE``, else :func:`default_store_path`)."""
     if location is None:
         location = os.environ.get(STORE_ENV) or default_store_path()
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
+        return text
+    return Path(text).expanduser()
+
+
+def payload_dir_for(location: str | Path | None) -> Path:
+    """Where batch payload files are written for jobs of the store at *location*: beside a
+    SQLite store (same disk, same permissions, same cleanup as the jobs), else in this
+    machine's ``$BATCHCORE_HOME`` or per-user cache directory. Payloads of a server store are
+    local scratch: any machine rebuilds them from the store."""
+    where = store_location(location)
+    if isinstance(where, Path):
+        return where.parent / "payloads"
+    home = os.environ.get(HOME_ENV)
+    base = Path(home) if home else Path(platformdirs.user_cache_dir("batchcore", appauthor=False))
+    return base / "payloads"
+
+
+def open_database(location: str | Path | None, *, readonly: bool = False) -> Database:
+    """The database a store location names (see :func:`store_location`)."""
+    where = store_location(location)
+    if isinstance(where, str):
         from batchcore.jobs.postgres import PostgresDatabase
 
-        return PostgresDatabase(text, readonly=readonly)
-    return SQLiteDatabase(Path(text).expanduser(), readonly=readonly)
+        return PostgresDatabase(where, readonly=readonly)
+    return SQLiteDatabase(where, readonly=readonly)
 
 
 class JobStore:
     """Jobs, their requests, batches, results and events, in one database.
 
     *location* is a SQLite file path or a PostgreSQL URL (default: ``$BATCHCORE_STORE``, else
-    ``$BATCHCORE_HOME/jobs.sqlite3``). *readonly* never writes (read commands work on
-    read-only media; an older store must be opened writable once to be upgraded). One instance
-    per thread; any number of processes may open the same store.
+    ``$BATCHCORE_HOME/jobs.sqlite3``). *readonly* never writes jobs (read commands work on
+    read-only media); a store from an older batchcore is still upgraded in place when it is
+    writable, and refused with the reason when it is not. One instance per thread; any number
+    of processes may open the same store.
     """
 
     def __init__(
@@ -258,7 +361,9 @@ class JobStore:
         self._clock = clock
         try:
             if readonly and not getattr(self._db, "missing", False):
-                self._check_version()
+                version = self._check_version()
+                if version < SCHEMA_VERSION:
+                    self._upgrade_in_place(version)
             else:
                 migrate(self._db)
         except BaseException:
@@ -278,6 +383,13 @@ class JobStore:
         return self._db.path
 
     @property
+    def payload_dir(self) -> Path:
+        """Where payload files of this store's jobs are written (see :func:`payload_dir_for`)."""
+        return payload_dir_for(
+            self._db.path if isinstance(self._db, SQLiteDatabase) else self.where
+        )
+
+    @property
     def database(self) -> Database:
         return self._db
 
@@ -289,7 +401,8 @@ class JobStore:
             readonly=self.readonly,
         )
 
-    def _check_version(self) -> None:
+    def _check_version(self) -> int:
+        """The schema version of the store; a store from a newer batchcore is refused."""
         found = None
         if self._db.query_one(
             "SELECT name FROM sqlite_master WHERE name='meta'"
@@ -304,13 +417,37 @@ class JobStore:
                 f"this one reads up to {SCHEMA_VERSION}); upgrade batchcore to read it",
                 where=self.where,
             )
-        if version < SCHEMA_VERSION:
-            raise StoreError(
-                f"job store {self.where} is at schema {version}, older than this batchcore's "
-                f"{SCHEMA_VERSION}: open it once with a command that writes (`batchcore resume`, "
-                "`run`) to upgrade it in place",
-                where=self.where,
-            )
+        return version
+
+    def _upgrade_in_place(self, version: int) -> None:
+        """Bring an older store opened read-only up to date through a writable connection of
+        its own (a read command on an old store just works); refuse with the reason only where
+        it cannot be written."""
+        if isinstance(self._db, SQLiteDatabase):
+            target: str | Path | None = self._db.path
+        else:
+            target = self.location
+        failure: StoreError | None = None
+        try:
+            writer = open_database(target)
+            try:
+                migrate(writer)
+            finally:
+                writer.close()
+        except StoreError as error:
+            failure = error
+        if failure is None:
+            return
+        why = _cause(failure)
+        if "read-only" in why or "readonly" in why:
+            why = "the store is on read-only storage or not writable"
+        raise StoreError(
+            f"job store {self.where} is at schema {version}, older than this batchcore's "
+            f"{SCHEMA_VERSION}, and reading it needs a one-time upgrade in place, which cannot "
+            f"be done here ({why}): run any batchcore command once where the store is "
+            "writable, or read it with the batchcore that wrote it",
+            where=self.where,
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -373,7 +510,7 @@ class JobStore:
                     options.get("deadline"),
                 ),
             )
-            job = NewJob(self, job_id)
+            job = NewJob(self, job_id, options)
             yield job
             job.flush()
             if job.count == 0:
@@ -452,7 +589,9 @@ class JobStore:
         me = me or owner_token()
         now = time.time()  # wall time: leases are compared across processes and hosts
         with self.transaction():
-            row = self._db.query_one("SELECT owner, lease_until FROM jobs WHERE id=?", (job_id,))
+            row = self._db.query_one(
+                "SELECT owner, lease_until, owner_since FROM jobs WHERE id=?", (job_id,)
+            )
             if row is None:
                 raise JobNotFoundError(f"no job {job_id!r} in {self.where}")
             owner, until = row["owner"], row["lease_until"]
@@ -466,9 +605,10 @@ class JobStore:
                 why = "its lease ran out" if expired else "it is no longer running"
                 self._event(job_id, "takeover", f"took over from {owner}: {why}", actor=me)
                 self._drop_claims_of(owner)
+            since = row["owner_since"] if owner == me and row["owner_since"] else now
             self._db.execute(
-                "UPDATE jobs SET owner=?, lease_until=? WHERE id=?",
-                (me, now + lease_seconds, job_id),
+                "UPDATE jobs SET owner=?, lease_until=?, owner_since=? WHERE id=?",
+                (me, now + lease_seconds, since, job_id),
             )
         return me
 
@@ -484,7 +624,8 @@ class JobStore:
     def release(self, job_id: str, owner: str) -> None:
         with self.transaction():
             self._db.execute(
-                "UPDATE jobs SET owner=NULL, lease_until=NULL WHERE id=? AND owner=?",
+                "UPDATE jobs SET owner=NULL, lease_until=NULL, owner_since=NULL"
+                " WHERE id=? AND owner=?",
                 (job_id, owner),
             )
 
@@ -497,7 +638,8 @@ class JobStore:
         with self.transaction():
             return (
                 self._db.execute(
-                    "UPDATE batches SET claimed_by=?, claimed_at=?, claim_until=? WHERE row=?"
+                    "UPDATE batches SET claimed_by=?, claimed_at=?, claim_until=?,"
+                    " admitted_at=NULL WHERE row=?"
                     " AND (claimed_by IS NULL OR claimed_by=? OR claim_until < ?)",
                     (me, now, now + seconds, row, me, now),
                 )
@@ -507,8 +649,8 @@ class JobStore:
     def release_batch(self, row: int, me: str) -> None:
         with self.transaction():
             self._db.execute(
-                "UPDATE batches SET claimed_by=NULL, claimed_at=NULL, claim_until=NULL"
-                " WHERE row=? AND claimed_by=?",
+                "UPDATE batches SET claimed_by=NULL, claimed_at=NULL, claim_until=NULL,"
+                " admitted_at=NULL WHERE row=? AND claimed_by=?",
                 (row, me),
             )
 
@@ -534,8 +676,8 @@ class JobStore:
 
     def _drop_claims_of(self, owner: str) -> None:
         self._db.execute(
-            "UPDATE batches SET claimed_by=NULL, claimed_at=NULL, claim_until=NULL"
-            " WHERE claimed_by=?",
+            "UPDATE batches SET claimed_by=NULL, claimed_at=NULL, claim_until=NULL,"
+            " admitted_at=NULL WHERE claimed_by=?",
             (owner,),
         )
         self._db.execute(
@@ -586,7 +728,9 @@ class JobStore:
         step (plan a round, finish). Only jobs of *providers*, when given. None when nothing
         is due."""
         wall = time.time()
-        active = "j.state='active' AND j.driver_only=0 AND (j.owner IS NULL OR j.lease_until < ?)"
+        active = (
+            f"j.state='{_ACTIVE}' AND j.driver_only=0 AND (j.owner IS NULL OR j.lease_until < ?)"
+        )
         names: tuple[str, ...] = ()
         if providers is not None:
             names = tuple(sorted(providers)) or ("",)
@@ -609,15 +753,17 @@ class JobStore:
             found = self._db.query_one(
                 "SELECT b.row, b.job_id FROM batches b JOIN jobs j ON j.id = b.job_id"
                 f" WHERE {active} AND (b.claimed_by IS NULL OR b.claim_until < ?)"
-                " AND ((b.state IN ('prepared', 'submitted', 'ended')"
+                f" AND ((b.state IN {_STEPPING}"
                 " AND (b.next_poll_at IS NULL OR b.next_poll_at <= ?))"
-                " OR (b.state = 'submitted' AND j.cancel_requested = 1 AND b.cancel_sent = 0))"
+                f" OR (b.state = '{BatchRowState.SUBMITTED.value}' AND j.cancel_requested = 1"
+                " AND b.cancel_sent = 0))"
                 " ORDER BY COALESCE(b.next_poll_at, 0), b.row LIMIT 1" + self._db.lock_rows("b"),
                 (wall, *names, wall, now),
             )
             if found is not None:
                 self._db.execute(
-                    "UPDATE batches SET claimed_by=?, claimed_at=?, claim_until=? WHERE row=?",
+                    "UPDATE batches SET claimed_by=?, claimed_at=?, claim_until=?,"
+                    " admitted_at=NULL WHERE row=?",
                     (me, wall, wall + seconds, found["row"]),
                 )
                 return Claim(job_id=found["job_id"], batch_row=found["row"])
@@ -625,8 +771,8 @@ class JobStore:
                 "SELECT j.id FROM jobs j"
                 f" WHERE {active} AND (j.step_owner IS NULL OR j.step_until < ?)"
                 " AND (EXISTS (SELECT 1 FROM requests r WHERE r.job_id = j.id"
-                " AND r.state = 'pending') OR NOT EXISTS (SELECT 1 FROM requests r"
-                " WHERE r.job_id = j.id AND r.state IN ('pending', 'assigned'))"
+                f" AND r.state = '{RequestState.PENDING.value}') OR NOT EXISTS (SELECT 1 FROM"
+                f" requests r WHERE r.job_id = j.id AND r.state IN {_UNFINISHED})"
                 " OR (j.deadline <= ? AND j.cancel_requested = 0))"
                 " ORDER BY j.created_at LIMIT 1" + self._db.lock_rows("j"),
                 (wall, *names, wall, now),
@@ -643,7 +789,7 @@ class JobStore:
         """Whether any active job is left for workers (not held by a live driver; of
         *providers*, when given)."""
         sql = (
-            "SELECT 1 FROM jobs j WHERE j.state='active' AND j.driver_only=0"
+            f"SELECT 1 FROM jobs j WHERE j.state='{_ACTIVE}' AND j.driver_only=0"
             " AND (j.owner IS NULL OR j.lease_until < ?)"
         )
         args: list[Any] = [time.time()]
@@ -657,7 +803,7 @@ class JobStore:
         """When the earliest waiting batch step becomes due (the jobs' clock), or None."""
         sql = (
             "SELECT MIN(b.next_poll_at) AS due FROM batches b JOIN jobs j ON j.id = b.job_id"
-            " WHERE j.state='active' AND b.state IN ('prepared', 'submitted', 'ended')"
+            f" WHERE j.state='{_ACTIVE}' AND b.state IN {_STEPPING}"
             " AND b.next_poll_at > ?"
         )
         args: list[Any] = [now]
@@ -928,6 +1074,8 @@ class JobStore:
                 (orjson.dumps(dict(usage)), self._clock(), row),
             )
 
+    # -- the vendor's queue: admission, learned caps ---------------------------------------------
+
     def batch_wait(self, row: int, until: float, reason: str) -> None:
         """The batch's submit waits for room in the vendor's queue, until *until* at the latest
         (:meth:`wake_waiting` wakes it earlier): no attempt and no postponement is counted."""
@@ -938,10 +1086,27 @@ class JobStore:
                 (until, reason, self._clock(), row),
             )
 
-    def wake_waiting(self, provider: str) -> int:
-        """A batch of *provider* left the vendor's queue: the batches waiting for room in it
-        may try now."""
+    def batch_not_created(self, row: int) -> None:
+        """The vendor answered the create of batch *row* with a refusal for capacity: nothing
+        was created, so the next submit goes through admission again instead of looking for a
+        batch that attempt may have made."""
+        with self.transaction(durable=True):
+            self._db.execute(
+                "UPDATE batches SET attempted_at=NULL, updated_at=? WHERE row=? AND state=?",
+                (self._clock(), row, BatchRowState.PREPARED.value),
+            )
+
+    def wake_waiting(self, provider: str, model: str | None = None, *, ran: bool = True) -> int:
+        """A batch of *provider* (for *model*) left the vendor's queue: the batches waiting for
+        room in it may try now. *ran*: it ran (it was not refused for capacity), which ends a
+        run of capacity refusals for its queue (see :meth:`queue_refused`)."""
         with self.transaction():
+            if ran:
+                self._db.execute(
+                    "UPDATE queue_caps SET refusals=0 WHERE provider=? AND model IN (?, '*')"
+                    " AND refusals > 0",
+                    (provider, model or "*"),
+                )
             return self._db.execute(
                 "UPDATE batches SET next_poll_at=NULL WHERE waits_for='capacity' AND state=?"
                 " AND job_id IN (SELECT id FROM jobs WHERE provider=?)",
@@ -963,19 +1128,31 @@ class JobStore:
             )
         return back
 
-    def enqueued(self, provider: str, model: str | None) -> tuple[int, int]:
-        """(estimated tokens, requests) in the vendor's queue now: batches of *provider*
-        submitted and not ended, and those admitted and being submitted, across every job of
-        the store (one account's queue), of *model* (None: of every model)."""
+    def enqueued(
+        self, provider: str, model: str | None, *, besides: int | None = None
+    ) -> tuple[int, int]:
+        """(estimated tokens, requests) in the vendor's queue now, across every job of the
+        store (one account's queue), of *model* (None: of every model): batches of *provider*
+        submitted and not ended, and batches admitted whose submit is under way. An admission
+        counts only while the step that made it is alive (its claim has not expired, or its
+        holder is the job's driver with a live lease): a process killed between admitting a
+        batch and creating it holds no room. *besides*: a batch row left out (the one being
+        admitted)."""
+        wall = time.time()  # claims and leases are wall time, compared across hosts
         sql = (
             "SELECT COALESCE(SUM(b.tokens), 0) AS tokens, COALESCE(SUM(b.request_count), 0)"
             " AS requests FROM batches b JOIN jobs j ON j.id = b.job_id"
-            " WHERE j.provider=? AND (b.state=? OR (b.state=? AND b.admitted_at IS NOT NULL))"
+            " WHERE j.provider=? AND b.row <> ? AND (b.state=? OR (b.state=?"
+            " AND b.admitted_at IS NOT NULL AND b.claimed_by IS NOT NULL"
+            " AND (b.claim_until >= ? OR (b.claimed_by = j.owner AND j.lease_until >= ?))))"
         )
         args: list[Any] = [
             provider,
+            -1 if besides is None else besides,
             BatchRowState.SUBMITTED.value,
             BatchRowState.PREPARED.value,
+            wall,
+            wall,
         ]
         if model is not None:
             sql += " AND b.model=?"
@@ -993,15 +1170,19 @@ class JobStore:
         amount: int,
         cap: int,
     ) -> int | None:
-        """Admit batch *row* into the vendor's queue if *amount* more fits under *cap*, as one
-        decision among every process sharing the store (a batch alone is always admitted).
-        Returns None when admitted, else what is in the queue now."""
-        with self._db.exclusive(f"batchcore-queue:{provider}:{model}"):
-            tokens, requests = self.enqueued(provider, model)
+        """Admit batch *row* into the vendor's queue if *amount* more fits under *cap* beside
+        what is enqueued (:meth:`enqueued`, the batch itself left out), as one decision among
+        every process sharing the store (a batch alone is always admitted). Returns None when
+        admitted, else what is in the queue now."""
+        with self._db.exclusive(_queue_lock(provider, model)):
+            tokens, requests = self.enqueued(provider, model, besides=row)
             in_flight = tokens if measure == "tokens" else requests
             if in_flight and in_flight + amount > cap:
                 return in_flight
-            self._db.execute("UPDATE batches SET admitted_at=? WHERE row=?", (self._clock(), row))
+            self._db.execute(
+                "UPDATE batches SET admitted_at=?, waits_for=NULL, error=NULL WHERE row=?",
+                (self._clock(), row),
+            )
         return None
 
     def unadmit(self, row: int) -> None:
@@ -1012,21 +1193,92 @@ class JobStore:
                 (row, BatchRowState.PREPARED.value),
             )
 
-    def queue_cap(self, provider: str, model: str) -> int | None:
-        """The cap the vendor's refusals taught us for *provider*/*model*, if any."""
-        found = self._db.query_one(
-            "SELECT cap FROM queue_caps WHERE provider=? AND model=?", (provider, model)
-        )
-        return None if found is None else int(found["cap"])
+    #: How long a cap learned from the vendor's refusals holds after the last refusal: through
+    #: the waves of a big job (batches take an hour or more), and not past the day, so that a
+    #: queue others had filled is tried again.
+    LEARNED_CAP_SECONDS = 6 * 3600.0
 
-    def lower_queue_cap(self, provider: str, model: str, cap: int, reason: str) -> None:
+    def queue_cap(self, provider: str, model: str, *, configured: int | None = None) -> int | None:
+        """The cap the vendor's refusals taught for the queue of *provider* / *model* (``"*"``
+        for a queue shared by every model), if one holds now.
+
+        The rule, in one place. A capacity refusal teaches a cap (:meth:`queue_refused`):
+        what this store had in the vendor's queue when it was refused, or, with nothing of
+        ours in it, half of the refused batch (so what is planned next is smaller). The runner
+        keeps to the lower of the learned cap and the configured one (``max_enqueued_*``, else
+        the provider's declared default) and splits new batches under it. A learned cap
+        only ever lowers the configured one, and it holds only:
+
+        * while the configured cap is the one it was learned under (*configured*): a new
+          config value replaces it at once, raised or lowered;
+        * for :attr:`LEARNED_CAP_SECONDS` after the last refusal: then the configured cap is
+          tried again, and a refusal teaches the cap anew (an account's limit grows with its
+          tier; a queue that others filled empties).
+
+        Amounts are the runner's estimates (for tokens, the *expected* estimate of
+        :mod:`batchcore.tokens`, not its upper bound: the upper bound counts a token per byte,
+        about four times what vendors count for prose, and would keep a queue a quarter full),
+        so a learned cap also corrects the estimate's bias for this vendor."""
+        found = self._learned(provider, model)
+        if found is None or found["cap"] is None:
+            return None
+        if configured is not None and int(found["configured"]) != configured:
+            return None
+        if float(found["updated_at"]) + self.LEARNED_CAP_SECONDS <= self._clock():
+            return None
+        return int(found["cap"])
+
+    def queue_refusals(self, provider: str, model: str) -> tuple[int, float | None]:
+        """(capacity refusals in a row with no batch of this store ending after it ran in
+        between, when the last one was) for the queue of *provider* / *model*."""
+        found = self._learned(provider, model)
+        if found is None or not found["refusals"]:
+            return 0, None
+        return int(found["refusals"]), float(found["updated_at"])
+
+    def _learned(self, provider: str, model: str) -> Row | None:
+        return self._db.query_one(
+            "SELECT cap, configured, refusals, updated_at FROM queue_caps"
+            " WHERE provider=? AND model=?",
+            (provider, model),
+        )
+
+    def queue_refused(
+        self,
+        provider: str,
+        model: str,
+        *,
+        cap: int,
+        configured: int,
+        reason: str,
+    ) -> int:
+        """Record a capacity refusal for the queue of *provider* / *model*: it teaches *cap*
+        (kept if lower than a learned cap still in force, see :meth:`queue_cap`). Refusals are
+        counted until a batch of ours that ran ends (:meth:`wake_waiting`); returns the count
+        with this one."""
+        now = self._clock()
+        with self._db.exclusive(_queue_lock(provider, None if model == "*" else model)):
+            found = self._learned(provider, model)
+            refusals = 1
+            if found is not None:
+                refusals += int(found["refusals"])
+                if self.queue_cap(provider, model, configured=configured) is not None:
+                    cap = min(cap, int(found["cap"]))
+            self._db.execute(
+                "INSERT INTO queue_caps (provider, model, cap, reason, updated_at, configured,"
+                " refusals) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, model) DO UPDATE"
+                " SET cap=excluded.cap, reason=excluded.reason, updated_at=excluded.updated_at,"
+                " configured=excluded.configured, refusals=excluded.refusals",
+                (provider, model, cap, reason, now, configured, refusals),
+            )
+        return refusals
+
+    def forget_refusals(self, provider: str, model: str) -> None:
+        """Start counting capacity refusals for the queue afresh (a job stopped for them; its
+        resume gets the whole count again)."""
         with self.transaction():
             self._db.execute(
-                "INSERT INTO queue_caps (provider, model, cap, reason, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, model) DO UPDATE SET"
-                " cap=excluded.cap, reason=excluded.reason, updated_at=excluded.updated_at"
-                " WHERE queue_caps.cap > excluded.cap",
-                (provider, model, cap, reason, self._clock()),
+                "UPDATE queue_caps SET refusals=0 WHERE provider=? AND model=?", (provider, model)
             )
 
     # -- results ---------------------------------------------------------------------------
@@ -1078,8 +1330,10 @@ class JobStore:
     def settle_batch(self, job_id: str, row: int, *, max_attempts: int, retry: bool) -> int:
         """After a batch's results are stored: successes and permanent failures become final;
         retryable failures go back to pending (for a follow-up batch) while attempts remain and
-        *retry* holds. Returns how many requests were sent back."""
+        *retry* holds. Returns how many requests were sent back. Successes of a job whose
+        answers are real (:func:`answers_reusable`) become reusable by later jobs."""
         assigned, done = RequestState.ASSIGNED.value, RequestState.DONE.value
+        reusable = answers_reusable(self.job(job_id).options)
         with self.transaction():
             self._db.execute(
                 "UPDATE requests SET state=?, outcome=(SELECT status FROM results res"
@@ -1087,17 +1341,28 @@ class JobStore:
                 " WHERE job_id=? AND batch_row=?"
                 " AND state=? AND (? = 0 OR attempts >= ? OR custom_id IN"
                 " (SELECT custom_id FROM results WHERE job_id=? AND batch_row=?"
-                " AND (status='succeeded' OR retryable=0)))",
-                (done, job_id, row, assigned, int(retry), max_attempts, job_id, row),
+                " AND (status=? OR retryable=0)))",
+                (
+                    done,
+                    job_id,
+                    row,
+                    assigned,
+                    int(retry),
+                    max_attempts,
+                    job_id,
+                    row,
+                    _SUCCEEDED,
+                ),
             )
-            # What was answered can be reused by later jobs that ask the same (opt-in).
-            self._db.execute(
-                "INSERT INTO answers (fingerprint, job_id, custom_id) SELECT fingerprint, job_id,"
-                " custom_id FROM requests WHERE job_id=? AND batch_row=? AND state=?"
-                " AND outcome='succeeded' AND fingerprint IS NOT NULL"
-                " ON CONFLICT (fingerprint) DO NOTHING",
-                (job_id, row, done),
-            )
+            if reusable:
+                # What was answered can be reused by later jobs that ask the same (opt-in).
+                self._db.execute(
+                    "INSERT INTO answers (fingerprint, job_id, custom_id) SELECT fingerprint,"
+                    " job_id, custom_id FROM requests WHERE job_id=? AND batch_row=? AND state=?"
+                    " AND outcome=? AND fingerprint IS NOT NULL"
+                    " ON CONFLICT (fingerprint) DO NOTHING",
+                    (job_id, row, done, _SUCCEEDED),
+                )
             back = self._db.execute(
                 "UPDATE requests SET state=?, batch_row=NULL WHERE job_id=?"
                 " AND batch_row=? AND state=?",
@@ -1160,13 +1425,15 @@ class JobStore:
 class NewJob:
     """A job being recorded (see :meth:`JobStore.new_job`)."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
+    def __init__(self, store: JobStore, job_id: str, options: Mapping[str, Any]) -> None:
         self._store = store
         self.job_id = job_id
+        self._options = dict(options)
         self.count = 0
         #: Requests answered by an earlier job's result instead of a new batch.
         self.reused = 0
         self._chunk: list[tuple[Any, ...]] = []
+        self._real_answers: dict[str, bool] = {}  # job id -> its answers may be reused
 
     def record(
         self,
@@ -1174,17 +1441,24 @@ class NewJob:
         *,
         fingerprint: Callable[[BatchRequest], bytes] | None = None,
         reuse: bool = False,
+        on_reuse: Callable[[BatchRequest, BatchResult], None] | None = None,
     ) -> Iterator[BatchRequest]:
         """Store each request, then pass it on. With *fingerprint*, each request's fingerprint
         is kept (its answer may be reused later); with *reuse*, a request whose fingerprint
         was answered successfully before in this store is recorded as done with a copy of that
-        answer (see :attr:`reused`) and not passed on."""
+        answer (see :attr:`reused`; *on_reuse* sees each request and its copy) and not passed on.
+
+        A job whose answers are not real (a sandbox job: :func:`answers_reusable`) keeps no
+        fingerprint and reuses nothing: its invented answers never serve another job, and real
+        answers never hide among its invented ones."""
         job_id = self.job_id
         chunk = self._chunk
+        if not answers_reusable(self._options):
+            fingerprint, reuse = None, False
         for request in requests:
             self.count += 1
             mark = None if fingerprint is None else fingerprint(request)
-            if reuse and mark is not None and self._reuse(request, mark):
+            if reuse and mark is not None and self._reuse(request, mark, on_reuse):
                 continue
             chunk.append(
                 (job_id, request.custom_id, self.count, orjson.dumps(request.to_dict()), mark)
@@ -1193,14 +1467,19 @@ class NewJob:
                 self.flush()
             yield request
 
-    def _reuse(self, request: BatchRequest, fingerprint: bytes) -> bool:
+    def _reuse(
+        self,
+        request: BatchRequest,
+        fingerprint: bytes,
+        on_reuse: Callable[[BatchRequest, BatchResult], None] | None,
+    ) -> bool:
         db = self._store.database
         found = db.query_one(
             "SELECT a.job_id, res.data FROM answers a JOIN results res ON res.job_id = a.job_id"
-            " AND res.custom_id = a.custom_id WHERE a.fingerprint=? AND res.status='succeeded'",
-            (fingerprint,),
+            " AND res.custom_id = a.custom_id WHERE a.fingerprint=? AND res.status=?",
+            (fingerprint, _SUCCEEDED),
         )
-        if found is None:
+        if found is None or not self._real(found["job_id"]):
             return False
         data = orjson.loads(found["data"])
         data["reused_from"] = {"job_id": found["job_id"], "custom_id": data["custom_id"]}
@@ -1208,23 +1487,42 @@ class NewJob:
         self.flush()
         db.execute(
             "INSERT INTO requests (job_id, custom_id, seq, data, state, outcome, fingerprint)"
-            " VALUES (?, ?, ?, ?, ?, 'succeeded', ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 self.job_id,
                 request.custom_id,
                 self.count,
                 orjson.dumps(request.to_dict()),
                 RequestState.DONE.value,
+                _SUCCEEDED,
                 fingerprint,
             ),
         )
         db.execute(
             "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
-            " VALUES (?, ?, 0, 'succeeded', 0, ?)",
-            (self.job_id, request.custom_id, orjson.dumps(data)),
+            " VALUES (?, ?, 0, ?, 0, ?)",
+            (self.job_id, request.custom_id, _SUCCEEDED, orjson.dumps(data)),
         )
         self.reused += 1
+        if on_reuse is not None:
+            on_reuse(request, BatchResult.from_dict(data))
         return True
+
+    def _real(self, job_id: str) -> bool:
+        """Whether answers of job *job_id* may be reused (a store written before sandbox
+        answers were kept out of ``answers`` may still hold some)."""
+        known = self._real_answers.get(job_id)
+        if known is None:
+            known = answers_reusable(self._store.job(job_id).options)
+            self._real_answers[job_id] = known
+        return known
+
+    def add_options(self, options: Mapping[str, Any]) -> None:
+        """Record more options with the job (in the same transaction)."""
+        self._options.update(options)
+        self._store.database.execute(
+            "UPDATE jobs SET options=? WHERE id=?", (orjson.dumps(self._options), self.job_id)
+        )
 
     def flush(self) -> None:
         if self._chunk:

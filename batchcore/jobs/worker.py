@@ -39,6 +39,8 @@ class Worker:
     job in the store has anything left for a worker to do (every job finished, stopped, or held
     by its own driver), as RQ's burst mode does; otherwise it runs until :meth:`stop` (or
     SIGTERM in the command). *claim_seconds* is how long a claim outlives a silent worker.
+    *submit_concurrency*: at most this many of its threads upload and create batches at once
+    (the others may poll and fetch meanwhile).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Worker:
         *,
         registry: BatchProviderRegistry | None = None,
         concurrency: int = 1,
+        submit_concurrency: int = 4,
         burst: bool = False,
         claim_seconds: float = 60.0,
         idle_sleep: float = 1.0,
@@ -58,9 +61,13 @@ class Worker:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if submit_concurrency < 1:
+            raise ValueError("submit_concurrency must be at least 1")
         self.location = location
         self.registry = registry or batch_provider_registry
         self.concurrency = concurrency
+        self.submit_concurrency = submit_concurrency
+        self._submit_gate = threading.BoundedSemaphore(submit_concurrency)
         self.burst = burst
         self.claim_seconds = claim_seconds
         self.idle_sleep = idle_sleep
@@ -123,6 +130,7 @@ class Worker:
             heartbeat=False,
             me=me,
         )
+        runner.submit_gate = self._submit_gate  # shared by this worker's threads
         renewer = store.reopen()
         keeper = LeaseKeeper(
             lambda: renewer.renew_claims(me, seconds=self.claim_seconds) >= 0,

@@ -25,6 +25,7 @@ from batchcore.models import BatchRequest
 
 __all__ = [
     "CONTRACT_BACKEND_MEMBERS",
+    "CORRUPT_RESULT_LINE",
     "EXPECTED_FAULT_ERRORS",
     "FAULT_KINDS",
     "LOST_CREATE",
@@ -53,6 +54,10 @@ TRANSIENT_FAULT_KINDS: tuple[str, ...] = tuple(
 #: timeout fires, and the batch exists all the same.
 LOST_CREATE = "lost_create"
 
+#: The fault that garbles one line of the next download of a batch's results (the line is cut
+#: in half, the rest arrives whole): the provider must raise, never skip the line.
+CORRUPT_RESULT_LINE = "corrupt_result_line"
+
 #: What a backend must have, for the message that names what is missing.
 CONTRACT_BACKEND_MEMBERS: tuple[str, ...] = (
     "FAULTS",
@@ -71,13 +76,15 @@ class ContractBackend(Protocol):
 
     @property
     def FAULTS(self) -> frozenset[str]:
-        """The fault kinds :meth:`inject_fault` can inject: any of :data:`FAULT_KINDS` and
-        :data:`LOST_CREATE`. The kit skips the tests of a kind left out, saying so."""
+        """The fault kinds :meth:`inject_fault` can inject: any of :data:`FAULT_KINDS`,
+        :data:`LOST_CREATE` and :data:`CORRUPT_RESULT_LINE`. The kit skips the tests of a kind
+        left out, saying so."""
 
     def inject_fault(self, kind: str) -> None:
         """Make the NEXT call the provider makes fail with *kind* (``"lost_create"``: the next
-        batch create is carried out and its answer never arrives). Raises ValueError for a
-        kind not in :attr:`FAULTS`."""
+        batch create is carried out and its answer never arrives; ``"corrupt_result_line"``:
+        the next results download arrives with its second line cut in half). Raises ValueError
+        for a kind not in :attr:`FAULTS`."""
 
     def now(self) -> float:
         """The backend's time (unix seconds). The kit gives the provider this clock, so the

@@ -20,8 +20,8 @@ reads the time with :meth:`~VendorEmulator.now` and keeps its files under
 
 To be a :class:`~batchcore.testing.ContractBackend` for the conformance kit, an emulator names
 its faults (:meth:`~VendorEmulator.fault`), its batch create route (``CREATE_ROUTE``, which
-gives it the ``lost_create`` fault), and implements ``batch_count()`` and
-``failing_request()``.
+gives it the ``lost_create`` fault) and its results download route (``RESULTS_ROUTE``, which
+gives it ``corrupt_result_line``), and implements ``batch_count()`` and ``failing_request()``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from batchcore.testing.clock import ManualClock
-from batchcore.testing.contract_backend import FAULT_KINDS, LOST_CREATE
+from batchcore.testing.contract_backend import CORRUPT_RESULT_LINE, FAULT_KINDS, LOST_CREATE
 from batchcore.testing.server import Fault, LoopbackServer
 
 __all__ = ["VendorEmulator"]
@@ -61,6 +61,10 @@ class VendorEmulator:
     #: The route that creates a batch, as registered: ``("POST", "/v1/batches")``. With it,
     #: the emulator can inject ``lost_create`` (the create runs, its answer never comes).
     CREATE_ROUTE: ClassVar[tuple[str, str] | None] = None
+    #: The route that downloads a batch's results, as registered:
+    #: ``("GET", "/v1/files/{file_id}/content")``. With it, the emulator can inject
+    #: ``corrupt_result_line`` (the next download arrives with one line garbled).
+    RESULTS_ROUTE: ClassVar[tuple[str, str] | None] = None
 
     def __init__(
         self,
@@ -158,11 +162,14 @@ class VendorEmulator:
     @property
     def FAULTS(self) -> frozenset[str]:
         """The conformance kit's fault kinds this emulator can inject: those :meth:`fault`
-        names, and ``lost_create`` when ``CREATE_ROUTE`` is set. (:meth:`inject_fault` takes
-        any other kind :meth:`fault` names too.)"""
+        names, ``lost_create`` when ``CREATE_ROUTE`` is set and ``corrupt_result_line`` when
+        ``RESULTS_ROUTE`` is. (:meth:`inject_fault` takes any other kind :meth:`fault` names
+        too.)"""
         kinds = {kind for kind in FAULT_KINDS if self.fault(kind) is not None}
         if self.CREATE_ROUTE is not None:
             kinds.add(LOST_CREATE)
+        if self.RESULTS_ROUTE is not None:
+            kinds.add(CORRUPT_RESULT_LINE)
         return frozenset(kinds)
 
     def inject_fault(
@@ -170,11 +177,16 @@ class VendorEmulator:
     ) -> None:
         """Make the next *times* calls (to *route*, a route pattern; default any) fail with
         the fault named *kind* (see :meth:`fault`). ``lost_create`` loses the answers of the
-        next *times* calls to ``CREATE_ROUTE`` after they have run. ValueError for a kind this
-        emulator does not know."""
+        next *times* calls to ``CREATE_ROUTE`` after they have run; ``corrupt_result_line``
+        garbles the second line of the next *times* downloads from ``RESULTS_ROUTE``.
+        ValueError for a kind this emulator does not know."""
         if kind == LOST_CREATE and self.CREATE_ROUTE is not None:
             create_method, create_route = self.CREATE_ROUTE
             self.inject(create_method, create_route, Fault.lose_response(), times=times)
+            return
+        if kind == CORRUPT_RESULT_LINE and self.RESULTS_ROUTE is not None:
+            results_method, results_route = self.RESULTS_ROUTE
+            self.inject(results_method, results_route, Fault.corrupt_line(2), times=times)
             return
         fault = self.fault(kind)
         if fault is None:

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, TypeVar
 
 import attrs
+import orjson
 
 from batchcore.models import (
     CHAT_COMPLETIONS,
@@ -36,7 +37,7 @@ from batchcore.models import (
     BatchStatus,
 )
 from batchcore.testing.clock import ManualClock
-from batchcore.testing.contract_backend import FAULT_KINDS, LOST_CREATE
+from batchcore.testing.contract_backend import CORRUPT_RESULT_LINE, FAULT_KINDS, LOST_CREATE
 from batchcore.testing.fake_batches import (
     FakeBatch,
     Outcome,
@@ -102,7 +103,7 @@ class FakeBackend:
     With *api_key* set, calls presenting another key fail with HTTP 401.
     """
 
-    FAULTS: ClassVar[frozenset[str]] = frozenset({*FAULT_KINDS, LOST_CREATE})
+    FAULTS: ClassVar[frozenset[str]] = frozenset({*FAULT_KINDS, LOST_CREATE, CORRUPT_RESULT_LINE})
 
     def __init__(
         self,
@@ -154,6 +155,7 @@ class FakeBackend:
         self._failures: list[_QueuedFailure] = []
         self._rejections: list[BatchError] = []
         self._calls: list[str] = []
+        self._corrupt_downloads = 0
 
     def __repr__(self) -> str:
         return f"FakeBackend(batches={len(self._batches)}, now={self.clock.now():.0f})"
@@ -182,6 +184,9 @@ class FakeBackend:
             )
         if kind == LOST_CREATE:
             self.lose_next_create()
+        elif kind == CORRUPT_RESULT_LINE:
+            with self._lock:
+                self._corrupt_downloads += 1
         else:
             self.fail_next("*", kind)
 
@@ -378,29 +383,42 @@ class FakeBackend:
     def read_results(self, batch_id: str, *, api_key: str | None = None) -> list[BatchResult]:
         """The results of an ended batch, shuffled: one per request, except for a batch that
         failed validation, which has none."""
+        return self._serve("fetch_results", api_key, lambda: self._results(batch_id))
 
-        def results() -> list[BatchResult]:
-            batch = self._find(batch_id)
-            now = self.clock.now()
-            status = batch.status_at(now)
-            if status not in _TERMINAL:
-                raise http_error(
-                    409,
-                    f"batch {batch_id!r} has not ended (status {status}); fetch results "
-                    "once it has",
-                    "batch_not_ended",
-                    **{"x-should-retry": "false"},
-                )
-            if batch.failure is not None:
-                return []  # a batch that failed validation ran nothing
-            out = [
-                answer(batch, index, request, status, now)
-                for index, request in enumerate(batch.requests)
-            ]
-            random.Random(f"{self.seed}:{batch_id}:results").shuffle(out)
+    def read_result_lines(self, batch_id: str, *, api_key: str | None = None) -> list[bytes]:
+        """:meth:`read_results` as a vendor's download: one JSON line per result
+        (``BatchResult.to_dict()``). After ``inject_fault("corrupt_result_line")`` the second
+        line of the next download is cut in half, as a download garbled on the way."""
+
+        def lines() -> list[bytes]:
+            out = [orjson.dumps(result.to_dict()) for result in self._results(batch_id)]
+            if self._corrupt_downloads and out:
+                self._corrupt_downloads -= 1
+                index = min(1, len(out) - 1)
+                out[index] = out[index][: len(out[index]) // 2]
             return out
 
-        return self._serve("fetch_results", api_key, results)
+        return self._serve("fetch_results", api_key, lines)
+
+    def _results(self, batch_id: str) -> list[BatchResult]:
+        batch = self._find(batch_id)
+        now = self.clock.now()
+        status = batch.status_at(now)
+        if status not in _TERMINAL:
+            raise http_error(
+                409,
+                f"batch {batch_id!r} has not ended (status {status}); fetch results once it has",
+                "batch_not_ended",
+                **{"x-should-retry": "false"},
+            )
+        if batch.failure is not None:
+            return []  # a batch that failed validation ran nothing
+        out = [
+            answer(batch, index, request, status, now)
+            for index, request in enumerate(batch.requests)
+        ]
+        random.Random(f"{self.seed}:{batch_id}:results").shuffle(out)
+        return out
 
     def request_ids(self, batch_id: str, *, api_key: str | None = None) -> list[str]:
         """The custom_ids a batch was created with (its input, as a vendor keeps it)."""

@@ -40,6 +40,7 @@ from batchcore.models import (
     BatchStatus,
 )
 from batchcore.provider import BaseBatchProvider
+from batchcore.results import read_result_lines
 from batchcore.testing.fake_backend import ENDPOINTS, FAKE_MODEL, FakeBackend
 from batchcore.testing.fake_batches import encode_request
 from batchcore.testing.fake_errors import FakeAPIError
@@ -162,9 +163,16 @@ class FakeBatchProvider(BaseBatchProvider):
         )
 
     def read_results(self, handle: BatchHandle, status: BatchStatus) -> Iterable[BatchResult]:
-        return self._call(
+        # A download of JSON lines, read by the core's one rule for lines (a garbled one raises).
+        lines = self._call(
             "fetch_results",
-            lambda: self.backend.read_results(handle.batch_id, api_key=self._key()),
+            lambda: self.backend.read_result_lines(handle.batch_id, api_key=self._key()),
+        )
+        return read_result_lines(
+            lines,
+            BatchResult.from_dict,
+            provider=self.PROVIDER_NAME,
+            batch_id=handle.batch_id,
         )
 
     def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str] | None:

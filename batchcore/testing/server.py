@@ -17,7 +17,8 @@ Faults are matched by route and by call number counted from the moment they are 
 ``Fault.status`` (any status, headers and body), ``Fault.reset`` (connection reset, no
 response), ``Fault.hang`` (no response until the client gives up), ``Fault.truncate`` (the body
 stops short of its Content-Length), ``Fault.lose_response`` (the route runs, the answer never
-comes), ``Fault.stall`` (part of the body, then nothing).
+comes), ``Fault.stall`` (part of the body, then nothing), ``Fault.corrupt_line`` (the whole
+answer arrives, one of its lines garbled).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = ["Fault", "LoopbackServer", "RecordedCall", "Request", "Response"]
 Handler = Callable[["Request"], "Response"]
 
 # Faults served after the route has run (its side effects happen).
-_AFTER_ROUTE = frozenset({"truncate", "lose_response", "stall"})
+_AFTER_ROUTE = frozenset({"truncate", "lose_response", "stall", "corrupt_line"})
 # Upper bound of a hang, so a forgotten fault cannot keep a thread forever.
 _HANG_SECONDS = 60.0
 
@@ -97,6 +98,7 @@ class Fault:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     body: bytes = b""
     keep_bytes: int = 0
+    line: int = 0
 
     @classmethod
     def status(
@@ -136,6 +138,15 @@ class Fault:
         """Run the route, send *keep_bytes* of its body, then stall until the server stops
         (a download interrupted midway)."""
         return cls(kind="stall", keep_bytes=keep_bytes)
+
+    @classmethod
+    def corrupt_line(cls, line: int = 2) -> Fault:
+        """Run the route and send its whole body, with its *line*-th non-blank line (counted
+        from 1; the last one when there are fewer) cut in half: a download garbled on the way,
+        whose connection ends cleanly."""
+        if line < 1:
+            raise ValueError("lines are counted from 1")
+        return cls(kind="corrupt_line", line=line)
 
 
 @attrs.frozen(kw_only=True)
@@ -419,6 +430,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         if fault is None:
             self._send(response)
+        elif fault.kind == "corrupt_line":
+            self._send(_with_corrupt_line(response, fault.line))
         elif fault.kind == "lose_response":
             self.owner._stopping.wait(timeout=_HANG_SECONDS)
             self.close_connection = True
@@ -497,6 +510,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with contextlib.suppress(OSError):  # the client may have gone (resets, timeouts)
             super().finish()
+
+
+def _with_corrupt_line(response: Response, line: int) -> Response:
+    body = (
+        response.body if isinstance(response.body, (bytes, bytearray)) else b"".join(response.body)
+    )
+    lines = bytes(body).split(b"\n")
+    filled = [index for index, text in enumerate(lines) if text.strip()]
+    if filled:
+        index = filled[min(line, len(filled)) - 1]
+        lines[index] = lines[index][: len(lines[index]) // 2]
+    return Response(status=response.status, body=b"\n".join(lines), headers=response.headers)
 
 
 def _coalesce(chunks: Iterable[bytes], size: int = 1 << 16) -> Iterator[bytes]:

@@ -1,6 +1,7 @@
 """Errors: vendor failures become batchcore errors, transient ones are retried through
-``provider.sleep``, what belongs to another provider is refused before any call, and
-``fetch_results`` raises when called, not once iterated."""
+``provider.sleep``, what belongs to another provider is refused before any call,
+``fetch_results`` raises when called, not once iterated, and a garbled results download raises
+instead of losing a result."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ from batchcore.errors import (
     AuthenticationError,
     InvalidRequestError,
     ProviderError,
+    ResponseLostError,
     ResultsNotReadyError,
 )
-from batchcore.models import BatchHandle
+from batchcore.models import BatchHandle, BatchResult
 from batchcore.testing.contract_backend import (
+    CORRUPT_RESULT_LINE,
     EXPECTED_FAULT_ERRORS,
     FAULT_KINDS,
     TRANSIENT_FAULT_KINDS,
@@ -104,6 +107,38 @@ class ErrorTests(KitFixtures):
             lambda: method(handle), what, eager=operation == "fetch_results"
         )
         contract_kit.check_batchcore_error(error, ProviderError, what)
+
+    def test_a_garbled_results_line_raises_and_loses_nothing(
+        self, contract_kit: ContractKit
+    ) -> None:
+        # Skipping the line would bring its request back missing: resubmitted, paid twice.
+        requests = contract_kit.requests(4, "garbled")
+        ids = [r.custom_id for r in requests]
+        handle = contract_kit.submit(requests)
+        contract_kit.wait_terminal(handle)
+        contract_kit.inject(CORRUPT_RESULT_LINE)
+        what = "fetch_results of a download with one garbled line"
+        got: list[BatchResult] = []
+        raised: Exception | None = None
+        try:
+            got.extend(contract_kit.provider.fetch_results(handle))
+        except Exception as exc:
+            raised = exc
+        if raised is not None:
+            contract_kit.check_batchcore_error(raised, ResponseLostError, what)
+        else:
+            # A provider may download again by itself; then nothing may be missing.
+            answered = {r.custom_id for r in got if r.ok}
+            lost = sorted(set(ids) - answered)
+            if lost:
+                fail(
+                    f"{what} returned without raising, and {lost} did not come back succeeded: "
+                    "a line that cannot be read must raise batchcore.ResponseLostError (read "
+                    "results with batchcore.plugin.read_result_lines), so the results are "
+                    "fetched again instead of the request being resubmitted and paid twice"
+                )
+        # The download was garbled once: fetching again gives every result.
+        contract_kit.fetch(handle, ids)
 
     def test_fetch_results_of_a_running_batch_raises_when_called(
         self, contract_kit: ContractKit
