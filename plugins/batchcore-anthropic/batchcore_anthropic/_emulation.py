@@ -6,10 +6,16 @@ on the clock, and the objects and result lines the API returns. Used by
 A request asking for structured output (``output_config.format`` of type ``json_schema``; the
 deprecated ``output_format`` is not part of a batch request in the spec) is answered with a JSON
 instance of its schema (:func:`batchcore.testing.emulation.schema_instance`), cut at
-``max_tokens`` like any answer."""
+``max_tokens`` like any answer.
+
+What each model refuses (sampling values, structured output) is the emulator's own table
+(:data:`SAMPLING_DEPRECATED`, :data:`SAMPLING_ONE_OF`, :data:`NO_STRUCTURED_OUTPUT`), written
+from Anthropic's documentation: checking what the provider sends with the provider's own table
+would prove nothing. Such a request ends ``errored`` with the API's ``invalid_request_error``."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +34,9 @@ from batchcore_anthropic._mapping import ERROR_STATUS
 
 __all__ = [
     "ERROR_TRIGGER",
+    "NO_STRUCTURED_OUTPUT",
+    "SAMPLING_DEPRECATED",
+    "SAMPLING_ONE_OF",
     "STATUS_OF",
     "EmulatedBatch",
     "Item",
@@ -338,6 +347,74 @@ def _content_error(params: Mapping[str, Any]) -> tuple[str, str] | None:
         value = params.get(name)
         if value is not None and not (isinstance(value, (int, float)) and 0 <= value <= 1):
             return "invalid_request_error", f"{name}: must be between 0 and 1"
+    return _model_error(model, params)
+
+
+# -- what each model refuses ------------------------------------------------------------------
+# The emulator's own knowledge of the models, written from Anthropic's documentation (not read
+# from the provider's table: the emulator checks what the provider sends). Each id also stands
+# for its dated snapshots (claude-opus-4-1-20250805). Models it does not name take everything.
+
+#: Models released after Claude Opus 4.6 take temperature only at 1.0 and top_p only from 0.99
+#: (the deprecation notes of Anthropic's spec; Opus 4.7 is the first, per its migration guide).
+#: The API's answer: "`temperature` is deprecated for this model."
+SAMPLING_DEPRECATED = (
+    "claude-opus-4-7",
+    "claude-mythos-preview",
+    "claude-opus-4-8",
+    "claude-fable-5",
+    "claude-mythos-5",
+    "claude-sonnet-5",
+)
+#: Models that refuse temperature and top_p together (the migration guides of Claude Sonnet 4.5
+#: and Haiku 4.5; the same answer is reported for the others): "`temperature` and `top_p`
+#: cannot both be specified for this model. Please use only one."
+SAMPLING_ONE_OF = (
+    "claude-opus-4-1",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "claude-opus-4-5",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+)
+#: Models without structured output (``output_config.format``): it is generally available from
+#: Claude Sonnet 4.5, Haiku 4.5 and Opus 4.5 on (Anthropic's structured outputs page); Opus 4.1
+#: had it only as a beta. The API's wording of this refusal is not documented: the message is
+#: the emulator's.
+NO_STRUCTURED_OUTPUT = (
+    "claude-3-*",
+    "claude-opus-4",
+    "claude-sonnet-4",
+    "claude-opus-4-0",
+    "claude-sonnet-4-0",
+    "claude-opus-4-1",
+)
+
+
+def _named(model: str, ids: tuple[str, ...]) -> bool:
+    return any(
+        fnmatch.fnmatchcase(model, name) or fnmatch.fnmatchcase(model, f"{name}-2*") for name in ids
+    )
+
+
+def _model_error(model: str, params: Mapping[str, Any]) -> tuple[str, str] | None:
+    temperature, top_p = params.get("temperature"), params.get("top_p")
+    if _named(model, SAMPLING_DEPRECATED):
+        if temperature is not None and temperature != 1:
+            return "invalid_request_error", "`temperature` is deprecated for this model."
+        if top_p is not None and top_p < 0.99:
+            return "invalid_request_error", "`top_p` is deprecated for this model."
+    elif _named(model, SAMPLING_ONE_OF) and temperature is not None and top_p is not None:
+        return (
+            "invalid_request_error",
+            "`temperature` and `top_p` cannot both be specified for this model. "
+            "Please use only one.",
+        )
+    if _output_schema(params) is not None and _named(model, NO_STRUCTURED_OUTPUT):
+        return (
+            "invalid_request_error",
+            f"output_config.format: structured outputs are not supported by model {model}",
+        )
     return None
 
 

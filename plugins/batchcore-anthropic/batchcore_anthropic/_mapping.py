@@ -53,7 +53,7 @@ from batchcore.plugin import (
     Usage,
     parse_timestamp,
 )
-from batchcore_anthropic._models import Sampling, model_facts
+from batchcore_anthropic._models import model_facts
 
 __all__ = [
     "ERROR_STATUS",
@@ -215,7 +215,7 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
     params = request.params
     if params and not _copy_plain_params(params, out):
         _convert_params(params, out)
-    limit = _check_model(request)
+    limit = _max_output(request.model)
     if request.provider_params:
         native = request.provider_params.get(PROVIDER)
         if native is not None:
@@ -241,32 +241,12 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
     return out
 
 
-def _check_model(request: BatchRequest) -> int | None:
-    """Refuse what the request's model would (the facts of :mod:`batchcore_anthropic._models`
-    the core's ``MODEL_RULES`` cannot say); the model's maximum output, or None."""
-    facts = model_facts(request.model)
-    if facts is None:
-        return None
-    params = request.params
-    limit = facts.max_output_tokens
-    if limit is not None:
-        for key in ("max_tokens", "max_completion_tokens"):
-            value = params.get(key)
-            if value.__class__ is int and value > limit:
-                raise _Bad(
-                    f"params.{key}",
-                    f"model {request.model!r} writes at most {limit} tokens, got {value}",
-                )
-    if (
-        facts.sampling is Sampling.ONE_OF
-        and params.get("temperature") is not None
-        and params.get("top_p") is not None
-    ):
-        raise _Bad(
-            "params.top_p",
-            f"model {request.model!r} takes temperature or top_p, not both; keep one",
-        )
-    return limit
+def _max_output(model: str) -> int | None:
+    """The model's maximum output (:mod:`batchcore_anthropic._models`), or None when unknown.
+    What the model refuses is checked before conversion (``model_problem``, called by the
+    provider's ``check_request``)."""
+    facts = model_facts(model)
+    return None if facts is None else facts.max_output_tokens
 
 
 def _copy_plain_params(params: Mapping[str, Any], out: dict[str, Any]) -> bool:

@@ -12,8 +12,6 @@ from collections.abc import Callable, Hashable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
-import orjson
-
 from batchcore.plugin import (
     JSON_ARRAY_FIELD,
     SAFE_CUSTOM_ID,
@@ -24,19 +22,16 @@ from batchcore.plugin import (
     BatchRequest,
     BatchResult,
     BatchStatus,
-    ConfigurationError,
-    HttpTransport,
     InvalidRequestError,
-    ModelRule,
     NotFoundError,
     ProviderPermanentError,
     QueueLimit,
     RateLimitError,
     RequestExtensions,
-    ResponseLostError,
     UnsupportedOperationError,
     read_float,
     read_int,
+    read_result_lines,
     read_str,
 )
 from batchcore_anthropic._mapping import (
@@ -49,7 +44,7 @@ from batchcore_anthropic._mapping import (
     queue_full,
     request_total,
 )
-from batchcore_anthropic._models import MODEL_RULES
+from batchcore_anthropic._models import model_problem
 from batchcore_anthropic.errors import BatchNotVisibleYetError
 
 __all__ = ["AnthropicBatchProvider"]
@@ -95,8 +90,15 @@ class AnthropicBatchProvider(BaseBatchProvider):
     CUSTOM_ID_PATTERN = SAFE_CUSTOM_ID
     #: What the conversion takes beyond OpenAI's request format (``cache_control``, ...).
     REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = REQUEST_EXTENSIONS
-    #: Sampling values the newest models refuse (the table in ``_models``).
-    MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = MODEL_RULES
+    # What each model refuses (sampling values, max_tokens, structured output) is judged by
+    # check_request from the table in _models, which also judges models it does not name by
+    # their version: glob patterns (MODEL_RULES) cannot.
+    #: Config that changes the answers (result reuse fingerprints it): the API version the
+    #: requests are read under, and the max_tokens given to requests that set none. The
+    #: provider sends no beta headers, so no other config changes an answer.
+    ANSWER_CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"anthropic_version", "default_max_tokens"}
+    )
     # The payload file is the create body itself, {"requests": [...]}, uploaded as it is.
     PAYLOAD_FRAMING = JSON_ARRAY_FIELD("requests")
     SANDBOX: ClassVar[str | None] = "batchcore_anthropic.testing:sandbox"
@@ -132,9 +134,21 @@ class AnthropicBatchProvider(BaseBatchProvider):
         self.not_found_grace_seconds: float = read_float(
             settings, "not_found_grace_seconds", self.DEFAULT_NOT_FOUND_GRACE_SECONDS
         )
-        self._http: HttpTransport | None = None
 
     # -- preparing (offline) ---------------------------------------------------------------
+
+    def check_request(self, request: BatchRequest) -> None:
+        """The core's checks, then what the request's model refuses (``_models``)."""
+        super().check_request(request)
+        problem = model_problem(request)
+        if problem is not None:
+            field, message = problem
+            raise InvalidRequestError(
+                f"request {request.custom_id!r}: {field}: {message}",
+                custom_id=request.custom_id,
+                field=field,
+                provider=self.PROVIDER_NAME,
+            )
 
     def encode_request(self, request: BatchRequest) -> bytes:
         """``{"custom_id": ..., "params": <Messages API body>}`` as compact JSON."""
@@ -164,7 +178,7 @@ class AnthropicBatchProvider(BaseBatchProvider):
                 "the payload has no file; build payloads with prepare_payloads()",
                 provider=self.PROVIDER_NAME,
             )
-        http = self._transport()
+        http = self.transport()
         submitted_at = self.clock()
         try:
             with open(payload.path, "rb") as body:
@@ -208,7 +222,7 @@ class AnthropicBatchProvider(BaseBatchProvider):
                 provider=self.PROVIDER_NAME,
             )
         cutoff = since - timedelta(seconds=self.CLOCK_SKEW_SECONDS)
-        http = self._transport()
+        http = self.transport()
         params: dict[str, Any] = {"limit": self.LIST_PAGE_SIZE}
         while True:
             page = http.request_json(
@@ -257,7 +271,7 @@ class AnthropicBatchProvider(BaseBatchProvider):
                 provider=self.PROVIDER_NAME,
                 code="archived",
             )
-        http = self._transport()
+        http = self.transport()
         action = "download message batch results"
         response = self._within_grace(
             handle,
@@ -265,20 +279,18 @@ class AnthropicBatchProvider(BaseBatchProvider):
                 "GET", f"{BATCHES_PATH}/{batch_id}/results", stream=True, action=action
             ),
         )
-        lines = http.iter_jsonl(response, action=action)
-        try:
-            for number, line in enumerate(lines, start=1):
-                yield self._result(line, number, batch_id)
-        finally:
-            # Closing the line stream closes the HTTP response, also when the caller stops early.
-            close = getattr(lines, "close", None)
-            if close is not None:
-                close()
+        # The core reads the lines (and closes the stream, also when the caller stops early).
+        yield from read_result_lines(
+            http.iter_jsonl(response, action=action),
+            lambda entry: self._result(entry, batch_id),
+            provider=self.PROVIDER_NAME,
+            batch_id=batch_id,
+        )
 
     def cancel_batch(self, handle: BatchHandle) -> BatchStatus:
         """``POST /v1/messages/batches/{id}/cancel``; the batch is ``canceling`` until its
         in-flight requests end. Asking twice is harmless, so the call is retried like a read."""
-        http = self._transport()
+        http = self.transport()
         action = "cancel message batch"
         batch = self._within_grace(
             handle,
@@ -288,29 +300,10 @@ class AnthropicBatchProvider(BaseBatchProvider):
         )
         return batch_status(self._batch_object(batch, action))
 
-    def close(self) -> None:
-        """Close the HTTP session (a new one opens on the next call)."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+    def http_headers(self, api_key: str) -> Mapping[str, str]:
+        return {"x-api-key": api_key, "anthropic-version": self.anthropic_version}
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _transport(self) -> HttpTransport:
-        if self._http is None:
-            if not self.base_url:
-                raise ConfigurationError("anthropic: no base_url configured")
-            key = self.require_api_key()
-            self._http = HttpTransport(
-                provider=self.PROVIDER_NAME,
-                base_url=self.base_url,
-                headers={"x-api-key": key, "anthropic-version": self.anthropic_version},
-                timeout=self.timeout,
-                secrets=self.secrets(),
-                sleep=lambda seconds: self.sleep(seconds),
-                retry_policy=self.retry_policy(),
-            )
-        return self._http
 
     def _handle(
         self, batch: Mapping[str, Any], *, submitted_at: float, idempotency_key: str
@@ -328,7 +321,7 @@ class AnthropicBatchProvider(BaseBatchProvider):
         )
 
     def _retrieve(self, handle: BatchHandle) -> Mapping[str, Any]:
-        http = self._transport()
+        http = self.transport()
         action = "retrieve message batch"
         batch = self._within_grace(
             handle,
@@ -370,25 +363,16 @@ class AnthropicBatchProvider(BaseBatchProvider):
             )
         return batch
 
-    def _result(self, line: bytes, number: int, batch_id: str) -> BatchResult:
-        try:
-            parsed = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            parsed = _UNREADABLE
-        if parsed is _UNREADABLE:
-            # A line that is not JSON is a download gone wrong; fetching again can cure it.
-            raise ResponseLostError(
-                f"results of batch {batch_id}: line {number} is not valid JSON",
-                provider=self.PROVIDER_NAME,
-            )
+    def _result(self, entry: Mapping[str, Any], batch_id: str) -> BatchResult | None:
+        """The result of one decoded line; None (skipped by the core) for one without a
+        custom_id; :class:`ProviderPermanentError` for one the API's format cannot explain."""
+        if not isinstance(entry.get("custom_id"), str):
+            return None
         problem = "not a result"
         try:
-            return batch_result(parsed, result_error=self.result_error, batch_id=batch_id)
+            return batch_result(entry, result_error=self.result_error, batch_id=batch_id)
         except ValueError as exc:
             problem = str(exc)
         raise ProviderPermanentError(
-            f"results of batch {batch_id}: line {number}: {problem}", provider=self.PROVIDER_NAME
+            f"results of batch {batch_id}: {problem}", provider=self.PROVIDER_NAME
         )
-
-
-_UNREADABLE = object()

@@ -25,8 +25,13 @@ What it does, like the API:
   requests too; a body over 256 MB is a 413 ``request_too_large``.
 * As in the API, what the schema cannot say is checked when a request runs: such requests end
   as ``errored`` results (``invalid_request_error``) rather than failing the create. The
-  emulator errors: empty ``messages``, a role other than ``user``/``assistant``, empty text, and
-  models not named ``claude-*`` (``not_found_error``).
+  emulator errors: empty ``messages``, a role other than ``user``/``assistant``, empty text,
+  models not named ``claude-*`` (``not_found_error``), and what a model refuses, from the
+  emulator's own table (``_emulation``, written from Anthropic's documentation, not read from
+  the provider): ``temperature`` other than 1.0 or ``top_p`` below 0.99 on models released
+  after Claude Opus 4.6 ("`temperature` is deprecated for this model."), ``temperature`` and
+  ``top_p`` together on Claude Opus 4.1 to Sonnet 4.6, and ``output_config.format`` on models
+  without structured output (Claude 3.x, Opus 4, Sonnet 4, Opus 4.1).
 * A request whose ``metadata.user_id`` is ``"emulator-error:<error_type>"`` ends ``errored``
   with that error type (``invalid_request_error``, ``overloaded_error``, ``api_error``, ...):
   the way to script per-request failures.
@@ -142,6 +147,8 @@ class AnthropicEmulator(VendorEmulator):
     WORKDIR_PREFIX = "batchcore-anthropic-emulator-"
     #: The create call, as registered: where the kit's ``lost_create`` fault is injected.
     CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", _BATCHES)
+    #: Where results are downloaded (the kit's ``corrupt_result_line``).
+    RESULTS_ROUTE: ClassVar[tuple[str, str] | None] = ("GET", _RESULTS)
 
     def __init__(
         self,

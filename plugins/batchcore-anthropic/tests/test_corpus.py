@@ -1,6 +1,7 @@
 """A corpus of unified requests run through ``prepare_payloads``, the way users run them: the
-core's check (OpenAI's spec, this provider's ``REQUEST_EXTENSIONS`` and ``MODEL_RULES``), then
-the conversion. Every body written is checked against Anthropic's published request schema,
+core's check (OpenAI's spec and this provider's ``REQUEST_EXTENSIONS``), then what the model
+takes (``_models``; models the table does not name are judged by their version), then the
+conversion. Every body written is checked against Anthropic's published request schema,
 strictly (no field the schema does not name); every refusal must name the field. Each case is
 tagged with the row of the README's conversion table it exercises, and every row must have one.
 """
@@ -812,6 +813,15 @@ CASES: list[Case] = [
         {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
     ),
     Case(
+        "json_schema on a model newer than the table",
+        JSON_SCHEMA,
+        unified(
+            model="claude-opus-5",
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}},
+        ),
+        {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
+    ),
+    Case(
         "json_schema with a description",
         JSON_SCHEMA,
         unified(
@@ -941,6 +951,37 @@ REFUSALS: list[Refusal] = [
     ),
     Refusal(
         "top_p on Claude Sonnet 5", unified(model="claude-sonnet-5", top_p=0.9), "params.top_p"
+    ),
+    Refusal(
+        "temperature on a model newer than the table",
+        unified(model="claude-opus-5", temperature=0.5),
+        "params.temperature",
+    ),
+    Refusal(
+        "top_p on a dated snapshot of a model newer than the table",
+        unified(model="claude-sonnet-6-20270301", top_p=0.5),
+        "params.top_p",
+    ),
+    Refusal(
+        "temperature on a model whose name has no version",
+        unified(model="claude-nova-preview", temperature=0.2),
+        "params.temperature",
+    ),
+    Refusal(
+        "structured output on Claude 3 Haiku",
+        unified(
+            model="claude-3-haiku-20240307",
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}},
+        ),
+        "params.response_format",
+    ),
+    Refusal(
+        "structured output on Claude Opus 4.1",
+        unified(
+            model="claude-opus-4-1",
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}},
+        ),
+        "params.response_format",
     ),
     Refusal(
         "temperature and top_p on Claude Sonnet 4.5",

@@ -396,6 +396,115 @@ def test_params_content_is_checked_when_run(
     assert line["result"]["error"]["error"]["type"] == error_type
 
 
+SCHEMA_FORMAT = {"format": {"type": "json_schema", "schema": {"type": "object"}}}
+
+
+def _results(api: Api, emulator: AnthropicEmulator, batch_id: str) -> dict[str, Any]:
+    emulator.advance(61)
+    lines = api.call("GET", f"/v1/messages/batches/{batch_id}/results").content.splitlines()
+    return {line["custom_id"]: line["result"] for line in map(orjson.loads, lines)}
+
+
+@pytest.mark.parametrize(
+    ("request_params", "message"),
+    [
+        pytest.param(
+            params(model="claude-opus-4-7", temperature=0.5),
+            "`temperature` is deprecated for this model.",
+            id="temperature on Opus 4.7",
+        ),
+        pytest.param(
+            params(model="claude-opus-4-8-20260528", temperature=0),
+            "`temperature` is deprecated for this model.",
+            id="temperature on a dated Opus 4.8",
+        ),
+        pytest.param(
+            params(model="claude-sonnet-5", top_p=0.9),
+            "`top_p` is deprecated for this model.",
+            id="top_p on Sonnet 5",
+        ),
+        pytest.param(
+            params(model="claude-sonnet-4-5", temperature=0.5, top_p=0.9),
+            "`temperature` and `top_p` cannot both be specified for this model.",
+            id="both on Sonnet 4.5",
+        ),
+        pytest.param(
+            params(model="claude-opus-4-1-20250805", temperature=0.5, top_p=0.9),
+            "`temperature` and `top_p` cannot both be specified for this model.",
+            id="both on Opus 4.1",
+        ),
+        pytest.param(
+            params(model="claude-3-haiku-20240307", output_config=SCHEMA_FORMAT),
+            "output_config.format",
+            id="structured output on Claude 3 Haiku",
+        ),
+        pytest.param(
+            params(model="claude-opus-4-1", output_config=SCHEMA_FORMAT),
+            "output_config.format",
+            id="structured output on Opus 4.1",
+        ),
+    ],
+)
+def test_what_a_model_refuses_ends_errored(
+    api: Api,
+    emulator: AnthropicEmulator,
+    spec: Spec,
+    request_params: dict[str, Any],
+    message: str,
+) -> None:
+    created = api.create(("a", request_params))
+    assert created.status_code == 200  # the spec allows it: the model refuses it when run
+    result = _results(api, emulator, created.json()["id"])["a"]
+    spec("ErroredResult", result)
+    assert result["error"]["error"]["type"] == "invalid_request_error"
+    assert result["error"]["error"]["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    "request_params",
+    [
+        pytest.param(params(model="claude-opus-4-7", temperature=1.0, top_p=1), id="neutral"),
+        pytest.param(params(model="claude-sonnet-5", top_p=0.99), id="top_p 0.99"),
+        pytest.param(params(model="claude-opus-4-6", temperature=0), id="Opus 4.6 temperature"),
+        pytest.param(params(model="claude-haiku-4-5", top_p=0.5), id="one of the two"),
+        pytest.param(
+            params(model="claude-3-7-sonnet-20250219", temperature=0.3, top_p=0.9),
+            id="both on an older model",
+        ),
+        pytest.param(
+            params(model="claude-haiku-4-5", output_config=SCHEMA_FORMAT), id="structured"
+        ),
+    ],
+)
+def test_what_a_model_takes_succeeds(
+    api: Api, emulator: AnthropicEmulator, request_params: dict[str, Any]
+) -> None:
+    created = api.create(("a", request_params))
+    assert _results(api, emulator, created.json()["id"])["a"]["type"] == "succeeded"
+
+
+def test_a_value_sent_anyway_comes_back_as_the_api_refusal(
+    make_provider: Callable[..., AnthropicBatchProvider], emulator: AnthropicEmulator
+) -> None:
+    # provider_params passes unchecked: the emulator, like the API, refuses it per request.
+    provider = make_provider()
+    request = BatchRequest(
+        custom_id="hot",
+        model="claude-opus-4-7",
+        messages=[{"role": "user", "content": "Hi"}],
+        params={"max_tokens": 16},
+        provider_params={"anthropic": {"temperature": 0.5}},
+    )
+    [payload] = provider.prepare_payloads([request])
+    handle = provider.submit(payload)
+    payload.discard()
+    emulator.advance(61)
+    [result] = provider.fetch_results(handle)
+    assert result.status is ResultStatus.ERRORED and result.error is not None
+    assert (result.error.code, result.error.status_code) == ("invalid_request_error", 400)
+    assert not result.retryable
+
+
 def test_unknown_ids_and_early_calls(api: Api, emulator: AnthropicEmulator, spec: Spec) -> None:
     for method, path in [
         ("GET", "/v1/messages/batches/msgbatch_nope"),
@@ -460,7 +569,7 @@ def test_list_pages_newest_first(api: Api, emulator: AnthropicEmulator, spec: Sp
 
 def test_is_a_contract_backend(emulator: AnthropicEmulator, api: Api) -> None:
     assert isinstance(emulator, ContractBackend)
-    assert frozenset(FAULT_KINDS) | {LOST_CREATE} == emulator.FAULTS
+    assert frozenset(FAULT_KINDS) | {LOST_CREATE, "corrupt_result_line"} == emulator.FAULTS
     for kind in FAULT_KINDS:
         assert emulator.inject_fault(kind) is None
         before = emulator.call_count()

@@ -33,7 +33,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -46,7 +46,7 @@ from batchcore.plugin import (
     BatchState,
     BatchStatus,
     InvalidRequestError,
-    ResultError,
+    ResultErrorBuilder,
     ResultStatus,
     Usage,
     parse_timestamp,
@@ -59,7 +59,6 @@ __all__ = [
     "REFUSAL_FINISH_REASONS",
     "RPC_CODES",
     "RPC_HTTP_STATUS",
-    "ResultErrorFactory",
     "batch_created_at",
     "batch_result",
     "batch_state",
@@ -1271,15 +1270,6 @@ def entry_key(entry: Any) -> str | None:
     return key if isinstance(key, str) else None
 
 
-class ResultErrorFactory(Protocol):
-    """Builds the :class:`ResultError` of one failed request (the provider's ``result_error``,
-    which applies the core's one rule for what is retryable)."""
-
-    def __call__(
-        self, *, code: str | None, message: str | None = None, status_code: int | None = None
-    ) -> ResultError: ...
-
-
 #: Finish reasons that mean Gemini withheld (part of) the answer: read as a refusal.
 REFUSAL_FINISH_REASONS = frozenset(
     {
@@ -1298,7 +1288,7 @@ REFUSAL_FINISH_REASONS = frozenset(
 
 
 def batch_result(
-    entry: Any, *, result_error: ResultErrorFactory, batch_id: str | None = None
+    entry: Any, *, result_error: ResultErrorBuilder, batch_id: str | None = None
 ) -> BatchResult:
     """One inline response or responses-file line as a :class:`BatchResult`.
 

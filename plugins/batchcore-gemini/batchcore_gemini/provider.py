@@ -62,6 +62,7 @@ from batchcore.plugin import (
     ResponseLostError,
     error_from_response,
     iter_lines,
+    read_result_lines,
     read_str,
     redact,
     transport_failure,
@@ -288,24 +289,27 @@ class GeminiBatchProvider(BaseBatchProvider):
         inline = wire.inlined_responses(operation)
         if inline is not None:
             for number, entry in enumerate(inline, start=1):
-                result = self._result(entry, batch_id, f"inline response {number}")
-                if result is not None:
-                    yield result
+                result = self._result(entry, batch_id)
+                if result is None:
+                    log.warning(
+                        "gemini: batch %s: inline response %d is not the result of a request "
+                        "(no key); skipped",
+                        batch_id,
+                        number,
+                    )
+                    continue
+                yield result
             return
         name = wire.responses_file(operation)
         if name is None:
             return
-        for number, line in enumerate(self._download(name), start=1):
-            try:
-                entry = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                log.warning(
-                    "gemini: batch %s: line %d of %s is not JSON; skipped", batch_id, number, name
-                )
-                continue
-            result = self._result(entry, batch_id, f"line {number} of {name}")
-            if result is not None:
-                yield result
+        yield from read_result_lines(
+            self._download(name),
+            lambda entry: self._result(entry, batch_id),
+            provider=self.PROVIDER_NAME,
+            batch_id=batch_id,
+            source=name,
+        )
 
     def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str] | None:
         """The keys of an inline batch's requests, from the input the API shows with the batch;
@@ -341,6 +345,7 @@ class GeminiBatchProvider(BaseBatchProvider):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+        super().close()
 
     # -- inline or file ----------------------------------------------------------------------
 
@@ -487,12 +492,10 @@ class GeminiBatchProvider(BaseBatchProvider):
         idempotent: bool = True,
     ) -> dict[str, Any]:
         """One REST call through the SDK's API client, its answer read as a JSON object."""
-        client = self._sdk()
+        request = api_request(self._sdk())
 
         def once() -> dict[str, Any]:
-            response = self._translated(
-                action, lambda: client._api_client.request(method, path, dict(body or {}))
-            )
+            response = self._translated(action, lambda: request(method, path, dict(body or {})))
             try:
                 data = orjson.loads(response.body or "{}")
             except orjson.JSONDecodeError:
@@ -569,14 +572,36 @@ class GeminiBatchProvider(BaseBatchProvider):
             },
         )
 
-    def _result(self, entry: Any, batch_id: str, where: str) -> BatchResult | None:
+    def _result(self, entry: Any, batch_id: str) -> BatchResult | None:
+        """The result of one entry; None for one that is no request's result (no key, or
+        neither a response nor an error): nothing to join it to, so it is skipped (and logged)
+        while every other result is still delivered."""
         try:
             return wire.batch_result(entry, result_error=self.result_error, batch_id=batch_id)
-        except ValueError as exc:
-            # Nothing to join it to: the request comes back missing (retryable), and every
-            # other result is still delivered.
-            log.warning("gemini: batch %s: %s: %s; skipped", batch_id, where, exc)
+        except ValueError:
             return None
+
+
+#: The google-genai releases this provider is tested with (the pin in its pyproject): batch calls
+#: go through the SDK's private ``Client._api_client.request``, which a release may change.
+SUPPORTED_GENAI = ">=2.34,<4"
+
+
+def api_request(client: genai.Client) -> Callable[..., Any]:
+    """The SDK's own call of a REST method (``Client._api_client.request(method, path, body)``,
+    what every SDK module calls). Not public: a release without it raises
+    :class:`ConfigurationError` naming the releases this provider supports, instead of failing
+    each call with an ``AttributeError``."""
+    request: Callable[..., Any] | None = getattr(
+        getattr(client, "_api_client", None), "request", None
+    )
+    if not callable(request):
+        found = getattr(genai, "__version__", "of unknown version")
+        raise ConfigurationError(
+            f"gemini: google-genai {found} has no Client._api_client.request, which "
+            f"batchcore-gemini calls to read batches; install google-genai{SUPPORTED_GENAI}"
+        )
+    return request
 
 
 def _inline_body_bytes(path: Path, limit: int) -> int:

@@ -72,6 +72,7 @@ import orjson
 
 from batchcore.plugin import BatchRequest
 from batchcore.testing import Fault, ManualClock, Request, Response, VendorEmulator
+from batchcore.testing.contract_backend import CORRUPT_RESULT_LINE
 from batchcore.testing.emulation import Enqueued, QueueCap, QueueGate
 from batchcore_gemini._emulation import (
     BLOCK_TRIGGER,
@@ -180,6 +181,9 @@ class GeminiEmulator(VendorEmulator):
     WORKDIR_PREFIX = "batchcore-gemini-emulator-"
     #: The create call, as registered: where the kit's ``lost_create`` fault is injected.
     CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", _CREATE)
+    # The SDK downloads a responses file from files/{id}:download (3.x); the /download/ root
+    # serves the same (see inject_fault).
+    RESULTS_ROUTE: ClassVar[tuple[str, str] | None] = ("GET", _FILE)
 
     def __init__(
         self,
@@ -289,6 +293,14 @@ class GeminiEmulator(VendorEmulator):
         """End the batch *name* as ``BATCH_STATE_FAILED`` with *message*."""
         with self._lock:
             self._find(name.removeprefix("batches/")).failure = message
+
+    def inject_fault(
+        self, kind: str, *, method: str = "*", route: str = "*", times: int = 1
+    ) -> None:
+        if kind == CORRUPT_RESULT_LINE:
+            # Whichever of the two download routes the SDK in use calls gets the fault.
+            self.inject("GET", _DOWNLOAD, Fault.corrupt_line(2), times=times)
+        super().inject_fault(kind, method=method, route=route, times=times)
 
     # -- routes ------------------------------------------------------------------------------
 

@@ -19,10 +19,12 @@ from batchcore.plugin import (
     BatchState,
     ConfigurationError,
     RequestTooLargeError,
+    ResponseLostError,
     ResultsNotReadyError,
     ResultStatus,
 )
 from batchcore.testing import ManualClock
+from batchcore.testing.contract_backend import CORRUPT_RESULT_LINE
 from batchcore_gemini.provider import GeminiBatchProvider, _inline_body_bytes
 from batchcore_gemini.testing import BLOCK_TRIGGER, ERROR_TRIGGER, FINISH_TRIGGER, GeminiEmulator
 
@@ -93,6 +95,21 @@ def test_a_file_batch_uploads_jsonl_and_downloads_the_responses(
     # Fetching again reads the same file again.
     again = {r.custom_id: r for r in provider.fetch_results(handle)}
     assert again == results
+
+
+def test_a_garbled_line_of_the_responses_file_raises_and_a_new_download_is_whole(
+    make_provider: Make, emulator: GeminiEmulator, clock: ManualClock
+) -> None:
+    provider = make_provider(input_mode="file")
+    handle = submit(provider, [chat(f"r{i}", f"question {i}") for i in range(4)])
+    clock.advance(3600)
+    emulator.inject_fault(CORRUPT_RESULT_LINE)
+    delivered = []
+    with pytest.raises(ResponseLostError, match=r"line 2 of files/\S+ is not valid JSON"):
+        delivered.extend(provider.fetch_results(handle))
+    assert len(delivered) == 1  # never skipped: the line's request would be paid for twice
+    again = list(provider.fetch_results(handle))
+    assert sorted(r.custom_id for r in again) == ["r0", "r1", "r2", "r3"]
 
 
 class _SmallInline(GeminiBatchProvider):

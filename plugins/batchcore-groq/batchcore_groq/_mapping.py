@@ -2,9 +2,10 @@
 
 Groq speaks OpenAI's wire format (requests, Batch objects and result lines are read and written
 by batchcore-openai); this module holds only what differs: where the API lives, the models and
-the one endpoint it batches, the completion windows it accepts and its limits. Where Groq's
-sources disagree, the value here is the reading that cannot go wrong, and configuration can
-override it (see the README).
+the one endpoint it batches, the completion windows it accepts, its limits, and what of
+OpenAI's request format it refuses (parameters, message keys, structured output per model).
+Where Groq's sources disagree, the value here is the reading that cannot go wrong, and
+configuration can override it (see the README).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ __all__ = [
     "GROQ_LIMITS",
     "GROQ_MODEL_PATTERNS",
     "MODEL_RULES",
+    "REFUSED_MESSAGE_KEYS",
+    "STRICT_STRUCTURED_OUTPUT_MODELS",
+    "STRUCTURED_OUTPUT_MODELS",
     "api_root",
 ]
 
@@ -62,7 +66,13 @@ COMPLETION_WINDOWS_DESCRIPTION = (
     "a duration from '24h' to '7d' written in hours or days (for example '24h', '48h', '3d', '7d')"
 )
 
-#: Parameters Groq's models refuse: its API reference answers n other than 1 with HTTP 400.
+#: Groq's OpenAI-compatibility page (console.groq.com/docs/openai, "Currently Unsupported
+#: OpenAI Features"): "The following fields are currently not supported and will result in a
+#: 400 error if they are supplied: logprobs, logit_bias, top_logprobs, messages[].name. If N is
+#: supplied, it must be equal to 1."
+_UNSUPPORTED = "Groq answers it with HTTP 400 (its OpenAI-compatibility page)"
+
+#: Parameters Groq refuses, for every model: the core refuses them before anything is written.
 MODEL_RULES: tuple[ModelRule, ...] = (
     ModelRule(
         models=("*",),
@@ -71,6 +81,31 @@ MODEL_RULES: tuple[ModelRule, ...] = (
         maximum=1,
         reason="takes only n=1 on Groq (its API answers other values with HTTP 400)",
     ),
+    *(
+        ModelRule(
+            models=("*",), param=param, reason=f"does not take {param} on Groq: {_UNSUPPORTED}"
+        )
+        for param in ("logprobs", "top_logprobs", "logit_bias")
+    ),
+)
+
+#: Message keys of OpenAI's format that Groq refuses.
+REFUSED_MESSAGE_KEYS: Mapping[str, str] = MappingProxyType(
+    {"name": f"Groq does not take a message name: {_UNSUPPORTED}"}
+)
+
+#: Groq's structured outputs page (console.groq.com/docs/structured-outputs, "Supported
+#: models"): ``response_format`` ``json_schema`` with ``strict: true`` (constrained decoding)
+#: only on GPT-OSS 20B and 120B; with ``strict: false`` or no ``strict`` (best effort) also on
+#: these; "for all other models, you can use JSON Object Mode". Kimi K2 Instruct is named in
+#: its 0905 version, to which ``moonshotai/kimi-k2-instruct`` redirects.
+STRICT_STRUCTURED_OUTPUT_MODELS: tuple[str, ...] = ("openai/gpt-oss-20b", "openai/gpt-oss-120b")
+STRUCTURED_OUTPUT_MODELS: tuple[str, ...] = (
+    *STRICT_STRUCTURED_OUTPUT_MODELS,
+    "openai/gpt-oss-safeguard-20b",
+    "moonshotai/kimi-k2-instruct",
+    "moonshotai/kimi-k2-instruct-0905",
+    "meta-llama/llama-4-scout-17b-16e-instruct",
 )
 
 

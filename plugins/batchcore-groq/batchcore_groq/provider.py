@@ -5,8 +5,10 @@ Groq's Batch API is OpenAI's (files, batches, JSONL in and out) at
 the search for a batch whose create answer was lost come from
 :class:`batchcore_openai.OpenAIBatchProvider`. What is Groq's own is declared here, through that
 provider's class attributes, as data (:mod:`batchcore_groq._mapping`): the key and URL
-variables, models, the one endpoint, limits, the completion windows (24 hours to 7 days), and
-no OpenAI account headers.
+variables, models, the one endpoint, limits, the completion windows (24 hours to 7 days), no
+OpenAI account headers, and what of OpenAI's request format Groq refuses (``logprobs``,
+``top_logprobs``, ``logit_bias``, ``n`` other than 1, a message ``name``, structured output on
+the models without it).
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ class GroqBatchProvider(OpenAIBatchProvider):
     DEFAULT_BASE_URL: ClassVar[str | None] = groq.DEFAULT_BASE_URL
     SANDBOX: ClassVar[str | None] = "batchcore_groq.testing:sandbox"
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = groq.MODEL_RULES
+    REFUSED_MESSAGE_KEYS: ClassVar[Mapping[str, str]] = groq.REFUSED_MESSAGE_KEYS
+    STRUCTURED_OUTPUT_MODELS: ClassVar[tuple[str, ...] | None] = groq.STRUCTURED_OUTPUT_MODELS
+    STRICT_STRUCTURED_OUTPUT_MODELS: ClassVar[tuple[str, ...] | None] = (
+        groq.STRICT_STRUCTURED_OUTPUT_MODELS
+    )
+    # No Groq config changes an answer: the completion window only says how long Groq may
+    # take (the base URL in force is fingerprinted by the core).
+    ANSWER_CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset()
     # Groq's Batch objects carry the create's metadata (in retrieve and list alike), so a lost
     # create is found by its key; the search also matches the uploaded file, which is unique to
     # one payload, should the metadata ever be missing.

@@ -44,12 +44,10 @@ __all__ = [
     "REQUEST_SCHEMAS",
     "STATUS_WORDS",
     "EmulatedJob",
-    "FormPart",
     "body_checker",
     "error_body",
     "line_rules",
     "mistral_answer",
-    "parse_form",
     "queue_full_body",
     "spec_document",
     "spec_validator",
@@ -205,66 +203,6 @@ def validation_body(detail: list[dict[str, Any]]) -> dict[str, Any]:
         "param": None,
         "code": "3001",
     }
-
-
-# -- multipart forms ------------------------------------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class FormPart:
-    """One field of a ``multipart/form-data`` body."""
-
-    name: str
-    filename: str | None
-    content_type: str | None
-    data: bytes = attrs.field(repr=False)
-
-
-_PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
-
-
-def _header_params(value: str) -> dict[str, str]:
-    return {
-        found.group(1).lower(): re.sub(r"\\(.)", r"\1", found.group(2))
-        if found.group(2) is not None
-        else found.group(3)
-        for found in _PARAM.finditer(value)
-    }
-
-
-def parse_form(body: bytes, content_type: str) -> list[FormPart]:
-    """The parts of a ``multipart/form-data`` *body* (ValueError when it is not one)."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    boundary = _header_params(content_type).get("boundary")
-    if kind != "multipart/form-data" or not boundary:
-        raise ValueError("expected a multipart/form-data body with a boundary")
-    delimiter = b"--" + boundary.encode("latin-1")
-    parts: list[FormPart] = []
-    chunks = body.split(delimiter)
-    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
-        raise ValueError("the multipart body is not closed by its boundary")
-    for chunk in chunks[1:-1]:
-        if not chunk.startswith(b"\r\n") or not chunk.endswith(b"\r\n"):
-            raise ValueError("a multipart part is not framed by line breaks")
-        head, separator, data = chunk[2:-2].partition(b"\r\n\r\n")
-        if not separator:
-            raise ValueError("a multipart part has no blank line after its headers")
-        headers: dict[str, str] = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        params = _header_params(headers.get("content-disposition", ""))
-        if "name" not in params:
-            raise ValueError("a multipart part has no name")
-        parts.append(
-            FormPart(
-                name=params["name"],
-                filename=params.get("filename"),
-                content_type=headers.get("content-type"),
-                data=data,
-            )
-        )
-    return parts
 
 
 # -- jobs -----------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ No I/O here. Out: a unified request (OpenAI's chat-completions or embeddings for
 the body of Mistral's ``/v1/chat/completions`` or ``/v1/embeddings`` and one batch input line,
 ``{"custom_id": ..., "body": {...}}``; what Mistral cannot take is refused with the field at
 fault. In: a batch job object becomes a :class:`BatchStatus` or a :class:`BatchHandle`, and a
-line of the output or error file (or an inline output) becomes a :class:`BatchResult`. Whether
-a failed request is worth resubmitting is never decided here: the caller's ``result_error``
-(the core's one rule) decides.
+line of the output or error file (or an inline output) is read by the core as an OpenAI batch
+line (:func:`batchcore.plugin.result_from_openai_line`) with Mistral's differences
+(:data:`RESULT_LINES`). Whether a failed request is worth resubmitting is never decided here:
+the caller's ``result_error`` (the core's one rule) decides.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import orjson
 
@@ -26,17 +27,14 @@ from batchcore.plugin import (
     BatchError,
     BatchHandle,
     BatchRequest,
-    BatchResult,
     BatchState,
     BatchStatus,
     InvalidRequestError,
+    OpenAILineDialect,
     QueueFullError,
     RateLimitError,
     RequestExtensions,
     ResponseLostError,
-    ResultError,
-    ResultStatus,
-    Usage,
     parse_timestamp,
 )
 
@@ -45,25 +43,20 @@ __all__ = [
     "BATCH_ENDPOINTS",
     "IDEMPOTENCY_METADATA_KEY",
     "REQUEST_EXTENSIONS",
+    "RESULT_LINES",
     "RETRYABLE_RESULT_CODES",
     "TIMEOUT_METADATA_KEY",
-    "ResultErrorBuilder",
-    "answer_text",
     "encode_line",
     "error_fields",
-    "input_custom_id",
+    "generation_error",
     "job_handle",
     "job_key",
     "job_state",
     "job_status",
     "jobs_made_for",
-    "json_object",
     "metadata_value",
     "queue_full",
-    "read_result_line",
     "request_body",
-    "result_from_entry",
-    "usage_of",
 ]
 
 log = logging.getLogger("batchcore_mistral")
@@ -128,14 +121,6 @@ def queue_full(error: RateLimitError) -> QueueFullError | None:
         code=error.code,
         request_id=error.request_id,
     )
-
-
-class ResultErrorBuilder(Protocol):
-    """:meth:`BaseBatchProvider.result_error`: the core's rule for a request's failure."""
-
-    def __call__(
-        self, *, code: str | None, message: str | None = None, status_code: int | None = None
-    ) -> ResultError: ...
 
 
 # -- unified request -> Mistral body ------------------------------------------------------------
@@ -512,15 +497,6 @@ def encode_line(custom_id: str, body: Mapping[str, Any]) -> bytes:
     return b"".join((_LINE_START, orjson.dumps(custom_id), _LINE_BODY, orjson.dumps(body), b"}"))
 
 
-def input_custom_id(line: bytes) -> str | None:
-    """The custom_id of one raw input line, if it has one."""
-    try:
-        custom_id = orjson.loads(line).get("custom_id")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return custom_id if isinstance(custom_id, str) and custom_id else None
-
-
 # -- batch jobs -> BatchStatus, BatchHandle -----------------------------------------------------
 
 _STATES = {
@@ -661,58 +637,7 @@ def jobs_made_for(jobs: Iterable[Any], *, key: str, input_file_id: Any) -> list[
     ]
 
 
-def json_object(content: bytes) -> dict[str, Any] | None:
-    """A response body read as a JSON object; None when it is not one."""
-    try:
-        data = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 # -- result lines -> BatchResult ----------------------------------------------------------------
-
-
-def answer_text(body: Mapping[str, Any]) -> str | None:
-    """The answer's text: ``choices[0].message.content`` when it is a string, else every
-    ``text`` chunk of it in order (a reasoning model's ``thinking`` chunks are left out: they
-    stay in the response). Other choices (``n`` > 1) are alternative answers. None when the
-    body has no message (embeddings) or the message no text (a tool call)."""
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices:
-        return None
-    first = choices[0]
-    message = first.get("message") if isinstance(first, Mapping) else None
-    content = message.get("content") if isinstance(message, Mapping) else None
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping)
-            and part.get("type") == "text"
-            and isinstance(part.get("text"), str)
-        ]
-        return "".join(texts) if texts else None
-    return None
-
-
-def usage_of(body: Mapping[str, Any]) -> Usage | None:
-    """Token usage in neutral names. Mistral's ``UsageInfo`` has ``prompt_tokens``,
-    ``completion_tokens`` (reasoning included) and ``total_tokens``; cached tokens are read
-    from ``prompt_tokens_details.cached_tokens`` when an answer carries them."""
-    usage = body.get("usage")
-    if not isinstance(usage, Mapping):
-        return None
-    details = usage.get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else None
-    return Usage(
-        input_tokens=_int(usage.get("prompt_tokens")),
-        output_tokens=_int(usage.get("completion_tokens")),
-        total_tokens=_int(usage.get("total_tokens")),
-        cache_read_tokens=cached,
-    )
 
 
 def _short(value: Any) -> str:
@@ -747,74 +672,17 @@ def error_fields(body: Any) -> tuple[str | None, str | None]:
     )
 
 
-def read_result_line(
-    line: bytes, batch_id: str, *, error: ResultErrorBuilder
-) -> BatchResult | None:
-    """The result in one raw output or error file line; None (logged) for a line that is not
-    a JSON object with a custom_id."""
-    try:
-        entry = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        entry = None
-    result = result_from_entry(entry, batch_id, error=error) if isinstance(entry, dict) else None
-    if result is None:
-        log.warning("batch job %s: skipping a result line without a custom_id", batch_id)
-    return result
-
-
-def result_from_entry(
-    entry: Mapping[str, Any], batch_id: str | None, *, error: ResultErrorBuilder
-) -> BatchResult | None:
-    """The result in one output or error line (or inline output), or None without a custom_id.
-
-    * a 2xx ``response`` -> succeeded, with ``text`` and ``usage``; except an answer whose
-      ``finish_reason`` is ``error`` (the model failed midway): errored, ``generation_error``,
-      keeping what it produced;
-    * a ``response`` of another status -> errored, with that status and the body's error;
-    * an ``error`` (object or text) -> errored.
-    """
-    custom_id = entry.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id:
-        return None
-    response = entry.get("response")
-    if isinstance(response, Mapping):
-        body = response.get("body")
-        status = response.get("status_code")
-        if not isinstance(status, int):
-            status = 200 if isinstance(body, Mapping) and "error" not in body else 500
-        if 200 <= status < 300 and isinstance(body, Mapping):
-            return _answer(custom_id, body, batch_id, error)
-        code, message = error_fields(body)
-        return BatchResult(
-            custom_id=custom_id,
-            status=ResultStatus.ERRORED,
-            response=body if isinstance(body, Mapping) else None,
-            error=error(code=code, message=message or f"HTTP {status}", status_code=status),
-            batch_id=batch_id,
-        )
-    code, message = error_fields(entry.get("error"))
-    return BatchResult(
-        custom_id=custom_id,
-        status=ResultStatus.ERRORED,
-        error=error(code=code or "error", message=message),
-        batch_id=batch_id,
-    )
-
-
-def _answer(
-    custom_id: str, body: Mapping[str, Any], batch_id: str | None, error: ResultErrorBuilder
-) -> BatchResult:
-    failure: ResultError | None = None
+def generation_error(body: Mapping[str, Any]) -> tuple[str, str] | None:
+    """An answer whose first choice stopped with ``finish_reason: error`` (the model failed
+    midway): errored, ``generation_error``, keeping what it produced; None otherwise."""
     choices = body.get("choices")
     first = choices[0] if isinstance(choices, list) and choices else None
     if isinstance(first, Mapping) and first.get("finish_reason") == "error":
-        failure = error(code="generation_error", message="The model stopped with an error.")
-    return BatchResult(
-        custom_id=custom_id,
-        status=ResultStatus.SUCCEEDED if failure is None else ResultStatus.ERRORED,
-        response=body,
-        text=answer_text(body),
-        usage=usage_of(body),
-        error=failure,
-        batch_id=batch_id,
-    )
+        return "generation_error", "The model stopped with an error."
+    return None
+
+
+#: Mistral's output and error lines are OpenAI's (``custom_id``, ``response: {status_code,
+#: body}``, ``error``), read by the core; these are its differences: its error bodies, and a
+#: generation that failed midway.
+RESULT_LINES = OpenAILineDialect(error_fields=error_fields, answer_failure=generation_error)

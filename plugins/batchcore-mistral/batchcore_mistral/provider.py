@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import IO, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import orjson
 
@@ -26,7 +26,6 @@ from batchcore.plugin import (
     BatchState,
     BatchStatus,
     ConfigurationError,
-    HttpTransport,
     InvalidRequestError,
     ModelRule,
     ProviderPermanentError,
@@ -34,13 +33,15 @@ from batchcore.plugin import (
     RateLimitError,
     RequestExtensions,
     ResponseLostError,
+    input_custom_id,
     read_int,
+    read_result_lines,
     read_str,
+    result_from_openai_line,
     retry_iter,
 )
 from batchcore_mistral import _mapping as wire
 from batchcore_mistral._models import MISTRAL_MODEL_PATTERNS, MODEL_RULES
-from batchcore_mistral._upload import MultipartUpload
 
 __all__ = ["MistralBatchProvider"]
 
@@ -129,7 +130,6 @@ class MistralBatchProvider(BaseBatchProvider):
                 f"{base.max_bytes} bytes per job; lower max_requests_per_batch and "
                 "max_bytes_per_batch, or use input_mode 'auto'"
             )
-        self._http: HttpTransport | None = None
 
     # -- preparing (offline) ---------------------------------------------------------------
 
@@ -149,18 +149,13 @@ class MistralBatchProvider(BaseBatchProvider):
         path = self._payload_file(payload)
         if self._sends_inline(payload):
             return {}
-        http = self._transport()
-        with MultipartUpload(
-            path, fields={"purpose": "batch"}, content_type="application/jsonl"
-        ) as form:
-            answer = http.request_json(
-                "POST",
-                FILES_PATH,
-                data=cast(IO[bytes], form),
-                headers={"content-type": form.content_type},
-                action="upload batch input",
-                idempotent=True,
-            )
+        answer = self.transport().upload(
+            FILES_PATH,
+            path,
+            fields={"purpose": "batch"},
+            content_type="application/jsonl",
+            action="upload batch input",
+        )
         file_id = answer.get("id") if isinstance(answer, Mapping) else None
         if not isinstance(file_id, str) or not file_id:
             raise ResponseLostError(
@@ -201,7 +196,7 @@ class MistralBatchProvider(BaseBatchProvider):
                 provider=self.PROVIDER_NAME,
             )
         try:
-            job = self._transport().request_json(
+            job = self.transport().request_json(
                 "POST",
                 JOBS_PATH,
                 data=body,
@@ -231,7 +226,7 @@ class MistralBatchProvider(BaseBatchProvider):
         ``IDEMPOTENCY_SEARCH_PAGES`` pages. The list is asked to filter on the metadata (as
         Mistral's SDK sends it, ``?<key>=<value>``) and every job it returns is checked
         again, so a list that ignored the filter can cost pages, never a wrong match."""
-        http = self._transport()
+        http = self.transport()
         query: dict[str, Any] = {
             "page_size": self.LIST_PAGE_SIZE,
             "order_by": "-created",
@@ -273,24 +268,29 @@ class MistralBatchProvider(BaseBatchProvider):
         named = (job.get("output_file"), job.get("error_file"))
         files = [file_id for file_id in named if isinstance(file_id, str) and file_id]
         batch_id = handle.batch_id
+
+        def read(entry: Mapping[str, Any]) -> BatchResult | None:
+            return result_from_openai_line(
+                entry, batch_id, error=self.result_error, dialect=wire.RESULT_LINES
+            )
+
         if not files:
             if status.state is BatchState.FAILED:
                 return
             outputs = self._retrieve(batch_id, inline=True).get("outputs")
             for entry in outputs if isinstance(outputs, list) else ():
-                result = (
-                    wire.result_from_entry(entry, batch_id, error=self.result_error)
-                    if isinstance(entry, Mapping)
-                    else None
-                )
+                result = read(entry) if isinstance(entry, Mapping) else None
                 if result is not None:
                     yield result
             return
         for file_id in files:
-            for line in self._file_lines(file_id, "download batch results"):
-                result = wire.read_result_line(line, batch_id, error=self.result_error)
-                if result is not None:
-                    yield result
+            yield from read_result_lines(
+                self._file_lines(file_id, "download batch results"),
+                read,
+                provider=self.PROVIDER_NAME,
+                batch_id=batch_id,
+                source=f"file {file_id}",
+            )
 
     def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str] | None:
         """The custom_ids of the job's input files (downloaded and read line by line); None
@@ -304,7 +304,7 @@ class MistralBatchProvider(BaseBatchProvider):
     def cancel_batch(self, handle: BatchHandle) -> BatchStatus:
         """``POST /v1/batch/jobs/{id}/cancel``: the job is ``CANCELLATION_REQUESTED`` until its
         running requests end. Asking twice is harmless, so the call is retried like a read."""
-        job = self._transport().request_json(
+        job = self.transport().request_json(
             "POST",
             f"{JOBS_PATH}/{handle.batch_id}/cancel",
             action="cancel batch job",
@@ -312,29 +312,10 @@ class MistralBatchProvider(BaseBatchProvider):
         )
         return wire.job_status(self.PROVIDER_NAME, self._job(job, "cancel batch job"))
 
-    def close(self) -> None:
-        """Close the HTTP session (a new one opens on the next call)."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+    def http_headers(self, api_key: str) -> Mapping[str, str]:
+        return {"authorization": f"Bearer {api_key}", "accept": "application/json"}
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _transport(self) -> HttpTransport:
-        if self._http is None:
-            if not self.base_url:
-                raise ConfigurationError("mistral: no base_url configured")
-            key = self.require_api_key()
-            self._http = HttpTransport(
-                provider=self.PROVIDER_NAME,
-                base_url=self.base_url,
-                headers={"authorization": f"Bearer {key}", "accept": "application/json"},
-                timeout=self.timeout,
-                secrets=self.secrets(),
-                sleep=lambda seconds: self.sleep(seconds),
-                retry_policy=self.retry_policy(),
-            )
-        return self._http
 
     def _payload_file(self, payload: BatchPayload) -> Path:
         path = payload.path
@@ -379,7 +360,7 @@ class MistralBatchProvider(BaseBatchProvider):
 
     def _retrieve(self, job_id: str, *, inline: bool = False) -> Mapping[str, Any]:
         action = "retrieve batch job"
-        job = self._transport().request_json(
+        job = self.transport().request_json(
             "GET",
             f"{JOBS_PATH}/{job_id}",
             params={"inline": "true"} if inline else None,
@@ -394,7 +375,7 @@ class MistralBatchProvider(BaseBatchProvider):
     def _input_ids(self, files: list[str]) -> Iterator[str]:
         for file_id in files:
             for line in self._file_lines(file_id, "download batch input"):
-                custom_id = wire.input_custom_id(line)
+                custom_id = input_custom_id(line)
                 if custom_id is not None:
                     yield custom_id
 
@@ -403,7 +384,7 @@ class MistralBatchProvider(BaseBatchProvider):
         breaks midway is opened again (under the retry policy) and resumes after the lines
         already delivered: a file's content never changes."""
         delivered = 0
-        http = self._transport()
+        http = self.transport()
 
         def open_stream() -> Iterator[bytes]:
             nonlocal delivered

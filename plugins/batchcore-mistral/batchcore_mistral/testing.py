@@ -94,14 +94,13 @@ from batchcore.testing.emulation import (
     iter_file_lines,
     scan_input,
 )
+from batchcore.testing.multipart import FormPart, MultipartError, parse_multipart
 from batchcore_mistral._emulation import (
     EMULATED_ENDPOINTS,
     STATUS_WORDS,
     EmulatedJob,
-    FormPart,
     error_body,
     line_rules,
-    parse_form,
     queue_full_body,
     spec_validator,
     validation_body,
@@ -247,6 +246,7 @@ class MistralEmulator(VendorEmulator):
     WORKDIR_PREFIX = "batchcore-mistral-emulator-"
     #: The job create, as registered: where ``lost_create`` is injected.
     CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", _JOBS)
+    RESULTS_ROUTE: ClassVar[tuple[str, str] | None] = ("GET", _CONTENT)
 
     def __init__(
         self,
@@ -429,15 +429,23 @@ class MistralEmulator(VendorEmulator):
             # A form without a file part: its fields are read, and the file is found missing.
             pairs = parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True)
             parts = [
-                FormPart(name=name, filename=None, content_type=None, data=value.encode())
+                FormPart(
+                    name=name,
+                    filename=None,
+                    content_type=None,
+                    headers={},
+                    data=memoryview(value.encode()),
+                )
                 for name, value in pairs
             ]
         else:
             try:
-                parts = parse_form(request.body, content_type)
-            except ValueError as exc:
+                parts = parse_multipart(request.body, content_type)
+            except MultipartError as exc:
                 raise _bad(400, f"Invalid multipart body: {exc}") from None
-        fields = {p.name: p.data.decode("utf-8", "replace") for p in parts if p.filename is None}
+        fields = {
+            p.name: bytes(p.data).decode("utf-8", "replace") for p in parts if p.filename is None
+        }
         uploads = [p for p in parts if p.filename is not None]
         form: dict[str, Any] = dict(fields)
         if "expiry" in form and form["expiry"].lstrip("-").isdigit():

@@ -111,7 +111,42 @@ SUPPORTED: dict[str, tuple[list[dict[str, Any]] | None, dict[str, Any], dict[str
         },
         {},
     ),
+    "json_schema_not_strict": (
+        _USER,
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": False},
+            }
+        },
+        {},
+    ),
     "text_format": (_USER, {"response_format": {"type": "text"}}, {}),
+    "parallel_tool_calls": (_USER, {"tools": [_WEATHER], "parallel_tool_calls": True}, {}),
+    "tool_result_parts": (
+        [
+            *_USER,
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "D681PevKs",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": "{}"},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "D681PevKs",
+                "content": [{"type": "text", "text": "Sunny"}],
+            },
+        ],
+        {"tools": [_WEATHER]},
+        {},
+    ),
+    "neutral_values": (_USER, {"stream": False, "max_tokens": None}, {}),
     "vision": (
         [
             {
@@ -282,6 +317,10 @@ REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "unknown_param": (_chat(params={"top_k": 5}), "params.top_k"),
     "user": (_chat(params={"user": "u"}), "params.user"),
     "logprobs": (_chat(params={"logprobs": True}), "params.logprobs"),
+    "top_logprobs": (_chat(params={"top_logprobs": 2}), "params.top_logprobs"),
+    "audio_params": (_chat(params={"audio": {"voice": "alloy"}}), "params.audio"),
+    "web_search_options": (_chat(params={"web_search_options": {}}), "params.web_search_options"),
+    "verbosity": (_chat(params={"verbosity": "low"}), "params.verbosity"),
     "logit_bias": (_chat(params={"logit_bias": {"42": 1}}), "params.logit_bias"),
     "store": (_chat(params={"store": True}), "params.store"),
     "audio_out": (_chat(params={"modalities": ["text", "audio"]}), "params.modalities"),
@@ -408,6 +447,12 @@ def test_what_mistral_cannot_take_is_refused_offline_naming_the_field(
     assert caught.value.custom_id == "bad"
     assert field in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+def test_the_corpus_covers_every_feature_and_refusal() -> None:
+    assert len(SUPPORTED) + len(REFUSED) >= 60
+    assert not set(SUPPORTED) & set(REFUSED)
+    assert len({field for _, field in REFUSED.values()}) >= 30  # distinct fields named
 
 
 def test_a_model_added_in_config_is_served(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import requests
 from conftest import MODEL, assert_valid
 
 from batchcore.testing import ManualClock
-from batchcore_mistral._emulation import parse_form
 from batchcore_mistral.testing import MistralEmulator, sandbox
 
 
@@ -278,22 +277,6 @@ def test_cancelling_an_ended_job_is_refused(client: Client, clock: ManualClock) 
     clock.advance(3600)
     refused = client.call("POST", f"/v1/batch/jobs/{job['id']}/cancel")
     assert refused.status_code == 400 and "SUCCESS" in refused.json()["message"]
-
-
-def test_multipart_forms_are_parsed_byte_for_byte() -> None:
-    content = b'{"a": "\xc3\xa9"}\r\n{"b": 2}\n\n'
-    prepared = requests.Request(
-        "POST",
-        "http://127.0.0.1/",
-        files={"file": ("my input.jsonl", content)},
-        data={"purpose": "batch"},
-    ).prepare()
-    assert isinstance(prepared.body, bytes)
-    parts = {p.name: p for p in parse_form(prepared.body, prepared.headers["Content-Type"])}
-    assert parts["purpose"].data == b"batch" and parts["purpose"].filename is None
-    assert parts["file"].data == content and parts["file"].filename == "my input.jsonl"
-    with pytest.raises(ValueError, match="boundary"):
-        parse_form(b"", "application/json")
 
 
 @pytest.fixture

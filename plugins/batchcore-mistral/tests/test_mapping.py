@@ -13,8 +13,12 @@ from batchcore.plugin import (
     BatchRequest,
     BatchState,
     InvalidRequestError,
+    ResponseLostError,
     ResultStatus,
+    input_custom_id,
+    read_result_lines,
     result_error,
+    result_from_openai_line,
 )
 from batchcore_mistral import _mapping as wire
 
@@ -343,8 +347,7 @@ def test_encode_line_is_custom_id_and_body() -> None:
     line = wire.encode_line("id é", {"model": MODEL, "messages": []})
     assert orjson.loads(line) == {"custom_id": "id é", "body": {"model": MODEL, "messages": []}}
     assert b"\n" not in line
-    assert wire.input_custom_id(line) == "id é"
-    assert wire.input_custom_id(b"not json") is None
+    assert input_custom_id(line) == "id é"  # the core reads input lines back
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -466,7 +469,7 @@ def chat_answer(content: Any, finish: str = "stop") -> dict[str, Any]:
 
 
 def read(entry: dict[str, Any]) -> Any:
-    return wire.read_result_line(orjson.dumps(entry), "job-1", error=_error)
+    return result_from_openai_line(entry, "job-1", error=_error, dialect=wire.RESULT_LINES)
 
 
 def test_a_successful_line() -> None:
@@ -583,8 +586,18 @@ def test_a_validation_error_names_the_field() -> None:
     assert read(entry).error.message == "body.user: no"
 
 
+def _lines(*lines: bytes) -> list[Any]:
+    return list(read_result_lines(lines, read, provider="mistral", batch_id="job-1"))
+
+
 def test_lines_without_custom_id_are_skipped(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        assert wire.read_result_line(b"{}", "job-1", error=_error) is None
-        assert wire.read_result_line(b"nonsense", "job-1", error=_error) is None
-    assert "without a custom_id" in caplog.text
+        assert _lines(b"{}", orjson.dumps({"response": {"status_code": 200, "body": {}}})) == []
+    assert "line 1 of the results is not the result of a request" in caplog.text
+
+
+@pytest.mark.parametrize("line", [b"nonsense", b'{"custom_id": "a", "resp', b"[1, 2]"])
+def test_a_line_that_is_not_a_json_object_is_a_lost_download(line: bytes) -> None:
+    good = orjson.dumps({"custom_id": "a", "error": {"message": "no", "code": "1"}})
+    with pytest.raises(ResponseLostError, match="line 2 of the results"):
+        _lines(good, line)

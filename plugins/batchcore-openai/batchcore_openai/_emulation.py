@@ -9,9 +9,10 @@ what a spec check found.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +33,7 @@ from batchcore.testing.emulation import (
     Timing,
     UsageTotals,
     answer_body,
+    iter_file_lines,
     phase_of,
     request_id,
     unfinished,
@@ -43,13 +45,18 @@ __all__ = [
     "EMULATED_ENDPOINTS",
     "EXPIRED_MESSAGE",
     "QUEUE_FULL_CODE",
+    "REASONING_MODELS",
     "REQUEST_SCHEMAS",
     "EmulatedBatch",
+    "Refusal",
+    "RequestRules",
     "SpecError",
     "body_checker",
     "describe_problem",
+    "find_refusals",
     "line_checker",
     "normalise_url",
+    "openai_request_rules",
     "queue_full_error",
     "spec_validator",
     "write_results",
@@ -226,6 +233,131 @@ def line_checker(endpoint: str) -> Callable[[Mapping[str, Any]], LineError | Non
     return check
 
 
+# -- what a model refuses when a request runs ----------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Refusal:
+    """The API's answer to a request it refuses when the request runs: an error-file line with
+    ``response.status_code`` 400 and OpenAI's error body (*message*, *kind* as its ``type``,
+    *param*, *code*)."""
+
+    message: str
+    param: str | None
+    code: str | None
+    kind: str = "invalid_request_error"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+#: What a vendor refuses in one request body when it runs: ``(endpoint, body) -> Refusal`` or
+#: None. An emulator option, so each OpenAI-compatible vendor brings its own.
+RequestRules = Callable[[str, Mapping[str, Any]], Refusal | None]
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningModels:
+    """Reasoning models that refuse parameters other models take: their names (glob patterns,
+    dated snapshots included), the parameters refused whatever their value, and those taken
+    only at their default value."""
+
+    patterns: tuple[str, ...]
+    refused: tuple[str, ...]
+    defaults_only: Mapping[str, float]
+
+
+_DEFAULTS = {"temperature": 1, "top_p": 1, "presence_penalty": 0, "frequency_penalty": 0}
+
+#: OpenAI's reasoning models as the API answers chat completions for them: the emulator's own
+#: table, written from OpenAI's documentation (not read from the provider, whose offline check
+#: it exists to test). Sources: OpenAI's OpenAPI spec (``max_tokens`` "is not compatible with
+#: o-series models"); the API's answers as reported against the official SDKs
+#: (openai-python #2072: "Unsupported parameter: 'max_tokens' is not supported with this model.
+#: Use 'max_completion_tokens' instead."; "Unsupported value: 'temperature' does not support
+#: 0.2 with this model. Only the default (1) value is supported."); the GPT-5 guide (GPT-5.1
+#: and later take sampling parameters at reasoning effort ``none``, so for them only
+#: ``max_tokens`` is refused).
+REASONING_MODELS: tuple[ReasoningModels, ...] = (
+    ReasoningModels(
+        patterns=(
+            "o1",
+            "o1-*",
+            "o3",
+            "o3-*",
+            "o4-mini",
+            "o4-mini-*",
+            "gpt-5",
+            "gpt-5-2*",
+            "gpt-5-mini*",
+            "gpt-5-nano*",
+            "gpt-5-pro*",
+            "gpt-5-codex*",
+        ),
+        refused=("max_tokens",),
+        defaults_only=_DEFAULTS,
+    ),
+    ReasoningModels(patterns=("gpt-5.*",), refused=("max_tokens",), defaults_only={}),
+)
+
+
+def openai_request_rules(endpoint: str, body: Mapping[str, Any]) -> Refusal | None:
+    """What OpenAI refuses in a chat completions *body* for its model (:data:`REASONING_MODELS`),
+    worded as the API words it; None for anything else."""
+    model = body.get("model")
+    if endpoint != CHAT_COMPLETIONS or not isinstance(model, str):
+        return None
+    for family in _reasoning_families(model):
+        for param in family.refused:
+            if body.get(param) is not None:
+                hint = " Use 'max_completion_tokens' instead." if param == "max_tokens" else ""
+                return Refusal(
+                    message=f"Unsupported parameter: '{param}' is not supported with this "
+                    f"model.{hint}",
+                    param=param,
+                    code="unsupported_parameter",
+                )
+        for param, default in family.defaults_only.items():
+            value = body.get(param)
+            if value is not None and value != default:
+                return Refusal(
+                    message=f"Unsupported value: '{param}' does not support {value!r} with this "
+                    f"model. Only the default ({default:g}) value is supported.",
+                    param=param,
+                    code="unsupported_value",
+                )
+    return None
+
+
+@lru_cache(maxsize=256)
+def _reasoning_families(model: str) -> tuple[ReasoningModels, ...]:
+    # Once per model name: a batch has one model and many requests.
+    return tuple(
+        family
+        for family in REASONING_MODELS
+        if any(fnmatch.fnmatchcase(model, pattern) for pattern in family.patterns)
+    )
+
+
+def find_refusals(path: Path, endpoint: str, rules: RequestRules) -> dict[int, Refusal]:
+    """Input index -> what *rules* refuse, for the lines of a valid input file."""
+    found: dict[int, Refusal] = {}
+    for index, line in enumerate(iter_file_lines(path)):
+        body = orjson.loads(line).get("body")
+        if isinstance(body, dict):
+            refusal = rules(endpoint, body)
+            if refusal is not None:
+                found[index] = refusal
+    return found
+
+
 # -- the queue ----------------------------------------------------------------------------------
 
 
@@ -279,6 +411,8 @@ class EmulatedBatch:
     usage: UsageTotals = attrs.field(factory=UsageTotals)
     #: What the batch holds in the model's queue until it ends (None: refused or invalid).
     enqueued: Enqueued | None = None
+    #: Input index -> the API's refusal of that request when it runs.
+    refusals: dict[int, Refusal] = attrs.field(factory=dict)
 
     @classmethod
     def create(
@@ -296,8 +430,10 @@ class EmulatedBatch:
         created_at: float,
         seed: int,
         enqueued: Enqueued | None = None,
+        refusals: dict[int, Refusal] | None = None,
     ) -> EmulatedBatch:
         total = scan.total if not scan.errors else 0
+        refused = refusals or {}
         return cls(
             id=batch_id,
             sequence=sequence,
@@ -312,8 +448,11 @@ class EmulatedBatch:
             total=total,
             errors=scan.errors,
             failures=scan.failures,
-            order=CompletionOrder(total, seed=f"{seed}:{batch_id}", failing=scan.failures),
+            order=CompletionOrder(
+                total, seed=f"{seed}:{batch_id}", failing=scan.failures.keys() | refused.keys()
+            ),
             enqueued=enqueued,
+            refusals=refused,
         )
 
     def phase(self, now: float, timing: Timing, *, expires: bool) -> Phase:
@@ -359,6 +498,16 @@ def _failure_line(marker: FailMarker, custom_id: str, ident: str) -> dict[str, A
     }
 
 
+def _refusal_line(refusal: Refusal, custom_id: str, ident: str) -> dict[str, Any]:
+    """The error-file line of a request the API refused when it ran (HTTP 400)."""
+    return {
+        "id": f"batch_req_{ident}",
+        "custom_id": custom_id,
+        "response": {"status_code": 400, "request_id": request_id(ident), "body": refusal.body()},
+        "error": None,
+    }
+
+
 def _error_line(code: str, message: str, custom_id: str, ident: str) -> dict[str, Any]:
     return {
         "id": f"batch_req_{ident}",
@@ -393,8 +542,11 @@ def write_results(
         marker = batch.failures.get(index)
         if marker is not None and marker.drop:
             return None
+        refusal = batch.refusals.get(index)
         if marker is not None:
             record, sink = _failure_line(marker, custom_id, ident), _ERRORS
+        elif refusal is not None:
+            record, sink = _refusal_line(refusal, custom_id, ident), _ERRORS
         else:
             body = answer_body(batch.endpoint, request["body"], ident, created)
             usage.add(body)

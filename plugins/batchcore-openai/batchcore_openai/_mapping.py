@@ -3,16 +3,19 @@
 No I/O and no SDK here: requests to JSONL lines, Batch objects to :class:`BatchStatus`, and
 output/error file lines to :class:`BatchResult`. Everything reads plain JSON (dicts), so the same
 code serves OpenAI, Azure OpenAI (capitalised statuses, ISO timestamps, null counts) and
-OpenAI-compatible services. Whether a failed request is worth resubmitting is never decided
+OpenAI-compatible services. Output and error file lines are read by the core
+(:func:`batchcore.plugin.result_from_openai_line`: OpenAI's line format is every
+OpenAI-compatible vendor's too). Whether a failed request is worth resubmitting is never decided
 here: the caller's ``result_error`` (the core's one rule) decides.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -21,6 +24,7 @@ from batchcore.plugin import (
     COMPLETIONS,
     EMBEDDINGS,
     MODERATIONS,
+    OPENAI_CANCELLED_CODES,
     RESPONSES,
     BatchError,
     BatchHandle,
@@ -31,10 +35,13 @@ from batchcore.plugin import (
     ConfigurationError,
     InvalidRequestError,
     ResponseLostError,
-    ResultError,
+    ResultErrorBuilder,
     ResultStatus,
-    Usage,
+    input_custom_id,
+    openai_answer_parts,
+    openai_usage,
     parse_timestamp,
+    result_from_openai_line,
 )
 from batchcore_openai import IDEMPOTENCY_METADATA_KEY
 
@@ -62,7 +69,6 @@ __all__ = [
     "input_custom_id",
     "json_object",
     "next_page",
-    "read_result_line",
     "read_timestamp",
     "request_problem",
     "result_from_line",
@@ -100,7 +106,7 @@ AZURE_BATCH_ENDPOINTS = frozenset({CHAT_COMPLETIONS, RESPONSES})
 COMPLETION_WINDOWS = frozenset({"24h"})
 DEFAULT_COMPLETION_WINDOW = "24h"
 
-_CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
+_CANCELLED_CODES = OPENAI_CANCELLED_CODES
 
 #: The batch error code of a batch that never ran because the model's queue of enqueued tokens
 #: was full (OpenAI and Azure: "Enqueued token limit reached for <model> ...").
@@ -121,14 +127,6 @@ TIMESTAMP_FIELDS = (
     "cancelling_at",
     "cancelled_at",
 )
-
-
-class ResultErrorBuilder(Protocol):
-    """:meth:`BaseBatchProvider.result_error`: the core's rule for a request's failure."""
-
-    def __call__(
-        self, *, code: str | None, message: str | None = None, status_code: int | None = None
-    ) -> ResultError: ...
 
 
 # -- requests -> JSONL --------------------------------------------------------------------------
@@ -162,12 +160,23 @@ def request_problem(
     provider: str,
     endpoints: frozenset[str],
     params_keys: tuple[str, ...],
+    refused_message_keys: Mapping[str, str] | None = None,
+    structured_output_models: tuple[str, ...] | None = None,
+    strict_structured_output_models: tuple[str, ...] | None = None,
 ) -> InvalidRequestError | None:
-    """Why the Batch API would refuse *request* (naming the field at fault), or None."""
+    """Why the Batch API would refuse *request* (naming the field at fault), or None.
+
+    Beyond what every OpenAI-compatible Batch API refuses (another endpoint, ``stream``,
+    ``provider_params`` that set ``model`` or ``messages``), a vendor's differences:
+    *refused_message_keys* (message key -> why the vendor refuses it), and the models (glob
+    patterns) that take ``response_format`` ``json_schema`` at all
+    (*structured_output_models*) and with ``strict: true``
+    (*strict_structured_output_models*); None: every model.
+    """
 
     def refuse(field: str, problem: str) -> InvalidRequestError:
         return InvalidRequestError(
-            f"request {request.custom_id!r}: {problem}",
+            f"request {request.custom_id!r}: {field}: {problem}",
             custom_id=request.custom_id,
             field=field,
             provider=provider,
@@ -186,7 +195,46 @@ def request_problem(
                 f"provider_params[{key!r}] must not set {', '.join(clash)}; use the request's "
                 "own fields",
             )
+    if refused_message_keys:
+        for index, message in enumerate(request.messages):
+            for key, why in refused_message_keys.items():
+                if message.get(key) is not None:
+                    return refuse(f"messages[{index}].{key}", f"{why}; leave it out")
+    schema = _json_schema_format(request.params.get("response_format"))
+    if schema is not None:
+        strict = schema.get("strict") is True
+        allowed = strict_structured_output_models if strict else structured_output_models
+        if allowed is not None and not _matches(request.model, allowed):
+            hatch = (
+                f"or send it anyway under provider_params={{{params_keys[-1]!r}: "
+                "{'response_format': ...}}, which is not checked"
+            )
+            if strict:
+                return refuse(
+                    "params.response_format.json_schema.strict",
+                    f"model {request.model!r} has no strict structured output (json_schema with "
+                    f"strict: true) on {provider}; models that have it: {', '.join(allowed)}; "
+                    f"set strict to false for best-effort output where the model has that, {hatch}",
+                )
+            return refuse(
+                "params.response_format",
+                f"model {request.model!r} has no structured output (json_schema) on "
+                f"{provider}; models that have it: {', '.join(allowed)}; use "
+                f"response_format json_object for any JSON, {hatch}",
+            )
     return None
+
+
+def _json_schema_format(value: Any) -> Mapping[str, Any] | None:
+    """The ``json_schema`` object of a ``response_format`` asking for one, else None."""
+    if not isinstance(value, Mapping) or value.get("type") != "json_schema":
+        return None
+    schema = value.get("json_schema")
+    return schema if isinstance(schema, Mapping) else {}
+
+
+def _matches(model: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(model, pattern) for pattern in patterns)
 
 
 def completion_window(
@@ -372,214 +420,13 @@ def next_page(page: Mapping[str, Any], *, not_before: datetime | None) -> str | 
     return cursor if isinstance(cursor, str) and cursor else None
 
 
-# -- response bodies -> text, refusal, usage ----------------------------------------------------
-
-
-def answer_parts(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """``(text, refusal)`` of a response body.
-
-    *text* joins every text part of the answer in order, as the SDK's ``output_text`` does: a
-    chat ``choices[0].message.content`` (a string or its ``text`` parts), legacy completions'
-    ``choices[0].text``, or every ``output_text`` of every message item of a Responses result.
-    Other choices (``n`` > 1) are alternative answers and stay in the response. *refusal* is
-    the model's refusal (``message.refusal``, or ``refusal`` parts); None when absent.
-    """
-    # This runs once per result line. Decoded JSON objects are dicts: the exact type test
-    # comes first, as the Mapping check is an (expensive) ABC check.
-    choices = body.get("choices")
-    if isinstance(choices, list):
-        first = choices[0] if choices else None
-        if type(first) is not dict and not isinstance(first, Mapping):
-            return None, None
-        message = first.get("message")
-        if type(message) is not dict and not isinstance(message, Mapping):
-            text = first.get("text")
-            return (text if isinstance(text, str) else None), None
-        refusal = message.get("refusal")
-        refusal = refusal if isinstance(refusal, str) and refusal else None
-        content = message.get("content")
-        if isinstance(content, str):
-            return content, refusal
-        if isinstance(content, list):
-            text, part_refusal = _joined_parts(content, ("text", "output_text"))
-            return text, refusal or part_refusal
-        return None, refusal
-    output = body.get("output")
-    if isinstance(output, list):
-        parts = [
-            part
-            for item in output
-            if isinstance(item, Mapping) and item.get("type") == "message"
-            for part in (item.get("content") or ())
-        ]
-        return _joined_parts(parts, ("output_text",))
-    return None, None
-
-
-def _joined_parts(parts: Any, text_kinds: tuple[str, ...]) -> tuple[str | None, str | None]:
-    texts: list[str] = []
-    refusals: list[str] = []
-    for part in parts if isinstance(parts, list) else ():
-        if not isinstance(part, Mapping):
-            continue
-        kind = part.get("type")
-        if kind in text_kinds and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind == "refusal" and isinstance(part.get("refusal"), str):
-            refusals.append(part["refusal"])
-    return ("".join(texts) if texts else None), ("".join(refusals) if refusals else None)
-
-
-def _int(value: Any) -> int | None:
-    return value if value.__class__ is int else None
-
-
-def usage_of(body: Mapping[str, Any]) -> Usage | None:
-    """Token usage in neutral names, from the chat spelling (``prompt_tokens``,
-    ``prompt_tokens_details.cached_tokens``, ``completion_tokens_details.reasoning_tokens``)
-    or the Responses one (``input_tokens``, ``input_tokens_details``, ...)."""
-    usage = body.get("usage")
-    if type(usage) is not dict:
-        return None
-    # This runs once per result line: plain lookups and exact type checks keep it cheap.
-    if "input_tokens" in usage:
-        prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
-        prompt_details = usage.get("input_tokens_details")
-        output_details = usage.get("output_tokens_details")
-    else:
-        prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        prompt_details = usage.get("prompt_tokens_details")
-        output_details = usage.get("completion_tokens_details")
-    if type(prompt_details) is not dict:
-        prompt_details = {}
-    if type(output_details) is not dict:
-        output_details = {}
-    return Usage(
-        input_tokens=_int(prompt),
-        output_tokens=_int(output),
-        total_tokens=_int(usage.get("total_tokens")),
-        cache_read_tokens=_int(prompt_details.get("cached_tokens")),
-        cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
-        reasoning_tokens=_int(output_details.get("reasoning_tokens")),
-    )
-
-
 # -- output / error file lines -> BatchResult ----------------------------------------------------
 
-
-def _error_fields(value: Any) -> tuple[str | None, str | None]:
-    """(code, message) from an error object or string."""
-    if isinstance(value, Mapping):
-        inner = value.get("error", value)
-        if isinstance(inner, Mapping):
-            code = inner.get("code") or inner.get("type")
-            return (str(code) if code else None), (str(inner.get("message") or "") or None)
-        value = inner
-    return None, (value or None) if isinstance(value, str) else None
-
-
-def read_result_line(
-    line: bytes, batch_id: str, *, error: ResultErrorBuilder
-) -> BatchResult | None:
-    """The result in one raw output or error file line; None (logged) for a line that is not
-    a JSON object with a custom_id."""
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        obj = None
-    result = result_from_line(obj, batch_id, error=error) if isinstance(obj, dict) else None
-    if result is None:
-        log.warning("batch %s: skipping a result line without a custom_id", batch_id)
-    return result
-
-
-def input_custom_id(line: bytes) -> str | None:
-    """The custom_id of one raw input file line, if it has one."""
-    try:
-        custom_id = orjson.loads(line).get("custom_id")
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
-    return custom_id if isinstance(custom_id, str) and custom_id else None
-
-
-def result_from_line(
-    line: Mapping[str, Any], batch_id: str | None, *, error: ResultErrorBuilder
-) -> BatchResult | None:
-    """The result in one output or error file line, or None for a line without a custom_id.
-
-    * a 2xx ``response`` -> succeeded, with ``text``, ``refusal`` and ``usage`` (a refusal is
-      still a success: the request ran and was billed); except a Responses result whose
-      ``status`` is ``incomplete``, which is errored (``response_incomplete``, see
-      :func:`_answer`);
-    * a non-2xx ``response.status_code`` -> errored, with that status;
-    * an ``error`` object -> expired for ``batch_expired``, cancelled for a cancellation code,
-      otherwise errored.
-    """
-    custom_id = line.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id:
-        return None
-    response = line.get("response")
-    # Exact dict tests first, as in answer_parts: this runs once per result line.
-    if type(response) is dict or isinstance(response, Mapping):
-        body = response.get("body")
-        status = response.get("status_code")
-        if type(body) is dict or isinstance(body, Mapping):
-            if not isinstance(status, int):
-                status = 500 if "error" in body else 200
-            if 200 <= status < 300:
-                return _answer(custom_id, body, batch_id, error)
-        elif not isinstance(status, int):
-            status = 500
-        code, message = _error_fields(body)
-        return BatchResult(
-            custom_id=custom_id,
-            status=ResultStatus.ERRORED,
-            response=body if isinstance(body, Mapping) else None,
-            error=error(code=code, message=message or f"HTTP {status}", status_code=status),
-            batch_id=batch_id,
-        )
-    code, message = _error_fields(line.get("error"))
-    if code == "batch_expired":
-        kind = ResultStatus.EXPIRED
-    elif code in _CANCELLED_CODES:
-        kind = ResultStatus.CANCELLED
-    else:
-        kind = ResultStatus.ERRORED
-    return BatchResult(
-        custom_id=custom_id,
-        status=kind,
-        error=error(code=code, message=message),
-        batch_id=batch_id,
-    )
-
-
-def _answer(
-    custom_id: str, body: Mapping[str, Any], batch_id: str | None, error: ResultErrorBuilder
-) -> BatchResult:
-    """A 2xx answer. A Responses result with ``status: incomplete`` (cut short by
-    ``max_output_tokens`` or a content filter) is reported as errored, code
-    ``response_incomplete``, so a truncated answer is never taken for a whole one; it keeps
-    its partial text and usage (they were billed) and is not retryable, as the same request
-    would stop at the same place again."""
-    text, refusal = answer_parts(body)
-    failure: ResultError | None = None
-    if body.get("status") == "incomplete":
-        details = body.get("incomplete_details")
-        reason = details.get("reason") if isinstance(details, Mapping) else None
-        failure = error(
-            code="response_incomplete",
-            message=f"The response is incomplete ({reason or 'no reason given'}).",
-        )
-    return BatchResult(
-        custom_id=custom_id,
-        status=ResultStatus.SUCCEEDED if failure is None else ResultStatus.ERRORED,
-        response=body,
-        text=text,
-        usage=usage_of(body),
-        error=failure,
-        batch_id=batch_id,
-        refusal=refusal,
-    )
+# The core reads OpenAI's output and error lines (the lingua franca of batch results): these
+# names are the core's reader and its parts, for this plugin's callers.
+answer_parts = openai_answer_parts
+usage_of = openai_usage
+result_from_line = result_from_openai_line
 
 
 def failed_batch_results(

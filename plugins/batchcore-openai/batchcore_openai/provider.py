@@ -17,8 +17,10 @@ declares its differences as class attributes: the base's (``PROVIDER_NAME``, ``D
 ``QUEUE_LIMIT``: OpenAI's unless it says otherwise, None for a vendor with no batch queue
 limit, ...) and this one's: ``SUPPORTED_ENDPOINTS``, ``PROVIDER_PARAMS_KEYS``, the completion
 windows (``COMPLETION_WINDOWS``, ``DEFAULT_COMPLETION_WINDOW``,
-``COMPLETION_WINDOWS_DESCRIPTION``) and ``OPENAI_ACCOUNT_HEADERS``. The batch metadata key of
-the idempotency key is :data:`batchcore_openai.IDEMPOTENCY_METADATA_KEY`.
+``COMPLETION_WINDOWS_DESCRIPTION``), ``OPENAI_ACCOUNT_HEADERS``, and what the vendor refuses
+that OpenAI takes (``REFUSED_MESSAGE_KEYS``, ``STRUCTURED_OUTPUT_MODELS``,
+``STRICT_STRUCTURED_OUTPUT_MODELS``; parameters it refuses are ``MODEL_RULES``). The batch
+metadata key of the idempotency key is :data:`batchcore_openai.IDEMPOTENCY_METADATA_KEY`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, cast
 
 import openai
@@ -54,6 +57,7 @@ from batchcore.plugin import (
     env_first,
     error_from_response,
     iter_lines,
+    read_result_lines,
     read_str,
     read_str_list,
     redact,
@@ -104,12 +108,22 @@ class OpenAIBatchProvider(BaseBatchProvider):
     REQUEST_EXTENSIONS: ClassVar[RequestExtensions] = RequestExtensions()
     #: What OpenAI's reasoning models refuse (:mod:`batchcore_openai._models`).
     MODEL_RULES: ClassVar[tuple[ModelRule, ...]] = MODEL_RULES
-    #: OpenAI caps the prompt tokens enqueued per model ("batch queue limit", by usage tier). The
-    #: default is the smallest tier-1 cap OpenAI has published for a batchable chat model
-    #: (90,000 for gpt-4o, gpt-4-turbo, o1-preview; gpt-4o-mini has 2,000,000, gpt-4.1
-    #: 900,000), so no tier-1 organization is refused; raise it with ``max_enqueued_tokens``.
+    #: OpenAI caps the prompt tokens enqueued per model ("batch queue limit", by usage tier).
+    #: The defaults are OpenAI's published tier-1 caps (its rate-limits table: 90,000 for
+    #: gpt-4o, gpt-4-turbo, o1-preview; 2,000,000 for gpt-4o-mini, o1-mini, gpt-3.5-turbo;
+    #: 3,000,000 for the text-embedding models); a model the table does not name gets the
+    #: smallest, so no tier-1 organization is refused. Set your tier's cap with
+    #: ``max_enqueued_tokens`` (the account's Limits page shows it).
     QUEUE_LIMIT: ClassVar[QueueLimit | None] = QueueLimit(
-        measure="tokens", per_model=True, default=90_000
+        measure="tokens",
+        per_model=True,
+        default=90_000,
+        model_defaults=(
+            ("gpt-4o-mini*", 2_000_000),
+            ("o1-mini*", 2_000_000),
+            ("gpt-3.5-turbo*", 2_000_000),
+            ("text-embedding-*", 3_000_000),
+        ),
     )
     #: A batch refused because the model's queue was full fails validation with this code.
     CAPACITY_ERROR_CODES: ClassVar[frozenset[str]] = wire.CAPACITY_ERROR_CODES
@@ -136,6 +150,18 @@ class OpenAIBatchProvider(BaseBatchProvider):
     #: never sent, and a set ``OPENAI_CUSTOM_HEADERS`` (which the SDK adds to every call) is
     #: warned about on the logger of the provider's own package.
     OPENAI_ACCOUNT_HEADERS: ClassVar[bool] = True
+    #: Message keys OpenAI's format has and the vendor refuses (key -> why), refused offline
+    #: naming ``messages[i].<key>``. OpenAI refuses none of its own.
+    REFUSED_MESSAGE_KEYS: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: The models (glob patterns) that take ``response_format`` ``json_schema`` at all, and
+    #: with ``strict: true``; others are refused offline. None: every model (OpenAI's own
+    #: models are left to the API, as its model list changes faster than a table would).
+    STRUCTURED_OUTPUT_MODELS: ClassVar[tuple[str, ...] | None] = None
+    STRICT_STRUCTURED_OUTPUT_MODELS: ClassVar[tuple[str, ...] | None] = None
+    #: Config that changes the answers (result reuse fingerprints it besides the base URL in
+    #: force): none for OpenAI; ``organization``, ``project`` and ``completion_window`` choose
+    #: who pays and how long to wait, not what the model answers.
+    ANSWER_CONFIG_KEYS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(config)
@@ -166,6 +192,9 @@ class OpenAIBatchProvider(BaseBatchProvider):
             provider=self.PROVIDER_NAME,
             endpoints=self.SUPPORTED_ENDPOINTS,
             params_keys=self.PROVIDER_PARAMS_KEYS,
+            refused_message_keys=self.REFUSED_MESSAGE_KEYS,
+            structured_output_models=self.STRUCTURED_OUTPUT_MODELS,
+            strict_structured_output_models=self.STRICT_STRUCTURED_OUTPUT_MODELS,
         )
         if problem is not None:
             raise problem
@@ -268,10 +297,16 @@ class OpenAIBatchProvider(BaseBatchProvider):
             yield from wire.failed_batch_results(numbered, status, error=self.result_error)
             return
         for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
-            for _, line in self._file_lines(file_id, "download results") if file_id else ():
-                result = wire.read_result_line(line, handle.batch_id, error=self.result_error)
-                if result is not None:
-                    yield result
+            if file_id:
+                yield from read_result_lines(
+                    (line for _, line in self._file_lines(file_id, "download results")),
+                    lambda line: wire.result_from_line(
+                        line, handle.batch_id, error=self.result_error
+                    ),
+                    provider=self.PROVIDER_NAME,
+                    batch_id=handle.batch_id,
+                    source=f"file {file_id}",
+                )
 
     def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str]:
         """The custom_ids of the batch's input file."""
@@ -453,6 +488,10 @@ class AzureOpenAIBatchProvider(OpenAIBatchProvider):
     DEFAULT_LIMITS = BatchLimits(max_requests=100_000, max_bytes=200_000_000)
     SUPPORTED_MODELS = ()
     CONFIG_KEYS = frozenset({"azure_endpoint", "api_version", "deployments", "completion_window"})
+    #: A request's ``model`` is a deployment name, which means a model only on one resource
+    #: (``azure_endpoint``, when ``base_url`` does not name it); the API version selects the
+    #: legacy API, whose answers may differ. ``deployments`` only lists names.
+    ANSWER_CONFIG_KEYS = frozenset({"azure_endpoint", "api_version"})
     API_KEY_ENV = ("AZURE_OPENAI_API_KEY",)
     BASE_URL_ENV = ()
     DEFAULT_BASE_URL = None

@@ -33,6 +33,14 @@ What it does, the way the API does it:
   message>", cut to the token limit; structured output valid against the requested schema;
   forced tool calls; embeddings from a hash of the input; usage with cached and reasoning
   tokens where asked;
+* what a model refuses when a request runs, as the API answers it: an error-file line with
+  ``response.status_code`` 400 and OpenAI's error body (``max_tokens`` on a reasoning model:
+  "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+  'max_completion_tokens' instead."; ``temperature`` other than 1 on o-series and GPT-5:
+  "Unsupported value: ..."). The rules are the emulator's own table
+  (:data:`REASONING_MODELS`, :func:`openai_request_rules`), written from OpenAI's documentation,
+  not read from the provider; ``request_rules`` replaces them (another vendor's) or turns them
+  off (None);
 * per-request failures on demand: ``[emulator-fail:500]`` (any status) in a request's text gives
   an error-file line with that ``response.status_code``; ``[emulator-fail:some_code]`` an
   ``error`` line with that code; ``[emulator-fail:drop]`` loses the request;
@@ -49,13 +57,17 @@ What it does, the way the API does it:
   validating, an empty error file on success, no expiry.
 
 Every route is also served under ``/openai/v1`` and ``/openai`` (the Azure spellings).
+:func:`spec_validator` is the strict validator of OpenAI's spec the emulator checks bodies
+with, for your own checks (``spec_validator().problems("CreateChatCompletionRequest", body)``).
 
 Another OpenAI-compatible Batch API is this emulator with constructor options:
 ``completion_windows`` (the windows it takes, each with its length: a batch expires at the end
 of its own), ``endpoints`` (the batch endpoints it takes), ``batch_list_cursors=False`` (the
 batch list as ``{"object": "list", "data": [...]}``, every batch, newest first),
-``echo_metadata=False`` (Batch objects without ``metadata``), ``max_requests`` / ``max_bytes``;
-and the class attributes ``CREATE_ROUTE`` and ``WORKDIR_PREFIX``.
+``echo_metadata=False`` (Batch objects without ``metadata``), ``max_requests`` / ``max_bytes``,
+``request_rules`` (what the vendor refuses in a request when it runs: a
+``(endpoint, body) -> Refusal | None`` function); and the class attributes ``CREATE_ROUTE``
+and ``WORKDIR_PREFIX``.
 """
 
 from __future__ import annotations
@@ -92,26 +104,38 @@ from batchcore.testing.emulation import (
     Timing,
     scan_input,
 )
+from batchcore.testing.multipart import MultipartError, parse_multipart
 from batchcore_openai._emulation import (
     EMULATED_ENDPOINTS,
+    REASONING_MODELS,
     EmulatedBatch,
+    ReasoningModels,
+    Refusal,
+    RequestRules,
     describe_problem,
+    find_refusals,
     line_checker,
     normalise_url,
+    openai_request_rules,
     queue_full_error,
     spec_validator,
     write_results,
 )
-from batchcore_openai._multipart import MultipartError, parse_multipart
 
 __all__ = [
     "FAIL_MARKER",
+    "REASONING_MODELS",
     "OpenAIEmulator",
     "QueueCap",
+    "ReasoningModels",
+    "Refusal",
+    "RequestRules",
     "Timing",
     "UploadRecord",
     "azure_sandbox",
+    "openai_request_rules",
     "sandbox",
+    "spec_validator",
 ]
 
 _PREFIXES = ("/v1", "/openai/v1", "/openai")
@@ -256,7 +280,10 @@ class OpenAIEmulator(VendorEmulator):
     *batch_list_cursors* False answers ``GET /batches`` with every batch, newest first, as
     ``{"object": "list", "data": [...]}`` (no ``first_id`` / ``last_id`` / ``has_more``;
     ``limit`` and ``after`` ignored). *echo_metadata* False leaves ``metadata`` out of Batch
-    objects (the attribute can be changed while running).
+    objects (the attribute can be changed while running). *request_rules*: what the vendor
+    refuses in one request body when it runs, ``(endpoint, body) -> Refusal | None`` (default:
+    OpenAI's reasoning models, :func:`openai_request_rules`; None: nothing); each refusal is an
+    error-file line with HTTP 400 and the :class:`Refusal`'s error body.
 
     *queue_cap*: the vendor's queue limit, a :class:`~batchcore.testing.emulation.QueueCap`
     (for example ``QueueCap(limit=2_000_000)``: enqueued input tokens per model, counted as
@@ -274,6 +301,8 @@ class OpenAIEmulator(VendorEmulator):
     #: Where OpenAI clients create batches; an Azure emulator's is Azure's v1 route
     #: (``/openai/v1/batches``), so ``lost_create`` hits the route its clients call.
     CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", "/v1/batches")
+    #: Where results are downloaded (the kit's ``corrupt_result_line``); Azure's under /openai.
+    RESULTS_ROUTE: ClassVar[tuple[str, str] | None] = ("GET", "/v1/files/{file_id}/content")
 
     def __init__(
         self,
@@ -293,6 +322,7 @@ class OpenAIEmulator(VendorEmulator):
         batch_list_cursors: bool = True,
         echo_metadata: bool = True,
         queue_cap: QueueCap | None = None,
+        request_rules: RequestRules | None = openai_request_rules,
         seed: int = 0,
     ) -> None:
         windows = _OPENAI_WINDOWS if completion_windows is None else completion_windows
@@ -319,6 +349,8 @@ class OpenAIEmulator(VendorEmulator):
         self.endpoints = frozenset(endpoints) if endpoints is not None else EMULATED_ENDPOINTS
         self.batch_list_cursors = batch_list_cursors
         self.echo_metadata = echo_metadata
+        #: What the vendor refuses in a request when it runs (None: nothing).
+        self.request_rules = request_rules
         #: The queue of enqueued tokens (``queue.cap``, ``queue.high_water``, ``queue.refused``).
         self.queue = QueueGate(queue_cap)
         self.seed = seed
@@ -332,6 +364,7 @@ class OpenAIEmulator(VendorEmulator):
         if azure:
             # The flavour is chosen per emulator, so its create route is this instance's.
             self.CREATE_ROUTE = _AZURE_CREATE_ROUTE  # type: ignore[misc]
+            self.RESULTS_ROUTE = ("GET", "/openai/v1/files/{file_id}/content")  # type: ignore[misc]
         for prefix in _PREFIXES:
             legacy = prefix == _LEGACY_PREFIX
             for method, path, handler in (
@@ -604,6 +637,11 @@ class OpenAIEmulator(VendorEmulator):
                     param="model",
                 )
             )
+        refusals = (
+            find_refusals(stored.path, endpoint, self.request_rules)
+            if self.request_rules is not None and not scan.errors
+            else {}
+        )
         with self._lock:
             enqueued = self._enqueue(scan)
             batch = EmulatedBatch.create(
@@ -619,6 +657,7 @@ class OpenAIEmulator(VendorEmulator):
                 created_at=self.now(),
                 seed=self.seed,
                 enqueued=enqueued,
+                refusals=refusals,
             )
             self._batches[batch.id] = batch
             return Response.json(self._batch_json(batch))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -15,8 +15,8 @@ import requests
 from openai_support import API_KEY, FINISHED, chat
 
 import batchcore_openai
-from batchcore.errors import ConfigurationError
-from batchcore.models import BatchHandle, BatchState
+from batchcore.errors import ConfigurationError, InvalidRequestError
+from batchcore.models import BatchHandle, BatchRequest, BatchState
 from batchcore.testing import LoopbackServer, ManualClock, Request, Response
 from batchcore_openai import AzureOpenAIBatchProvider, OpenAIBatchProvider
 from batchcore_openai.testing import OpenAIEmulator
@@ -307,3 +307,98 @@ def test_a_lost_create_is_found_by_its_file_on_a_plain_list_without_metadata(
             assert emu.server.count("POST", "/v1/batches") == 1
             emu.advance(FINISHED)
             assert {r.custom_id for r in provider.fetch_results(handle)} == {"a", "b"}
+
+
+# -- what the vendor refuses that OpenAI takes -------------------------------------------------
+
+
+class Picky(OpenAIBatchProvider):
+    """A vendor that refuses message names and has structured output on some models only."""
+
+    SUPPORTED_MODELS: ClassVar[tuple[str, ...]] = ("vendor/*",)
+    PROVIDER_PARAMS_KEYS: ClassVar[tuple[str, ...]] = ("picky",)
+    REFUSED_MESSAGE_KEYS: ClassVar[Mapping[str, str]] = {"name": "no names here"}
+    STRUCTURED_OUTPUT_MODELS: ClassVar[tuple[str, ...] | None] = ("vendor/big*", "vendor/small")
+    STRICT_STRUCTURED_OUTPUT_MODELS: ClassVar[tuple[str, ...] | None] = ("vendor/big*",)
+
+
+def _schema(strict: bool | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": "x", "schema": {"type": "object"}}
+    if strict is not None:
+        spec["strict"] = strict
+    return {"type": "json_schema", "json_schema": spec}
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "messages", "field"),
+    [
+        (
+            "vendor/small",
+            {},
+            [{"role": "user", "content": "hi", "name": "ann"}],
+            "messages[0].name",
+        ),
+        ("vendor/tiny", {"response_format": _schema(None)}, None, "params.response_format"),
+        ("vendor/tiny", {"response_format": _schema(False)}, None, "params.response_format"),
+        (
+            "vendor/small",
+            {"response_format": _schema(True)},
+            None,
+            "params.response_format.json_schema.strict",
+        ),
+    ],
+)
+def test_a_subclass_declares_what_its_vendor_refuses(
+    model: str, params: dict[str, Any], messages: list[Any] | None, field: str
+) -> None:
+    request = BatchRequest.from_dict(
+        {
+            "custom_id": "r",
+            "model": model,
+            "messages": messages or [{"role": "user", "content": "hi"}],
+            "params": params,
+        }
+    )
+    with pytest.raises(InvalidRequestError) as caught:
+        Picky().prepare_payloads([request])
+    assert (caught.value.custom_id, caught.value.field) == ("r", field)
+    if field.startswith("params"):
+        assert "provider_params={'picky'" in str(caught.value)  # how to send it anyway
+
+
+@pytest.mark.parametrize(
+    ("model", "strict"),
+    [
+        ("vendor/big-1", True),
+        ("vendor/big-1", None),
+        ("vendor/small", False),
+        ("vendor/small", None),
+    ],
+)
+def test_a_subclass_takes_structured_output_where_declared(model: str, strict: bool | None) -> None:
+    request = BatchRequest.from_dict(
+        {
+            "custom_id": "r",
+            "model": model,
+            "messages": [{"role": "user", "content": "hi", "name": None}],
+            "params": {"response_format": _schema(strict)},
+        }
+    )
+    [payload] = Picky().prepare_payloads([request])
+    payload.discard()
+
+
+def test_openai_refuses_none_of_it() -> None:
+    assert OpenAIBatchProvider.REFUSED_MESSAGE_KEYS == {}
+    assert OpenAIBatchProvider.STRUCTURED_OUTPUT_MODELS is None
+    assert OpenAIBatchProvider.STRICT_STRUCTURED_OUTPUT_MODELS is None
+    request = BatchRequest.from_dict(
+        {
+            "custom_id": "r",
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hi", "name": "ann"}],
+            "params": {"response_format": _schema(True)},
+        }
+    )
+    [payload] = OpenAIBatchProvider().prepare_payloads([request])
+    payload.discard()

@@ -135,3 +135,45 @@ def test_importing_the_package_imports_no_sdk() -> None:
     assert batchcore_openai.OpenAIBatchProvider is OpenAIBatchProvider
     with pytest.raises(AttributeError):
         batchcore_openai.NoSuchThing  # noqa: B018
+
+
+# -- what changes an answer (result reuse) --------------------------------------------------
+
+
+def test_openai_declares_no_answer_changing_config() -> None:
+    assert frozenset() == OpenAIBatchProvider.ANSWER_CONFIG_KEYS
+    request = chat("a")
+    base = OpenAIBatchProvider(config={"api_key": API_KEY}).fingerprint(request)
+    other = OpenAIBatchProvider(config={"api_key": "sk-other", "organization": "org-2"})
+    assert other.fingerprint(request) == base  # who pays changes no answer
+
+
+def test_azure_fingerprints_its_resource_and_api_version() -> None:
+    assert {"azure_endpoint", "api_version"} == AzureOpenAIBatchProvider.ANSWER_CONFIG_KEYS
+    request = chat("a", model="batch-gpt4o")
+
+    def fingerprint(**config: str) -> bytes:
+        settings = {"deployments": ["batch-gpt4o"], **config}
+        return AzureOpenAIBatchProvider(config=settings).fingerprint(request)
+
+    east = fingerprint(azure_endpoint="https://east.openai.azure.com")
+    assert fingerprint(azure_endpoint="https://west.openai.azure.com") != east
+    assert (
+        fingerprint(azure_endpoint="https://east.openai.azure.com", api_version="2024-10-21")
+        != east
+    )
+    assert (
+        fingerprint(azure_endpoint="https://east.openai.azure.com", completion_window="24h") == east
+    )
+
+
+def test_azure_fingerprints_a_resource_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = chat("a", model="batch-gpt4o")
+    prints = set()
+    for endpoint in ("https://east.openai.azure.com", "https://west.openai.azure.com"):
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", endpoint)
+        provider = AzureOpenAIBatchProvider(config={"deployments": ["batch-gpt4o"]})
+        prints.add(provider.fingerprint(request))
+    assert len(prints) == 2

@@ -14,7 +14,7 @@ import requests
 from openai_support import API_KEY, schema_errors
 
 from batchcore.testing import ContractBackend, ManualClock
-from batchcore_openai.testing import OpenAIEmulator, sandbox
+from batchcore_openai.testing import OpenAIEmulator, Refusal, sandbox
 
 LINE: dict[str, Any] = {
     "method": "POST",
@@ -235,6 +235,119 @@ def test_malformed_input_fails_the_batch(
     assert failed.output_file_id is None
 
 
+def _line(custom_id: str, model: str, **params: Any) -> dict[str, Any]:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **params}
+    return {**LINE, "custom_id": custom_id, "body": body}
+
+
+def _error_lines(client: openai.OpenAI, emulator: OpenAIEmulator, batch_id: str) -> list[Any]:
+    emulator.advance(3600)
+    batch = client.batches.retrieve(batch_id)
+    assert batch.status == "completed"
+    if batch.error_file_id is None:
+        return []
+    content = client.files.content(batch.error_file_id).content
+    return [json.loads(line) for line in content.splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "param", "code", "message"),
+    [
+        (
+            "o3-mini",
+            {"max_tokens": 100},
+            "max_tokens",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+        ),
+        (
+            "o1-2024-12-17",
+            {"max_tokens": 100},
+            "max_tokens",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens'",
+        ),
+        (
+            "gpt-5.1",
+            {"max_tokens": 100},
+            "max_tokens",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens'",
+        ),
+        (
+            "o3",
+            {"temperature": 0.2},
+            "temperature",
+            "unsupported_value",
+            "Unsupported value: 'temperature' does not support 0.2 with this model. Only the "
+            "default (1) value is supported.",
+        ),
+        (
+            "gpt-5-mini",
+            {"top_p": 0.5},
+            "top_p",
+            "unsupported_value",
+            "Unsupported value: 'top_p'",
+        ),
+    ],
+)
+def test_what_a_model_refuses_is_a_400_line_in_the_error_file(
+    client: openai.OpenAI,
+    emulator: OpenAIEmulator,
+    model: str,
+    params: dict[str, Any],
+    param: str,
+    code: str,
+    message: str,
+) -> None:
+    lines = [_line("ok", model, max_completion_tokens=100), _line("bad", model, **params)]
+    created = _create(client, _upload(client, _jsonl(*lines)))
+    [line] = _error_lines(client, emulator, created["id"])
+    assert line["custom_id"] == "bad" and line["error"] is None
+    response = line["response"]
+    assert response["status_code"] == 400
+    assert schema_errors("ErrorResponse", response["body"]) == []
+    error = response["body"]["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+    assert error["message"].startswith(message)
+    counts = client.batches.retrieve(created["id"]).request_counts
+    assert counts is not None and (counts.completed, counts.failed) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("o3-mini", {"max_completion_tokens": 100}),
+        ("o3", {"temperature": 1, "top_p": 1}),  # the default value is taken
+        ("gpt-5.1", {"temperature": 0.2}),  # GPT-5.1 takes it at reasoning effort none
+        ("gpt-5-chat-latest", {"temperature": 0.2}),  # not a reasoning model
+        ("gpt-4o", {"max_tokens": 100, "temperature": 0.2}),
+    ],
+)
+def test_what_a_model_takes_is_answered(
+    client: openai.OpenAI, emulator: OpenAIEmulator, model: str, params: dict[str, Any]
+) -> None:
+    created = _create(client, _upload(client, _jsonl(_line("a", model, **params))))
+    assert _error_lines(client, emulator, created["id"]) == []
+
+
+def test_the_model_rules_can_be_replaced_or_turned_off(clock: ManualClock) -> None:
+    def no_seed(endpoint: str, body: Any) -> Refusal | None:
+        if "seed" in body:
+            return Refusal(message="no seeds here", param="seed", code="unsupported_parameter")
+        return None
+
+    lines = _jsonl(_line("a", "o3", max_tokens=5), _line("b", "o3", seed=1))
+    for rules, refused in ((None, []), (no_seed, ["b"])):
+        with OpenAIEmulator(clock=clock, api_key=API_KEY, request_rules=rules) as emulator:
+            sdk = openai.OpenAI(base_url=emulator.url + "/v1", api_key=API_KEY, max_retries=0)
+            created = _create(sdk, _upload(sdk, lines))
+            errors = _error_lines(sdk, emulator, created["id"])
+            assert [line["custom_id"] for line in errors] == refused
+            sdk.close()
+
+
 def test_listing_is_newest_first_and_paginated(client: openai.OpenAI) -> None:
     file_id = _upload(client, _chat_lines(1))
     ids = [_create(client, file_id)["id"] for _ in range(5)]
@@ -344,6 +457,7 @@ def test_is_a_contract_backend(emulator: OpenAIEmulator, client: openai.OpenAI) 
         "unauthorized",
         "reset",
         "lost_create",
+        "corrupt_result_line",
     } == emulator.FAULTS
     with pytest.raises(ValueError, match="no-such-fault"):
         emulator.inject_fault("no-such-fault")

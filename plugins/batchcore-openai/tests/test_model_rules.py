@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchcore.errors import InvalidRequestError
-from batchcore.models import BatchRequest
+from batchcore.models import CHAT_COMPLETIONS, BatchRequest, ResultStatus
 from batchcore_openai._models import FAMILIES, MODEL_RULES, Family
 from batchcore_openai.provider import AzureOpenAIBatchProvider, OpenAIBatchProvider
+from batchcore_openai.testing import OpenAIEmulator, openai_request_rules
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -136,3 +138,36 @@ def test_the_readme_table_is_the_data() -> None:
     text = README.read_text("utf-8")
     missing = [_row(family) for family in FAMILIES if _row(family) not in text]
     assert missing == [], "README model rules table is out of date:\n" + "\n".join(missing)
+
+
+# -- the emulator refuses them too, from its own table ----------------------------------------
+
+
+@pytest.mark.parametrize("model", [name for names in NAMES.values() for name in names])
+def test_the_emulator_refuses_max_tokens_where_the_provider_does(model: str) -> None:
+    # Two tables written from the same sources, independently: they must agree.
+    body = {"model": model, "messages": [{"role": "user", "content": "x"}], "max_tokens": 100}
+    refusal = openai_request_rules(CHAT_COMPLETIONS, body)
+    assert refusal is not None and refusal.param == "max_tokens"
+
+
+def test_a_value_sent_anyway_comes_back_as_the_api_refusal(
+    make_provider: Callable[..., OpenAIBatchProvider], emulator: OpenAIEmulator
+) -> None:
+    # provider_params passes unchecked: the emulator, like the API, refuses it per request.
+    provider = make_provider()
+    request = BatchRequest(
+        custom_id="hatch",
+        model="o3-mini",
+        messages=[{"role": "user", "content": "x"}],
+        provider_params={"openai": {"max_tokens": 100}},
+    )
+    [payload] = provider.prepare_payloads([request])
+    handle = provider.submit(payload)
+    payload.discard()
+    emulator.advance(3600)
+    [result] = provider.fetch_results(handle)
+    assert result.status is ResultStatus.ERRORED and result.error is not None
+    assert (result.error.code, result.error.status_code) == ("unsupported_parameter", 400)
+    assert "max_completion_tokens" in (result.error.message or "")
+    assert not result.retryable

@@ -15,7 +15,7 @@ import pytest
 from openai_support import API_KEY, MODEL, chat
 
 from batchcore.jobs import BatchRunner, JobInfo, PollSchedule
-from batchcore.models import BatchRequest, BatchState, QueueLimit
+from batchcore.models import BatchRequest, BatchState
 from batchcore.registry import BatchProviderRegistry
 from batchcore.testing import ManualClock, SleepRecorder
 from batchcore.testing.emulation import QueueCap, input_tokens
@@ -121,10 +121,20 @@ def _each_once(runner: BatchRunner, info: JobInfo) -> None:
 
 def test_openai_declares_its_tier_1_queue_limit_per_model() -> None:
     provider = OpenAIBatchProvider(config={"api_key": API_KEY})
-    declared = QueueLimit(measure="tokens", per_model=True, default=90_000)
+    declared = provider.QUEUE_LIMIT
+    assert declared is not None and declared.per_model and declared.measure == "tokens"
+    # OpenAI's published tier-1 caps: a small model is not held to a big one's cap.
+    assert provider.queue_limit("gpt-4o") == (declared, 90_000)
+    assert provider.queue_limit("gpt-4o-2024-08-06") == (declared, 90_000)
+    assert provider.queue_limit("gpt-4o-mini") == (declared, 2_000_000)
+    assert provider.queue_limit("gpt-4o-mini-2024-07-18") == (declared, 2_000_000)
+    assert provider.queue_limit("text-embedding-3-small") == (declared, 3_000_000)
+    assert provider.queue_limit("a-model-the-table-does-not-name") == (declared, 90_000)
     assert provider.queue_limit() == (declared, 90_000)
-    raised = OpenAIBatchProvider(config={"api_key": API_KEY, "max_enqueued_tokens": 2_000_000})
-    assert raised.queue_limit() == (declared, 2_000_000)
+    # The configured cap wins for every model.
+    raised = OpenAIBatchProvider(config={"api_key": API_KEY, "max_enqueued_tokens": 5_000_000})
+    assert raised.queue_limit("gpt-4o") == (declared, 5_000_000)
+    assert raised.queue_limit("gpt-4o-mini") == (declared, 5_000_000)
     assert frozenset({"token_limit_exceeded"}) == provider.CAPACITY_ERROR_CODES
 
 

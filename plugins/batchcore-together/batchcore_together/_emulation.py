@@ -4,12 +4,11 @@ The engine (:mod:`batchcore.testing.emulation`) keeps time, files, input scans, 
 order and canned answers. Here is Together's part, with no HTTP (the server is in
 :mod:`batchcore_together.testing`): the schemas it checks against (``_spec.json``), the rules
 of an input line, a batch's record, the batch job object, Together-shaped answers and the
-output and error file lines, and reading an upload's ``multipart/form-data`` body.
+output and error file lines.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from functools import cache
@@ -42,15 +41,12 @@ from batchcore_together._models import MAX_LINE_BYTES, UNAVAILABLE_MODELS
 __all__ = [
     "STATUS_WORDS",
     "EmulatedBatch",
-    "FormError",
-    "FormPart",
     "body_checker",
     "describe",
     "enqueued_of",
     "iso",
     "job_object",
     "line_checker",
-    "parse_form",
     "queue_full_message",
     "spec_document",
     "spec_validator",
@@ -430,69 +426,3 @@ def write_results(
         return sink, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
     write_finished(batch.input_path, batch.order, phase.done, render, (output, errors), scratch)
-
-
-# -- multipart/form-data --------------------------------------------------------------------------
-
-
-class FormError(ValueError):
-    """A ``multipart/form-data`` body that cannot be read."""
-
-
-@attrs.frozen(kw_only=True)
-class FormPart:
-    """One part of a form: a field (``filename`` None) or a file."""
-
-    name: str
-    filename: str | None
-    content_type: str | None
-    data: bytes = attrs.field(repr=False)
-
-    def text(self) -> str:
-        return self.data.decode("utf-8", "replace")
-
-
-_PARAM = re.compile(r';\s*([a-zA-Z_*-]+)=(?:"((?:[^"\\]|\\.)*)"|([^;]*))')
-_ESCAPE = re.compile(r"\\(.)")
-
-
-def _params(header: str) -> dict[str, str]:
-    """The ``; key=value`` parameters of a header, quoted values unescaped, keys lower-case."""
-    return {
-        key.lower(): _ESCAPE.sub(r"\1", quoted) if quoted or not plain else plain.strip()
-        for key, quoted, plain in _PARAM.findall(header)
-    }
-
-
-def parse_form(body: bytes, content_type: str) -> dict[str, FormPart]:
-    """The parts of a ``multipart/form-data`` *body*, by name. :class:`FormError` for a body
-    that is not one (no boundary, no closing boundary, a part without a name)."""
-    kind, _, rest = content_type.partition(";")
-    if kind.strip().lower() != "multipart/form-data":
-        raise FormError(f"expected multipart/form-data, got {kind.strip() or 'nothing'}")
-    boundary = _params(";" + rest).get("boundary")
-    if not boundary:
-        raise FormError("the content type names no boundary")
-    delimiter = b"--" + boundary.encode()
-    pieces = body.split(b"\r\n" + delimiter)
-    if not pieces[0].startswith(delimiter) or not pieces[-1].startswith(b"--"):
-        raise FormError("the body does not start and end with the boundary")
-    parts: dict[str, FormPart] = {}
-    for piece in [pieces[0][len(delimiter) :], *pieces[1:-1]]:
-        head, separator, data = piece.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        if not separator:
-            raise FormError("a part has no blank line after its headers")
-        headers = {}
-        for raw in head.decode("utf-8", "replace").split("\r\n"):
-            name, _, value = raw.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        disposition = _params(headers.get("content-disposition", ""))
-        if "name" not in disposition:
-            raise FormError("a part has no name")
-        parts[disposition["name"]] = FormPart(
-            name=disposition["name"],
-            filename=disposition.get("filename"),
-            content_type=headers.get("content-type"),
-            data=data,
-        )
-    return parts

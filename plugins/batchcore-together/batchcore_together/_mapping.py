@@ -22,16 +22,19 @@ Anything Together cannot take is an :class:`InvalidRequestError` naming the cust
 field, raised before any network call: a dropped parameter would silently change results.
 
 Together's answers -> batchcore DTOs: a batch job (wrapped as ``{"job", "warning"}`` by create,
-bare elsewhere) -> :class:`BatchStatus`; an output or error file line -> :class:`BatchResult`.
+bare elsewhere) -> :class:`BatchStatus`; an output or error file line is OpenAI's, read by the
+core (:func:`batchcore.plugin.result_from_openai_line`) with Together's difference
+(:data:`RESULT_LINES`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, TypeGuard
+from typing import Any
 
 import orjson
 
@@ -39,14 +42,11 @@ from batchcore.plugin import (
     CHAT_COMPLETIONS,
     BatchError,
     BatchRequest,
-    BatchResult,
     BatchState,
     BatchStatus,
     InvalidRequestError,
+    OpenAILineDialect,
     RequestExtensions,
-    ResultError,
-    ResultStatus,
-    Usage,
     parse_timestamp,
 )
 
@@ -54,17 +54,14 @@ __all__ = [
     "CAPACITY_ERROR_CODES",
     "PROVIDER",
     "REQUEST_EXTENSIONS",
-    "ResultErrorFactory",
-    "answer_parts",
+    "RESULT_LINES",
     "batch_state",
     "batch_status",
     "chat_body",
     "encode_line",
-    "input_custom_id",
+    "finished_estimate",
     "job_created_at",
-    "result_from_line",
     "unwrap_job",
-    "usage_of",
 ]
 
 PROVIDER = "together"
@@ -687,14 +684,6 @@ def _merge_native(native: Any, out: dict[str, Any]) -> None:
 # -- Together's answers -> batchcore DTOs ----------------------------------------------------------
 
 
-class ResultErrorFactory(Protocol):
-    """The provider's ``result_error``: the core's one rule for a request's failure."""
-
-    def __call__(
-        self, *, code: str | None, message: str | None = None, status_code: int | None = None
-    ) -> ResultError: ...
-
-
 _STATES = {
     "VALIDATING": BatchState.VALIDATING,
     "IN_PROGRESS": BatchState.IN_PROGRESS,
@@ -736,9 +725,10 @@ def batch_status(job: Mapping[str, Any], *, total: int | None) -> BatchStatus:
     """A :class:`BatchStatus` from a Together batch job (kept in ``raw``).
 
     Together reports ``progress`` (0-100) but no request counts, so ``total`` is the number of
-    requests submitted (from the handle) and ``completed``/``failed`` stay unknown. An unknown
-    status word is logged and read as IN_PROGRESS, so the batch keeps being polled: taking a new
-    word for an end could drop results.
+    requests submitted (from the handle) and ``completed`` an estimate from the percentage
+    (:func:`finished_estimate`); ``failed`` stays unknown. An unknown status word is logged and
+    read as IN_PROGRESS, so the batch keeps being polled: taking a new word for an end could
+    drop results.
     """
     raw_status = str(job.get("status") or "")
     state = batch_state(raw_status)
@@ -763,6 +753,7 @@ def batch_status(job: Mapping[str, Any], *, total: int | None) -> BatchStatus:
         state=state,
         raw_status=raw_status or "UNKNOWN",
         total=total,
+        completed=finished_estimate(job.get("progress"), total),
         created_at=stamps.get("created_at"),
         expires_at=stamps.get("job_deadline"),
         ended_at=stamps.get("completed_at") if state.is_terminal else None,
@@ -770,6 +761,17 @@ def batch_status(job: Mapping[str, Any], *, total: int | None) -> BatchStatus:
         errors=errors,
         raw=job,
     )
+
+
+def finished_estimate(progress: Any, total: int | None) -> int | None:
+    """How many of *total* requests have finished, estimated from Together's ``progress``
+    percentage: ``floor(progress x total / 100)``, so it never claims more than the vendor said
+    (a percentage rounded down by the vendor may count one request fewer). None when either is
+    unknown."""
+    if total is None or progress.__class__ not in (int, float):
+        return None
+    share = min(max(float(progress), 0.0), 100.0)
+    return math.floor(share * total / 100)
 
 
 def job_created_at(job: Mapping[str, Any]) -> datetime | None:
@@ -784,146 +786,6 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    # Parsed JSON is made of dicts: the exact test first, the ABC check is slow.
-    return value.__class__ is dict or isinstance(value, Mapping)
-
-
-def _count(value: Any) -> int | None:
-    return value if value.__class__ is int else None
-
-
-def usage_of(body: Mapping[str, Any]) -> Usage | None:
-    """Token usage in neutral names. Together reports ``prompt_tokens``,
-    ``completion_tokens`` and ``total_tokens``, and on some models ``cached_tokens`` (at the top
-    of ``usage``, or OpenAI-style under ``prompt_tokens_details``)."""
-    usage = body.get("usage")
-    if not _is_mapping(usage):
-        return None
-    prompt_details = usage.get("prompt_tokens_details")
-    output_details = usage.get("completion_tokens_details")
-    cached = _count(usage.get("cached_tokens"))
-    if cached is None and _is_mapping(prompt_details):
-        cached = _count(prompt_details.get("cached_tokens"))
-    reasoning = (
-        _count(output_details.get("reasoning_tokens")) if _is_mapping(output_details) else None
-    )
-    return Usage(
-        input_tokens=_count(usage.get("prompt_tokens")),
-        output_tokens=_count(usage.get("completion_tokens")),
-        total_tokens=_count(usage.get("total_tokens")),
-        cache_read_tokens=cached,
-        reasoning_tokens=reasoning,
-    )
-
-
-def answer_parts(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """``(text, refusal)`` of a chat completion: every text part of the first choice's message,
-    in order (Together sends one string; a list of parts is joined). A model's separate
-    ``reasoning`` is not the answer and stays in the response. Other choices (``n`` > 1) are
-    alternatives and stay in the response too."""
-    choices = body.get("choices")
-    if not isinstance(choices, list) or not choices or not _is_mapping(choices[0]):
-        return None, None
-    message = choices[0].get("message")
-    if not _is_mapping(message):
-        text = choices[0].get("text")
-        return (text if isinstance(text, str) else None), None
-    refusal = message.get("refusal")
-    refusal = refusal if isinstance(refusal, str) and refusal else None
-    content = message.get("content")
-    if isinstance(content, str):
-        return content, refusal
-    if isinstance(content, list):
-        texts = [
-            part["text"]
-            for part in content
-            if _is_mapping(part)
-            and part.get("type") == "text"
-            and isinstance(part.get("text"), str)
-        ]
-        return ("".join(texts) if texts else None), refusal
-    return None, refusal
-
-
-_EXPIRED_CODES = frozenset({"batch_expired", "expired"})
-_CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
-
-
-def _error_fields(value: Any) -> tuple[str | None, str | None]:
-    """(code, message) from an error object (``{"message", "code"}``, possibly wrapped in
-    ``{"error": ...}``) or an error string."""
-    if _is_mapping(value):
-        inner = value.get("error", value)
-        if _is_mapping(inner):
-            code = inner.get("code") or inner.get("type")
-            message = inner.get("message")
-            return (
-                str(code) if code else None,
-                str(message) if isinstance(message, str) and message else None,
-            )
-        value = inner
-    return None, (value if isinstance(value, str) and value else None)
-
-
-def result_from_line(
-    line: Mapping[str, Any], batch_id: str | None, *, error: ResultErrorFactory
-) -> BatchResult | None:
-    """The result in one output or error file line; None for a line without a custom_id.
-
-    * output lines, ``{"custom_id", "response": {"status_code", "body"}}``: a 2xx is a success
-      with ``text``, ``refusal`` and ``usage``; another status is a failure with that status;
-    * error lines, ``{"custom_id", "error": {"message", "code"}}``: a failure with that code
-      (an expiry or cancellation code makes it expired or cancelled).
-    """
-    custom_id = line.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id:
-        return None
-    response = line.get("response")
-    if _is_mapping(response):
-        body = response.get("body")
-        status = response.get("status_code")
-        if not isinstance(status, int) or isinstance(status, bool):
-            status = 500 if not _is_mapping(body) or "error" in body else 200
-        if 200 <= status < 300 and _is_mapping(body):
-            text, refusal = answer_parts(body)
-            return BatchResult(
-                custom_id=custom_id,
-                status=ResultStatus.SUCCEEDED,
-                response=body,
-                text=text,
-                usage=usage_of(body),
-                batch_id=batch_id,
-                refusal=refusal,
-            )
-        code, message = _error_fields(body)
-        return BatchResult(
-            custom_id=custom_id,
-            status=ResultStatus.ERRORED,
-            response=body if _is_mapping(body) else None,
-            error=error(code=code, message=message or f"HTTP {status}", status_code=status),
-            batch_id=batch_id,
-        )
-    code, message = _error_fields(line.get("error"))
-    if code in _EXPIRED_CODES:
-        return BatchResult.unfinished(custom_id, ResultStatus.EXPIRED, batch_id=batch_id)
-    if code in _CANCELLED_CODES:
-        return BatchResult.unfinished(custom_id, ResultStatus.CANCELLED, batch_id=batch_id)
-    details = line.get("error")
-    return BatchResult(
-        custom_id=custom_id,
-        status=ResultStatus.ERRORED,
-        response={"error": details} if details is not None else None,
-        error=error(code=code, message=message),
-        batch_id=batch_id,
-    )
-
-
-def input_custom_id(line: bytes) -> str | None:
-    """The custom_id of one raw input file line, if it has one."""
-    try:
-        parsed = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    custom_id = parsed.get("custom_id") if isinstance(parsed, dict) else None
-    return custom_id if isinstance(custom_id, str) and custom_id else None
+#: Together's output and error lines are OpenAI's (``custom_id``, ``response: {status_code,
+#: body}``, ``error``), read by the core; its difference: an error line's ``expired`` code.
+RESULT_LINES = OpenAILineDialect(expired_codes=frozenset({"batch_expired", "expired"}))

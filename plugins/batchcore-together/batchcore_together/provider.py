@@ -13,9 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import IO, Any, ClassVar, cast
-
-import orjson
+from typing import Any, ClassVar
 
 from batchcore.plugin import (
     CHAT_COMPLETIONS,
@@ -26,8 +24,6 @@ from batchcore.plugin import (
     BatchRequest,
     BatchResult,
     BatchStatus,
-    ConfigurationError,
-    HttpTransport,
     InvalidRequestError,
     ModelRule,
     ProviderPermanentError,
@@ -36,20 +32,22 @@ from batchcore.plugin import (
     ResponseLostError,
     UnsupportedModelError,
     UnsupportedOperationError,
+    input_custom_id,
     read_int,
+    read_result_lines,
     read_str_list,
+    result_from_openai_line,
 )
 from batchcore_together._mapping import (
     CAPACITY_ERROR_CODES as QUEUE_FULL_CODES,
 )
 from batchcore_together._mapping import (
     REQUEST_EXTENSIONS,
+    RESULT_LINES,
     batch_status,
     chat_body,
     encode_line,
-    input_custom_id,
     job_created_at,
-    result_from_line,
     unwrap_job,
 )
 from batchcore_together._models import (
@@ -60,7 +58,6 @@ from batchcore_together._models import (
     TOGETHER_LIMITS,
     UNAVAILABLE_MODELS,
 )
-from batchcore_together._upload import MultipartBody
 
 __all__ = ["TogetherBatchProvider"]
 
@@ -128,7 +125,6 @@ class TogetherBatchProvider(BaseBatchProvider):
         )
         # Only an exact name re-admits a model Together lists as unavailable for batch.
         self._named_models = frozenset(read_str_list(settings, "models"))
-        self._http: HttpTransport | None = None
 
     # -- models and requests (offline) -----------------------------------------------------
 
@@ -179,22 +175,14 @@ class TogetherBatchProvider(BaseBatchProvider):
                 provider=self.PROVIDER_NAME,
             )
         filename = payload.path.name if payload.path.suffix == ".jsonl" else "batch.jsonl"
-        http = self._transport()
-        with MultipartBody(
-            {"purpose": FILE_PURPOSE, "file_name": filename, "file_type": "jsonl"},
-            file_field="file",
-            path=payload.path,
+        answer = self.transport().upload(
+            _UPLOAD,
+            payload.path,
+            fields={"purpose": FILE_PURPOSE, "file_name": filename, "file_type": "jsonl"},
             filename=filename,
-            file_content_type="application/jsonl",
-        ) as body:
-            answer = http.request_json(
-                "POST",
-                _UPLOAD,
-                data=cast(IO[bytes], body),
-                headers={"content-type": body.content_type},
-                action="upload batch input file",
-                idempotent=True,
-            )
+            content_type="application/jsonl",
+            action="upload batch input file",
+        )
         file_id = answer.get("id") if isinstance(answer, Mapping) else None
         if not isinstance(file_id, str) or not file_id:
             raise ResponseLostError(
@@ -217,7 +205,7 @@ class TogetherBatchProvider(BaseBatchProvider):
                 "input_file_id)",
                 provider=self.PROVIDER_NAME,
             )
-        answer = self._transport().request_json(
+        answer = self.transport().request_json(
             "POST",
             _BATCHES,
             json_body={"endpoint": CHAT_COMPLETIONS, "input_file_id": file_id},
@@ -254,7 +242,7 @@ class TogetherBatchProvider(BaseBatchProvider):
                 "this payload has no uploaded file on record",
                 provider=self.PROVIDER_NAME,
             )
-        answer = self._transport().request_json("GET", _BATCHES, action="list batches")
+        answer = self.transport().request_json("GET", _BATCHES, action="list batches")
         jobs = answer.get("data") if isinstance(answer, Mapping) else answer
         if not isinstance(jobs, list):
             raise ProviderPermanentError(
@@ -270,7 +258,7 @@ class TogetherBatchProvider(BaseBatchProvider):
 
     def get_status(self, handle: BatchHandle) -> BatchStatus:
         """``GET /batches/{id}``, returned bare (not wrapped as create's answer is)."""
-        answer = self._transport().request_json(
+        answer = self.transport().request_json(
             "GET", f"{_BATCHES}/{handle.batch_id}", action="retrieve batch"
         )
         return self._status(answer, handle, "retrieve batch")
@@ -296,7 +284,7 @@ class TogetherBatchProvider(BaseBatchProvider):
     def cancel_batch(self, handle: BatchHandle) -> BatchStatus:
         """``POST /batches/{id}/cancel``; asking twice is harmless, so it is retried like a
         read."""
-        answer = self._transport().request_json(
+        answer = self.transport().request_json(
             "POST",
             f"{_BATCHES}/{handle.batch_id}/cancel",
             action="cancel batch",
@@ -304,29 +292,7 @@ class TogetherBatchProvider(BaseBatchProvider):
         )
         return self._status(answer, handle, "cancel batch")
 
-    def close(self) -> None:
-        """Close the HTTP session (a new one opens on the next call)."""
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
     # -- helpers ---------------------------------------------------------------------------
-
-    def _transport(self) -> HttpTransport:
-        if self._http is None:
-            if not self.base_url:
-                raise ConfigurationError("together: no base_url configured")
-            key = self.require_api_key()
-            self._http = HttpTransport(
-                provider=self.PROVIDER_NAME,
-                base_url=self.base_url,
-                headers={"authorization": f"Bearer {key}"},
-                timeout=self.timeout,
-                secrets=self.secrets(),
-                sleep=lambda seconds: self.sleep(seconds),
-                retry_policy=self.retry_policy(),
-            )
-        return self._http
 
     def _handle(
         self,
@@ -365,7 +331,7 @@ class TogetherBatchProvider(BaseBatchProvider):
         return batch_status(job, total=total if isinstance(total, int) else None)
 
     def _lines(self, file_id: str, action: str) -> Iterator[bytes]:
-        http = self._transport()
+        http = self.transport()
         response = http.request("GET", f"files/{file_id}/content", stream=True, action=action)
         lines = http.iter_jsonl(response, action=action)
         try:
@@ -377,30 +343,15 @@ class TogetherBatchProvider(BaseBatchProvider):
                 close()
 
     def _file_results(self, file_id: str, batch_id: str) -> Iterator[BatchResult]:
-        action = f"download results file {file_id}"
-        for number, line in enumerate(self._lines(file_id, action), start=1):
-            try:
-                parsed = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if not isinstance(parsed, dict):
-                # A line that is not a JSON object is a download gone wrong: fetching again
-                # can cure it.
-                raise ResponseLostError(
-                    f"results of batch {batch_id}: line {number} of file {file_id} is not a "
-                    "JSON object",
-                    provider=self.PROVIDER_NAME,
-                )
-            result = result_from_line(parsed, batch_id, error=self.result_error)
-            if result is None:
-                log.warning(
-                    "together: batch %s: line %d of file %s has no custom_id; skipped",
-                    batch_id,
-                    number,
-                    file_id,
-                )
-                continue
-            yield result
+        return read_result_lines(
+            self._lines(file_id, f"download results file {file_id}"),
+            lambda line: result_from_openai_line(
+                line, batch_id, error=self.result_error, dialect=RESULT_LINES
+            ),
+            provider=self.PROVIDER_NAME,
+            batch_id=batch_id,
+            source=f"file {file_id}",
+        )
 
     def _input_ids(self, file_id: str) -> Iterator[str]:
         for line in self._lines(file_id, f"read input file {file_id}"):

@@ -79,14 +79,13 @@ from batchcore.testing.emulation import (
     iter_file_lines,
     scan_input,
 )
+from batchcore.testing.multipart import MultipartError, parse_multipart
 from batchcore_together._emulation import (
     EmulatedBatch,
-    FormError,
     describe,
     enqueued_of,
     job_object,
     line_checker,
-    parse_form,
     spec_validator,
     validation_error,
     write_results,
@@ -176,6 +175,7 @@ class TogetherEmulator(VendorEmulator):
     WORKDIR_PREFIX = "batchcore-together-emulator-"
     #: The create call, as registered: where the kit's ``lost_create`` fault is injected.
     CREATE_ROUTE: ClassVar[tuple[str, str] | None] = ("POST", "/v1/batches")
+    RESULTS_ROUTE: ClassVar[tuple[str, str] | None] = ("GET", "/v1/files/{file_id}/content")
 
     def __init__(
         self,
@@ -347,10 +347,15 @@ class TogetherEmulator(VendorEmulator):
 
     def _upload(self, request: Request) -> Response:
         try:
-            form = parse_form(request.body, request.header("content-type") or "")
-        except FormError as exc:
+            parts = parse_multipart(request.body, request.header("content-type") or "")
+        except MultipartError as exc:
             raise _ApiError(400, f"Invalid multipart/form-data body: {exc}.") from None
-        fields = {name: part.text() for name, part in form.items() if part.filename is None}
+        form = {part.name: part for part in parts}
+        fields = {
+            name: bytes(part.data).decode("utf-8", "replace")
+            for name, part in form.items()
+            if part.filename is None
+        }
         uploaded = form.get("file")
         self.uploads.append(
             {

@@ -8,15 +8,14 @@ from typing import Any
 
 import pytest
 
-from batchcore import BatchState, ResultError, ResultStatus
-from batchcore.plugin import result_error
-from batchcore_together._mapping import (
-    answer_parts,
-    batch_status,
-    result_from_line,
-    unwrap_job,
-    usage_of,
+from batchcore import BatchResult, BatchState, ResultError, ResultStatus
+from batchcore.plugin import (
+    openai_answer_parts,
+    openai_usage,
+    result_error,
+    result_from_openai_line,
 )
+from batchcore_together._mapping import RESULT_LINES, batch_status, finished_estimate, unwrap_job
 
 JOB = {
     "id": "01234567-8901-2345-6789-012345678901",
@@ -36,6 +35,11 @@ def error(
     *, code: str | None, message: str | None = None, status_code: int | None = None
 ) -> ResultError:
     return result_error(code=code, message=message, status_code=status_code)
+
+
+def result_from_line(line: Any, batch_id: str | None, *, error: Any) -> BatchResult | None:
+    """A Together output or error line, read by the core with Together's dialect."""
+    return result_from_openai_line(line, batch_id, error=error, dialect=RESULT_LINES)
 
 
 def answer(content: Any = "Hello!", **extra: Any) -> dict[str, Any]:
@@ -87,8 +91,34 @@ def test_status_words(word: str, state: BatchState) -> None:
     assert status.state is state
     assert status.raw_status == word
     assert status.total == 4
-    assert status.completed is None and status.failed is None  # Together reports progress only
+    # Together reports a percentage, no counts: finished requests are estimated from it.
+    assert status.completed == 3 and status.failed is None
     assert status.raw is not None and status.raw["progress"] == 75
+
+
+@pytest.mark.parametrize(
+    ("progress", "total", "finished"),
+    [
+        (75, 4, 3),
+        (100, 3, 3),
+        (0, 3, 0),
+        (66.67, 3, 2),
+        (33.33, 3, 0),  # a percentage rounded down never counts a request that did not finish
+        (99.9, 1000, 999),
+        (150, 2, 2),
+        (-5, 2, 0),
+        (None, 4, None),
+        ("75", 4, None),
+        (True, 4, None),
+        (50, None, None),
+    ],
+)
+def test_finished_requests_are_estimated_from_the_percentage(
+    progress: Any, total: int | None, finished: int | None
+) -> None:
+    assert finished_estimate(progress, total) == finished
+    status = batch_status({**JOB, "progress": progress}, total=total)
+    assert status.completed == finished
 
 
 def test_an_unknown_status_keeps_polling_and_warns(caplog: pytest.LogCaptureFixture) -> None:
@@ -141,18 +171,18 @@ def test_an_output_line_is_a_success_with_text_and_usage() -> None:
 
 def test_text_is_every_text_part_and_reasoning_stays_out() -> None:
     parts = [{"type": "text", "text": "Hel"}, {"type": "image_url"}, {"type": "text", "text": "lo"}]
-    assert answer_parts(answer(parts)) == ("Hello", None)
+    assert openai_answer_parts(answer(parts)) == ("Hello", None)
     body = answer("Answer.")
     body["choices"][0]["message"]["reasoning"] = "Let me think..."
-    assert answer_parts(body) == ("Answer.", None)
-    assert answer_parts(answer(None)) == (None, None)
-    assert answer_parts({"choices": []}) == (None, None)
+    assert openai_answer_parts(body) == ("Answer.", None)
+    assert openai_answer_parts(answer(None)) == (None, None)
+    assert openai_answer_parts({"choices": []}) == (None, None)
 
 
 def test_a_refusal_is_kept() -> None:
     body = answer(None)
     body["choices"][0]["message"]["refusal"] = "I can't help with that."
-    assert answer_parts(body) == (None, "I can't help with that.")
+    assert openai_answer_parts(body) == (None, "I can't help with that.")
 
 
 @pytest.mark.parametrize(
@@ -178,13 +208,13 @@ def test_a_refusal_is_kept() -> None:
     ],
 )
 def test_usage(usage: dict[str, Any], cached: int | None, reasoning: int | None) -> None:
-    found = usage_of({"usage": usage})
+    found = openai_usage({"usage": usage})
     assert found is not None
     assert found.input_tokens == 10
     assert found.cache_read_tokens == cached
     assert found.reasoning_tokens == reasoning
     assert found.cache_write_tokens is None
-    assert usage_of({"usage": None}) is None
+    assert openai_usage({"usage": None}) is None
 
 
 def test_an_error_line_is_a_failure_with_its_code() -> None:

@@ -454,3 +454,8 @@ def test_each_unsupported_request_is_refused_offline_naming_the_field(
     assert request.custom_id in str(caught.value)
     assert emulator.call_count() == calls
     assert not list(workdir.iterdir())
+
+
+def test_the_corpus_covers_every_feature_and_refusal() -> None:
+    assert len(SUPPORTED) + len(REFUSED) >= 60
+    assert not set(SUPPORTED) & set(REFUSED)

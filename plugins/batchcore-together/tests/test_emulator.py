@@ -12,8 +12,8 @@ import pytest
 import requests
 from together_support import MODEL, assert_valid, chat
 
+from batchcore.http import MultipartUpload
 from batchcore.testing import ManualClock
-from batchcore_together._upload import MultipartBody
 from batchcore_together.testing import TogetherEmulator
 
 
@@ -29,7 +29,7 @@ class Client:
         path = tmp / "input.jsonl"
         path.write_bytes(content)
         form = {"purpose": "batch-api", "file_name": "input.jsonl", "file_type": "jsonl", **fields}
-        with MultipartBody(form, file_field="file", path=path, filename="input.jsonl") as body:
+        with MultipartUpload(path, fields=form, filename="input.jsonl") as body:
             return self.session.post(
                 self.base + "/files/upload",
                 data=body,
@@ -313,6 +313,7 @@ def test_the_kit_s_faults_are_declared(emulator: TogetherEmulator) -> None:
         "unauthorized",
         "reset",
         "lost_create",
+        "corrupt_result_line",
     } == emulator.FAULTS
     with pytest.raises(ValueError, match="cannot inject"):
         emulator.inject_fault("no-such-fault")

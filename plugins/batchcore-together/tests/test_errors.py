@@ -19,9 +19,11 @@ from batchcore import (
     ProviderServerError,
     ProviderTransientError,
     RateLimitError,
+    ResponseLostError,
     ResponseTimeoutError,
 )
 from batchcore.testing import Fault, SleepRecorder
+from batchcore.testing.contract_backend import CORRUPT_RESULT_LINE
 from batchcore_together.provider import TogetherBatchProvider
 from batchcore_together.testing import TogetherEmulator
 
@@ -242,3 +244,18 @@ def test_a_connection_failure_never_shows_the_key(emulator: TogetherEmulator) ->
         provider.poll_status(BatchHandle(provider="together", batch_id="b", created_at=0))
     assert_no_secret(caught.value, secret)
     assert secret not in repr(provider)
+
+
+def test_a_garbled_results_line_raises_and_a_new_download_is_whole(
+    emulator: TogetherEmulator, provider: TogetherBatchProvider
+) -> None:
+    handle = submitted(provider, count=4)
+    emulator.advance(2 * 3600)
+    emulator.inject_fault(CORRUPT_RESULT_LINE)
+    delivered = []
+    with pytest.raises(ResponseLostError, match=r"line 2 of file \S+ is not valid JSON"):
+        delivered.extend(provider.fetch_results(handle))
+    assert len(delivered) == 1  # never skipped: the line's request would be paid for twice
+    again = list(provider.fetch_results(handle))
+    assert sorted(r.custom_id for r in again) == ["r0", "r1", "r2", "r3"]
+    assert all(r.ok for r in again)
