@@ -10,7 +10,7 @@ import orjson
 
 from batchcore.errors import InvalidRequestError
 
-__all__ = ["dumps", "iter_file_objects", "iter_lines", "loads"]
+__all__ = ["dumps", "iter_file_objects", "iter_line_batches", "iter_lines", "loads"]
 
 dumps = orjson.dumps
 loads = orjson.loads
@@ -21,6 +21,13 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
     Memory holds one chunk plus one partial line, whatever the stream's length.
     """
+    for lines in iter_line_batches(chunks):
+        yield from lines
+
+
+def iter_line_batches(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """:func:`iter_lines`, a list per chunk: for a reader of many short lines, which flattens
+    them with :func:`itertools.chain.from_iterable` instead of resuming a generator per line."""
     pending = b""
     for chunk in chunks:
         if not chunk:
@@ -29,11 +36,10 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             chunk = pending + chunk
         lines = chunk.split(b"\n")
         pending = lines.pop()
-        for line in lines:
-            if line.strip():
-                yield line
+        if lines:
+            yield [line for line in lines if line.strip()]
     if pending.strip():
-        yield pending
+        yield [pending]
 
 
 def iter_file_objects(path: str | Path) -> Iterator[tuple[int, Any]]:

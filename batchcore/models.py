@@ -11,8 +11,9 @@ import enum
 import fnmatch
 import math
 import re
+import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ __all__ = [
     "JobEvent",
     "JobEventKind",
     "QueueLimit",
+    "RawJSON",
     "ResultError",
     "ResultStatus",
     "Usage",
@@ -117,12 +119,6 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return _EMPTY if not value else freeze(value if isinstance(value, Mapping) else dict(value))
 
 
-def _messages(value: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
-    if value.__class__ is tuple and all(m.__class__ is FrozenDict for m in value):
-        return value
-    return tuple([freeze(message) for message in value])
-
-
 def _provider_params(value: Any) -> Mapping[str, Mapping[str, Any]]:
     # Frozen here; anything that is not a mapping (even an empty list) is kept as it is, for the
     # request's validation to refuse by name.
@@ -134,6 +130,10 @@ def _provider_params(value: Any) -> Mapping[str, Mapping[str, Any]]:
 
 
 _EMPTY: Mapping[str, Any] = FrozenDict()
+
+
+#: The last request whose body :meth:`BatchRequest.body_parts` decoded, per thread.
+_LAST_READ = threading.local()
 
 
 def custom_id_problem(custom_id: str) -> str | None:
@@ -189,7 +189,7 @@ def _json_problem(value: Any, path: str) -> str | None:
     return f"{path}: {type(value).__name__} is not JSON-serialisable"
 
 
-@attrs.frozen(kw_only=True, hash=False)
+@attrs.frozen(kw_only=True, init=False, eq=False, hash=False, repr=False)
 class BatchRequest:
     """One request of a batch, provider-neutral.
 
@@ -200,32 +200,70 @@ class BatchRequest:
     options keyed by provider name (``{"anthropic": {"top_k": 5}}``); each provider merges its own
     entry into the vendor body unchanged.
 
-    A request is deeply immutable and hashable: its mappings are
-    :class:`~batchcore.frozen.FrozenDict` and its lists tuples, so it encodes the same way for
-    every provider, however long it lives.
-    Build a changed copy with ``attrs.evolve(request, params={**request.params, ...})``.
+    A request is deeply immutable and hashable. It is checked and serialised once, when it is
+    built: the OpenAI body bytes are what it holds, so a caller changing their dicts later
+    changes nothing, and it encodes the same way for every provider however long it lives.
+    ``messages`` and ``params`` are read-only views of those bytes
+    (:class:`~batchcore.frozen.FrozenDict` objects and tuples), decoded on first use;
+    :meth:`openai_body` gives a private, mutable copy. Two requests are equal when their
+    custom_id, endpoint, provider_params and body bytes are. Build a changed copy with
+    ``attrs.evolve(request, params={**request.params, ...})``.
     """
 
     custom_id: str
     model: str
-    messages: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_messages)
-    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     endpoint: str = CHAT_COMPLETIONS
-    provider_params: Mapping[str, Mapping[str, Any]] = attrs.field(
-        factory=dict, converter=_provider_params
+    provider_params: Mapping[str, Mapping[str, Any]] = attrs.field(factory=FrozenDict)
+    # The request itself: OpenAI's body, serialised once (``body_json`` for attrs.evolve).
+    _body_json: bytes = attrs.field(alias="body_json")
+    # (messages, params), decoded and frozen on first use.
+    _view: tuple[tuple[Mapping[str, Any], ...], Mapping[str, Any]] | None = attrs.field(
+        init=False, default=None
     )
 
-    _body_json: bytes = attrs.field(init=False, repr=False, eq=False, default=b"")
+    def __init__(
+        self,
+        *,
+        custom_id: str,
+        model: str,
+        messages: Iterable[Mapping[str, Any]] | None = None,
+        params: Mapping[str, Any] | None = None,
+        endpoint: str = CHAT_COMPLETIONS,
+        provider_params: Mapping[str, Mapping[str, Any]] | None = None,
+        body_json: bytes | None = None,
+    ) -> None:
+        # Written by hand, and the request kept as bytes rather than frozen copies: this runs
+        # once per request of every job, and checking the caller's structures then serialising
+        # them once (in C) costs a fraction of deep-freezing them (benchmarks/bench_prepare.py,
+        # "from raw dicts"). *body_json* is how attrs.evolve hands over the current body.
+        if body_json is not None and (messages is None or params is None):
+            stored = orjson.loads(body_json)
+            stored.pop("model", None)
+            held = stored.pop("messages", ())
+            messages = held if messages is None else messages
+            params = stored if params is None else params
+        init = object.__setattr__
+        init(self, "custom_id", custom_id)
+        init(self, "model", model)
+        init(self, "endpoint", endpoint)
+        init(self, "provider_params", _provider_params(provider_params))
+        init(self, "_view", None)
+        init(self, "_body_json", self._checked_body(messages or (), params or _EMPTY))
 
-    def __attrs_post_init__(self) -> None:
-        # This runs once per request of every job: the common case (a chat request of plain
-        # dict messages) is recognised with exact type tests, and anything else is checked
-        # the long way, which names the exact problem.
+    def _checked_body(self, messages: Iterable[Any], params: Any) -> bytes:
+        """Check the request (raise :class:`InvalidRequestError` naming the field) and return
+        its OpenAI body, serialised."""
         cid = self.custom_id
         model = self.model
-        messages = self.messages
-        params = self.params
+        if messages.__class__ is not list and messages.__class__ is not tuple:
+            if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Iterable):
+                raise _invalid(cid, "messages must be a list of objects", "messages")
+            messages = list(messages)
+        if not isinstance(params, Mapping):
+            params = dict(params)
         input_field = ENDPOINTS.get(self.endpoint, _UNKNOWN)
+        # The common case (a chat request of plain dict messages) is recognised with exact
+        # type tests; anything else is checked the long way, which names the exact problem.
         if (
             cid.__class__ is not str
             or not cid
@@ -237,26 +275,28 @@ class BatchRequest:
             or "model" in params
             or "messages" in params
         ):
-            self._check_fields(input_field)
+            self._check_fields(input_field, messages, params)
         else:
             for message in messages:
-                if message.__class__ is not FrozenDict or message.get("role") not in _ROLES:
-                    self._check_fields(input_field)
+                kind = message.__class__
+                if (kind is not dict and kind is not FrozenDict) or message.get(
+                    "role"
+                ) not in _ROLES:
+                    self._check_fields(input_field, messages, params)
                     break
         for key, value in params.items():
             if value.__class__ is float and not math.isfinite(value):
                 raise _invalid(cid, f"params.{key}: {value!r} is not valid JSON", f"params.{key}")
         if self.provider_params is not _EMPTY:
             self._check_provider_params()
-        # Serialising once both proves the body is JSON (in C, fast) and caches the bytes that
-        # OpenAI-format payloads reuse as they are (orjson writes the messages tuple as a list).
         try:
-            if messages:
-                body = orjson.dumps({"model": model, "messages": messages, **params})
-            else:
-                body = orjson.dumps({"model": model, **params})
-            if self.provider_params:
-                orjson.dumps(self.provider_params)
+            return self._dump(model, messages, params)
+        except TypeError:
+            pass
+        # Not plain JSON types: any other mapping or sequence is taken as what it stands for.
+        messages, params = freeze(list(messages)), freeze(params)
+        try:
+            return self._dump(model, messages, params)
         except TypeError:
             problem = (
                 _json_problem(messages, "messages")
@@ -265,9 +305,17 @@ class BatchRequest:
                 or "the request is not JSON-serialisable"
             )
             raise _invalid(cid, problem, problem.split(":", 1)[0]) from None
-        object.__setattr__(self, "_body_json", body)
 
-    def _check_fields(self, input_field: object) -> None:
+    def _dump(self, model: str, messages: Any, params: Mapping[str, Any]) -> bytes:
+        if self.provider_params:
+            orjson.dumps(self.provider_params)  # proves it is JSON, naming it if not
+        if messages:
+            return orjson.dumps({"model": model, "messages": messages, **params})
+        return orjson.dumps({"model": model, **params})
+
+    def _check_fields(
+        self, input_field: object, messages: Sequence[Any], params: Mapping[str, Any]
+    ) -> None:
         """Raise :class:`InvalidRequestError` naming the first field that is wrong, if any."""
         cid = self.custom_id
         if not isinstance(cid, str) or not cid:
@@ -281,16 +329,15 @@ class BatchRequest:
             raise _invalid(
                 cid, f"endpoint {self.endpoint!r} is not one of {', '.join(ENDPOINTS)}", "endpoint"
             )
-        params = self.params
         if "model" in params or "messages" in params:
             raise _invalid(
                 cid, "params must not contain 'model' or 'messages'; use the fields", "params"
             )
         if input_field is None:
-            if not self.messages:
+            if not messages:
                 raise _invalid(cid, "messages must not be empty", "messages")
-            for index, message in enumerate(self.messages):
-                if not isinstance(message, dict) and not isinstance(message, Mapping):
+            for index, message in enumerate(messages):
+                if not isinstance(message, Mapping):
                     raise _invalid(
                         cid, f"messages[{index}] must be an object", f"messages[{index}]"
                     )
@@ -302,7 +349,7 @@ class BatchRequest:
                         f"messages[{index}].role",
                     )
         else:
-            if self.messages:
+            if messages:
                 raise _invalid(
                     cid, f"{self.endpoint} takes params[{input_field!r}], not messages", "messages"
                 )
@@ -327,18 +374,76 @@ class BatchRequest:
                     f"provider_params.{name}",
                 )
 
-    def __hash__(self) -> int:
-        return hash((self.custom_id, self.endpoint, self._body_json, self.provider_params))
+    # -- the request's parts, read from its body --------------------------------------------
+
+    def _parts(self) -> tuple[tuple[Mapping[str, Any], ...], Mapping[str, Any]]:
+        view = self._view
+        if view is None:
+            body = orjson.loads(self._body_json)
+            del body["model"]
+            messages = tuple(freeze(body.pop("messages", ())))
+            view = (messages, freeze(body) if body else _EMPTY)
+            object.__setattr__(self, "_view", view)  # a cache of immutable values
+        return view
+
+    def body_parts(self) -> tuple[Sequence[Mapping[str, Any]], Mapping[str, Any]]:
+        """``(messages, params)`` for reading only, never to be changed: for a provider's
+        checks and conversions. The read-only views when they were decoded already, else one
+        plain decode of the body, shared by every reader of this request until another
+        request is read in the same thread (so the checks, the token estimate and the
+        conversion of one request decode it once, and nothing is kept per request)."""
+        view = self._view
+        if view is not None:
+            return view
+        last = _LAST_READ.__dict__.get("parts")
+        if last is not None and last[0] is self:
+            return last[1]  # type: ignore[no-any-return]
+        body = orjson.loads(self._body_json)
+        del body["model"]
+        parts = (body.pop("messages", ()), body)
+        _LAST_READ.parts = (self, parts)
+        return parts
+
+    @property
+    def messages(self) -> tuple[Mapping[str, Any], ...]:
+        """The messages (read-only), in OpenAI chat format; empty for endpoints without."""
+        return self._parts()[0]
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """Every generation parameter (read-only): the body's keys but model and messages."""
+        return self._parts()[1]
 
     def openai_body_json(self) -> bytes:
-        """:meth:`openai_body` serialised as compact JSON (computed once, at construction)."""
+        """:meth:`openai_body` serialised as compact JSON: the bytes the request holds."""
         return self._body_json
 
     def openai_body(self) -> dict[str, Any]:
-        """The request body in OpenAI's format for ``endpoint`` (without provider_params)."""
-        if self.messages:
-            return {"model": self.model, "messages": list(self.messages), **self.params}
-        return {"model": self.model, **self.params}
+        """The request body in OpenAI's format for ``endpoint`` (without provider_params): a
+        private copy the caller may change."""
+        body: dict[str, Any] = orjson.loads(self._body_json)
+        return body
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, BatchRequest)
+        return (
+            self.custom_id == other.custom_id
+            and self.endpoint == other.endpoint
+            and self._body_json == other._body_json
+            and self.provider_params == other.provider_params
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.custom_id, self.endpoint, self._body_json, self.provider_params))
+
+    def __repr__(self) -> str:
+        return (
+            f"BatchRequest(custom_id={self.custom_id!r}, model={self.model!r}, "
+            f"messages={self.messages!r}, params={self.params!r}, endpoint={self.endpoint!r}, "
+            f"provider_params={self.provider_params!r})"
+        )
 
     @classmethod
     def from_openai_line(cls, line: str | bytes | Mapping[str, Any]) -> BatchRequest:
@@ -656,7 +761,20 @@ class ResultStatus(str, enum.Enum):
         return self.value
 
 
-@attrs.frozen(kw_only=True)
+#: A slot's setter, for the hand-written ``__init__`` of the result classes below.
+_SlotSetter = Callable[[Any, Any], None]
+
+
+def _slot_setters(cls: type, *names: str) -> tuple[_SlotSetter, ...]:
+    """The setters of slots *names* of the frozen attrs class *cls*, bypassing its frozen
+    ``__setattr__``. One result (with its usage) is built per request of every job, when it
+    is fetched and again when it is read back from the store: setting slots through their
+    descriptors costs half of what attrs' generated ``__init__`` does through
+    ``object.__setattr__`` (benchmarks/bench_parse.py)."""
+    return tuple(getattr(cls, name).__set__ for name in names)
+
+
+@attrs.frozen(kw_only=True, init=False)
 class ResultError:
     """Why one request did not succeed. ``retryable`` says whether resubmitting it unchanged can
     help (expired, cancelled, rate-limited, server errors) or not (invalid request)."""
@@ -665,6 +783,15 @@ class ResultError:
     message: str
     retryable: bool
     status_code: int | None = None
+
+    def __init__(
+        self, *, code: str, message: str, retryable: bool, status_code: int | None = None
+    ) -> None:
+        set_code, set_message, set_retryable, set_status_code = _RESULT_ERROR_SLOTS
+        set_code(self, code)
+        set_message(self, message)
+        set_retryable(self, retryable)
+        set_status_code(self, status_code)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -684,7 +811,10 @@ class ResultError:
         )
 
 
-@attrs.frozen(kw_only=True)
+_RESULT_ERROR_SLOTS = _slot_setters(ResultError, "code", "message", "retryable", "status_code")
+
+
+@attrs.frozen(kw_only=True, init=False)
 class Usage:
     """Token usage of one request, in vendor-neutral names.
 
@@ -701,6 +831,26 @@ class Usage:
     cache_read_tokens: int | None = None
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
+
+    def __init__(
+        self,
+        *,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        total_tokens: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> None:
+        set_input, set_output, set_total, set_cache_read, set_cache_write, set_reasoning = (
+            _USAGE_SLOTS
+        )
+        set_input(self, input_tokens)
+        set_output(self, output_tokens)
+        set_total(self, total_tokens)
+        set_cache_read(self, cache_read_tokens)
+        set_cache_write(self, cache_write_tokens)
+        set_reasoning(self, reasoning_tokens)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -724,8 +874,53 @@ class Usage:
         )
 
 
+_USAGE_SLOTS = _slot_setters(
+    Usage,
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
 #: The type :meth:`BatchResult.parse` returns: the model it is given.
 _Parsed = TypeVar("_Parsed")
+_UNDECODED = object()
+
+
+class RawJSON:
+    """A JSON value kept as the bytes it arrived as, decoded once, when first asked for.
+
+    A result's ``response`` read from a vendor's line or from the job store is one: the store
+    writes the bytes as they came and the output file splices them in, so a response is never
+    decoded and encoded again only to be passed on. *data* must be one JSON value (the reader
+    that cut it out of a line checked that); *value*, when given, is its decoded value.
+    """
+
+    __slots__ = ("_value", "data")
+
+    def __init__(self, data: bytes, value: Any = _UNDECODED) -> None:
+        self.data = data
+        self._value = value
+
+    @property
+    def value(self) -> Any:
+        value = self._value
+        if value is _UNDECODED:
+            value = self._value = orjson.loads(self.data)
+        return value
+
+    def __repr__(self) -> str:
+        return f"RawJSON({len(self.data)} bytes)"
+
+
+def _response_value(value: Mapping[str, Any] | RawJSON | None) -> Mapping[str, Any] | None:
+    # Results compare by their decoded response, however each one holds it.
+    if isinstance(value, RawJSON):
+        decoded: Mapping[str, Any] | None = value.value
+        return decoded
+    return value
 
 
 def _result_status(value: ResultStatus | str) -> ResultStatus:
@@ -733,7 +928,14 @@ def _result_status(value: ResultStatus | str) -> ResultStatus:
     return value if value.__class__ is ResultStatus else ResultStatus(value)
 
 
-@attrs.frozen(kw_only=True)
+#: Where a result's JSON (:meth:`BatchResult.to_json`) holds its response while the response
+#: bytes are kept apart. No string value can hold these bytes (a quote inside a JSON string is
+#: escaped), so the first occurrence is the key itself.
+_RESPONSE_HOLE = b',"response":null'
+_NULL = b"null"
+
+
+@attrs.frozen(kw_only=True, init=False)
 class BatchResult:
     """The outcome of one request, joined on ``custom_id``.
 
@@ -743,11 +945,16 @@ class BatchResult:
     declined to answer (OpenAI ``message.refusal``, Anthropic ``stop_reason: refusal``); such a
     result still counts as succeeded (the request ran and was billed). A failed request is data
     (``error``), never an exception.
+
+    ``response`` may be given as a :class:`RawJSON` (the bytes received): it is then decoded
+    when first read, and :meth:`to_json` and the job store use the bytes as they are.
     """
 
     custom_id: str
-    status: ResultStatus = attrs.field(converter=_result_status)
-    response: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+    status: ResultStatus
+    _response: Mapping[str, Any] | RawJSON | None = attrs.field(
+        default=None, repr=False, eq=_response_value, alias="response"
+    )
     text: str | None = None
     usage: Usage | None = None
     error: ResultError | None = None
@@ -755,6 +962,40 @@ class BatchResult:
     refusal: str | None = None
     #: For an answer reused from an earlier job (``reuse_results``): that job and custom_id.
     reused_from: Mapping[str, str] | None = None
+    #: :meth:`to_json` with the response left out (see :data:`_RESPONSE_HOLE`), once made or as
+    #: the store read it. Not an init argument: ``attrs.evolve`` starts a copy without it.
+    _head: bytes | None = attrs.field(init=False, default=None, repr=False, eq=False)
+
+    def __init__(
+        self,
+        *,
+        custom_id: str,
+        status: ResultStatus | str,
+        response: Mapping[str, Any] | RawJSON | None = None,
+        text: str | None = None,
+        usage: Usage | None = None,
+        error: ResultError | None = None,
+        batch_id: str | None = None,
+        refusal: str | None = None,
+        reused_from: Mapping[str, str] | None = None,
+    ) -> None:
+        set_custom_id, set_status, set_text, set_usage, set_error, set_batch_id, set_refusal = (
+            _BATCH_RESULT_SLOTS
+        )
+        set_custom_id(self, custom_id)
+        set_status(self, _result_status(status))
+        _set_response(self, response)
+        set_text(self, text)
+        set_usage(self, usage)
+        set_error(self, error)
+        set_batch_id(self, batch_id)
+        set_refusal(self, refusal)
+        _set_reused_from(self, reused_from)
+        _set_head(self, None)
+
+    @property
+    def response(self) -> Mapping[str, Any] | None:
+        return _response_value(self._response)
 
     @property
     def ok(self) -> bool:
@@ -777,21 +1018,68 @@ class BatchResult:
         return parse(self, model)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data = self._fields()
+        data["response"] = self.response
+        return self._more_fields(data)
+
+    def _fields(self) -> dict[str, Any]:
+        # to_dict()'s keys, in order, up to the response.
+        usage, error = self.usage, self.error
+        return {
             "custom_id": self.custom_id,
             "status": self.status.value,
-            "ok": self.ok,
+            "ok": self.status is ResultStatus.SUCCEEDED,
             "text": self.text,
-            "usage": None if self.usage is None else self.usage.to_dict(),
-            "error": None if self.error is None else self.error.to_dict(),
+            "usage": None if usage is None else usage.to_dict(),
+            "error": None if error is None else error.to_dict(),
             "batch_id": self.batch_id,
-            "response": self.response,
         }
+
+    def _more_fields(self, data: dict[str, Any]) -> dict[str, Any]:
+        # to_dict()'s keys after the response.
         if self.refusal is not None:
             data["refusal"] = self.refusal
         if self.reused_from is not None:
             data["reused_from"] = dict(self.reused_from)
         return data
+
+    def to_json(self) -> bytes:
+        """``to_dict()`` as compact JSON (one line, no newline). A response held as the bytes
+        received (:class:`RawJSON`) is spliced in as those bytes, not decoded and encoded."""
+        head, response = self.json_parts()
+        if response == _NULL:
+            return head
+        start = head.index(_RESPONSE_HOLE) + len(_RESPONSE_HOLE) - len(_NULL)
+        return b"".join((head[:start], response, head[start + len(_NULL) :]))
+
+    def json_parts(self) -> tuple[bytes, bytes]:
+        """:meth:`to_json` in two parts, as the job store keeps a result: the JSON with
+        ``"response":null`` in place of the response, and the response's JSON (``null`` when
+        there is none; the bytes received for a :class:`RawJSON`)."""
+        response = self._response
+        if response is None:
+            raw = _NULL
+        elif type(response) is RawJSON:
+            raw = response.data
+        else:
+            raw = orjson.dumps(response)
+        head = self._head
+        if head is None:
+            fields = self._fields()
+            fields["response"] = None
+            head = orjson.dumps(self._more_fields(fields))
+            _set_head(self, head)  # a cache: the result itself does not change
+        return head, raw
+
+    @classmethod
+    def from_json_parts(cls, head: bytes, response: bytes) -> BatchResult:
+        """The result :meth:`json_parts` gave *head* and *response* for. The response is
+        decoded when first read; :meth:`to_json` joins the two parts without decoding them."""
+        result = cls.from_dict(orjson.loads(head))
+        if response != _NULL:
+            _set_response(result, RawJSON(response))
+        _set_head(result, head)
+        return result
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchResult:
@@ -864,6 +1152,14 @@ class BatchResult:
                 message="The batch ended without a result for this request.",
             )
         return cls(custom_id=custom_id, status=ResultStatus.ERRORED, error=error, batch_id=batch_id)
+
+
+_BATCH_RESULT_SLOTS = _slot_setters(
+    BatchResult, "custom_id", "status", "text", "usage", "error", "batch_id", "refusal"
+)
+_set_response, _set_reused_from, _set_head = _slot_setters(
+    BatchResult, "_response", "reused_from", "_head"
+)
 
 
 class JobEventKind(str, enum.Enum):

@@ -16,13 +16,15 @@ What is here, by use:
   classification; ``BaseBatchProvider.transport()`` builds the provider's),
   :func:`retry_call` / :func:`retry_iter` and :class:`RetryPolicy` (for SDK calls),
   :func:`error_from_response` and :func:`transport_failure` (an SDK's exception to the core's),
-  :func:`result_error` (a per-request failure), :func:`iter_lines` (streamed JSONL),
+  :func:`result_error` (a per-request failure), :func:`iter_lines` and
+  :func:`iter_line_batches` (streamed JSONL),
   :class:`MultipartUpload` (a form streamed from disk; :meth:`HttpTransport.upload`);
 * reading results: :func:`read_result_lines` and :func:`decode_result_line` (the one rule for
   a results line that cannot be read), :func:`input_custom_id`, :func:`result_from_openai_line` with
   :class:`OpenAILineDialect` (OpenAI's output and error lines, which OpenAI-compatible vendors
-  write too), :func:`openai_answer_parts`, :func:`openai_usage`, :func:`openai_error_fields`,
-  :class:`ResultErrorBuilder`;
+  write too) and :func:`read_openai_result_lines` (those lines, each response kept as the
+  bytes received: :class:`RawJSON`), :func:`openai_answer_parts`, :func:`openai_usage`,
+  :func:`openai_error_fields`, :class:`ResultErrorBuilder`;
 * configuration: :class:`Secret`, ``read_*`` helpers, :func:`env_first`;
 * every exception class.
 
@@ -89,7 +91,7 @@ if TYPE_CHECKING:
     )
     from batchcore.frozen import FrozenDict, thaw
     from batchcore.http import HttpTransport, MultipartUpload
-    from batchcore.jsonl import iter_lines
+    from batchcore.jsonl import iter_line_batches, iter_lines
     from batchcore.models import (
         CHAT_COMPLETIONS,
         COMPLETIONS,
@@ -106,6 +108,7 @@ if TYPE_CHECKING:
         BatchState,
         BatchStatus,
         QueueLimit,
+        RawJSON,
         ResultError,
         ResultStatus,
         Usage,
@@ -125,6 +128,7 @@ if TYPE_CHECKING:
         openai_error_fields,
         openai_incomplete,
         openai_usage,
+        read_openai_result_lines,
         read_result_lines,
         result_from_openai_line,
     )
@@ -157,6 +161,7 @@ _LAZY: dict[str, str] = {
     "thaw": "batchcore.frozen",
     "HttpTransport": "batchcore.http",
     "MultipartUpload": "batchcore.http",
+    "iter_line_batches": "batchcore.jsonl",
     "iter_lines": "batchcore.jsonl",
     **dict.fromkeys(
         (
@@ -176,6 +181,7 @@ _LAZY: dict[str, str] = {
             "BatchState",
             "BatchStatus",
             "QueueLimit",
+            "RawJSON",
             "ResultError",
             "ResultStatus",
             "Usage",
@@ -200,6 +206,7 @@ _LAZY: dict[str, str] = {
             "openai_error_fields",
             "openai_incomplete",
             "openai_usage",
+            "read_openai_result_lines",
             "read_result_lines",
             "result_from_openai_line",
         ),
@@ -274,6 +281,7 @@ __all__ = [
     "QueueLimit",
     "QuotaExceededError",
     "RateLimitError",
+    "RawJSON",
     "RequestExtensions",
     "RequestTooLargeError",
     "ResponseLostError",
@@ -294,6 +302,7 @@ __all__ = [
     "error_from_response",
     "hookimpl",
     "input_custom_id",
+    "iter_line_batches",
     "iter_lines",
     "openai_answer_parts",
     "openai_error_fields",
@@ -304,6 +313,7 @@ __all__ = [
     "read_bool",
     "read_float",
     "read_int",
+    "read_openai_result_lines",
     "read_result_lines",
     "read_str",
     "read_str_list",

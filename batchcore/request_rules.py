@@ -31,6 +31,8 @@ _SUPPLEMENT: Mapping[str, Mapping[str, Any]] = {
     "max_tokens": {"minimum": 1},
     "max_completion_tokens": {"minimum": 1},
 }
+#: How many (parameter, value) pairs found right are remembered per endpoint.
+_PASSED_LIMIT = 4096
 _JSON_TYPES = {
     str: "string",
     bool: "boolean",
@@ -99,6 +101,9 @@ def _rules() -> Mapping[str, Any]:
         role["plain"] = set(role["required"]) <= {"role", "content"} and (
             "string" in role["content"]["types"]
         )
+    for endpoint in rules["endpoints"].values():
+        # Values found right for a parameter (they depend on nothing but the spec).
+        endpoint["passed"] = set()
     for part in rules["messages"]["parts"].values():
         part["keys"] = frozenset(part["keys"])
     return rules
@@ -171,9 +176,17 @@ def check_request_rules(
     endpoint = rules["endpoints"].get(request.endpoint)
     if endpoint is None:
         return  # an endpoint the spec does not describe: the provider checks it
+    messages, params = request.body_parts()
     known = endpoint["params"]
     extra = extensions.params
-    for key, value in request.params.items():
+    passed = endpoint["passed"]
+    for key, value in params.items():
+        kind = value.__class__
+        atom = kind is int or kind is float or kind is str or kind is bool
+        # A job's requests mostly repeat the same few values (max_tokens 256, temperature
+        # 0.2): a value once found right for a parameter is not checked again.
+        if atom and (key, kind, value) in passed:
+            continue
         rule = known.get(key)
         if rule is None:
             if key in extra:
@@ -188,10 +201,12 @@ def check_request_rules(
         problem = _problem(value, rule)
         if problem is not None:
             raise _refuse(request, f"params.{key}", problem, provider)
+        if atom and len(passed) < _PASSED_LIMIT:
+            passed.add((key, kind, value))
     for rule in model_rules:
         # None is OpenAI's "use the default", which every model accepts.
-        if request.params.get(rule.param) is not None and rule.applies_to(request.model):
-            value = request.params[rule.param]
+        if params.get(rule.param) is not None and rule.applies_to(request.model):
+            value = params[rule.param]
             if not rule.allows(value):
                 raise _refuse(
                     request,
@@ -200,23 +215,24 @@ def check_request_rules(
                     provider,
                 )
     if request.endpoint == CHAT_COMPLETIONS:
-        _check_messages(request, rules["messages"], provider, extensions)
+        _check_messages(request, messages, rules["messages"], provider, extensions)
 
 
 def _check_messages(
     request: BatchRequest,
+    messages: Sequence[Mapping[str, Any]],
     rules: Mapping[str, Any],
     provider: str,
     extensions: RequestExtensions,
 ) -> None:
     roles, parts = rules["roles"], rules["parts"]
-    for index, message in enumerate(request.messages):
+    for index, message in enumerate(messages):
         role = roles.get(message.get("role"))
         if role is None:
             continue  # an unknown role is refused by BatchRequest itself
-        where = f"messages[{index}]"
         if role["plain"] and len(message) == 2 and message.get("content").__class__ is str:
             continue  # the common case: nothing more to see
+        where = f"messages[{index}]"
         for key in message:
             if key not in role["keys"] and key not in extensions.message_keys:
                 raise _refuse(

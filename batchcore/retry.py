@@ -40,7 +40,7 @@ import contextvars
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TypeVar
 
 import attrs
@@ -223,7 +223,7 @@ def retry_iter(
     policy: RetryPolicy,
     sleep: Callable[[float], None],
     describe: str = "stream",
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Yield from ``open_stream()``; on a retryable :class:`ProviderError` (while opening or
     midway) wait under *policy* and start over from the beginning.
 

@@ -258,8 +258,7 @@ def estimate_tokens(
     provider's default ``max_tokens``); *provider* names the running provider, whose
     ``provider_params`` entry is counted and read for an output limit.
     """
-    messages = request.messages
-    params = request.params
+    messages, params = request.body_parts()
     nbytes = 0
     count: _Count | None = None
     for message in messages:

@@ -112,7 +112,7 @@ def test_workers_admit_a_big_job_into_a_small_queue_in_waves(
     assert openai_emulator.queue.high_water == AT_ONCE * emulated  # 3 at a time, never more
     with JobStore(url, readonly=True) as store:
         attempts = store.database.query(
-            "SELECT DISTINCT attempts FROM requests WHERE job_id=?", (job_id,)
+            "SELECT DISTINCT attempts FROM requests JOIN jobs ON key = job WHERE id=?", (job_id,)
         )
         assert [row["attempts"] for row in attempts] == [1]
         assert "queue_full" not in [e.kind for e in store.events(job_id)]

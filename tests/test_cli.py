@@ -604,9 +604,30 @@ def copy_in_first_layout(current: Path, old: Path) -> None:
         db.execute(step.format_map(SQLITE_TYPES))
     db.execute("INSERT INTO meta VALUES ('schema', '1')")
     db.execute("ATTACH ? AS cur", (str(current),))
-    for table in ("jobs", "requests", "batches", "results"):
+    for table in ("jobs", "batches", "results"):
         columns = ", ".join(f'"{r[1]}"' for r in db.execute(f"PRAGMA main.table_info({table})"))
         db.execute(f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM cur.{table}")
+    # Requests as the first release kept them: each one's unified JSON, under its job's id.
+    rows = db.execute(
+        "SELECT j.id, r.custom_id, r.state, r.outcome, r.attempts, r.batch_row"
+        " FROM cur.requests r JOIN cur.jobs j ON j.key = r.job ORDER BY r.seq"
+    ).fetchall()
+    db.commit()
+    db.execute("DETACH cur")
+    with JobStore(current) as store:
+        requests = {
+            (job_id, request.custom_id): request
+            for job_id in {row[0] for row in rows}
+            for request in store.iter_requests(job_id)
+        }
+    db.executemany(
+        "INSERT INTO requests (job_id, custom_id, seq, data, state, outcome, attempts, batch_row)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (job, cid, seq, json.dumps(requests[job, cid].to_dict()), *rest)
+            for seq, (job, cid, *rest) in enumerate(rows)
+        ],
+    )
     db.commit()
     db.close()
 

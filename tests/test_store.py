@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
@@ -25,8 +26,11 @@ from batchcore import (
     StoreError,
 )
 from batchcore.jobs import JobBusyError, JobNotFoundError, JobStore, default_store_path
-from batchcore.jobs.schema import SCHEMA_VERSION
-from batchcore.jobs.store import public_config
+from batchcore.jobs.errors import JoinError
+from batchcore.jobs.request_rows import decode, strip_prefix
+from batchcore.jobs.schema import MIGRATIONS, SCHEMA_VERSION
+from batchcore.jobs.store import open_database, public_config
+from batchcore.models import EMBEDDINGS
 
 
 def req(cid: str) -> BatchRequest:
@@ -99,6 +103,75 @@ def test_job_and_requests_round_trip_in_order(store: JobStore) -> None:
     assert store.iter_requests("job-1").__next__() == req("b")
     with pytest.raises(JobNotFoundError):
         store.job("nope")
+
+
+SYSTEM = "You are a careful assistant who answers in one short paragraph. " * 4
+
+
+def chat(cid: str, model: str = "m", **params: Any) -> BatchRequest:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": cid}]
+    return BatchRequest(custom_id=cid, model=model, messages=messages, params=params)
+
+
+def test_requests_are_kept_as_their_body_bytes_and_their_shared_start_once(
+    store: JobStore,
+) -> None:
+    requests = [
+        *(chat(f"r{i}", max_tokens=5) for i in range(5)),
+        chat("other-model", model="m2"),  # shares less than the others: kept whole
+        attrs.evolve(chat("pp"), provider_params={"fake": {"top_k": 3}}),
+        BatchRequest(custom_id="emb", model="m", endpoint=EMBEDDINGS, params={"input": "x"}),
+    ]
+    store.create_job("job-1", provider="fake", config={}, options={}, requests=requests)
+    assert list(store.iter_requests("job-1")) == requests
+    job = store.database.query_one("SELECT key, body_prefix FROM jobs WHERE id='job-1'")
+    assert job is not None
+    key, prefix = job["key"], bytes(job["body_prefix"])
+    assert SYSTEM.encode() in prefix  # the start the requests share, once
+    rows = store.database.query("SELECT body, extra FROM requests WHERE job=? ORDER BY seq", (key,))
+    whole = [bytes(r["body"]).startswith(b"{") for r in rows]
+    assert whole.count(False) >= len(rows) / 2  # most rows keep only what follows the start
+    assert whole[5]  # other-model's does not share it: kept whole
+    for row, request, kept_whole in zip(rows, requests, whole, strict=True):
+        body = request.openai_body_json()
+        assert bytes(row["body"]) == (body if kept_whole else body[len(prefix) :])
+    for row in rows:  # the OpenAI body, never the unified request's JSON beside it
+        assert b'"custom_id"' not in bytes(row["body"]) and b'"params"' not in bytes(row["body"])
+    assert [r["extra"] is None for r in rows] == [True] * 6 + [False, False]
+
+
+@pytest.mark.parametrize(
+    ("body", "kept_whole"),
+    [
+        (b'{"model":"m","input":"x"}', False),  # shares the start: only the rest is kept
+        (b'{"model":"m","input":{"a":1}}', True),  # the rest would read as a whole body
+        (b'{"model":"n","input":"x"}', True),  # does not share it
+    ],
+)
+def test_a_body_is_kept_without_the_shared_start_only_where_it_reads_back_as_it_was(
+    body: bytes, kept_whole: bool
+) -> None:
+    prefix = b'{"model":"m","input":'
+    stored = strip_prefix(body, prefix)
+    assert (stored == body) is kept_whole
+    assert decode("c", stored, b'{"endpoint":"/v1/embeddings"}', prefix).openai_body_json() == body
+
+
+def test_a_request_left_out_of_the_first_batches_leaves_no_job(store: JobStore) -> None:
+    def record_with_a_batch_short_of_one() -> None:
+        with store.new_job("job-1", provider="fake", config={}, options={}, batched=True) as job:
+            for _ in job.record([req("a"), req("b"), req("c")]):
+                pass
+            job.add_batch(
+                round_number=1,
+                idempotency_key="k",
+                payload={"request_count": 2},
+                custom_ids=["a", "c"],
+            )
+
+    with pytest.raises(JoinError, match="3 requests were recorded"):
+        record_with_a_batch_short_of_one()
+    assert store.jobs() == []
 
 
 def test_duplicate_custom_id_leaves_no_half_job(store: JobStore) -> None:
@@ -294,6 +367,109 @@ def test_a_store_written_by_the_first_release_is_upgraded_in_place(tmp_path: Pat
     assert [r.custom_id for r in store.iter_results("job-v1")] == ["r0"]
     store.close()
     assert JobStore(path).database.query_one("SELECT count(*) AS n FROM events")["n"] == 0
+
+
+def write_schema_6_store(location: str, jobs: dict[str, list[tuple[BatchRequest, str]]]) -> None:
+    """A store as schema 6 wrote it: each request as its unified JSON under the job id, with
+    its state (``pending``, ``assigned`` to the job's one batch, ``done`` as succeeded)."""
+    db = open_database(location)
+    with db.exclusive("batchcore-schema"):
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for migration in MIGRATIONS[:6]:
+            for step in migration.steps:
+                db.execute(step.format_map(db.types)) if isinstance(step, str) else step(db)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', '6')")
+        for created, (job_id, rows) in enumerate(jobs.items()):
+            db.execute(
+                "INSERT INTO jobs (id, provider, config, options, state, request_count,"
+                " created_at, updated_at) VALUES (?, 'fake', ?, ?, 'active', ?, ?, ?)",
+                (job_id, b"{}", b"{}", len(rows), created, created),
+            )
+            batch = db.insert_id(
+                "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
+                " created_at, updated_at) VALUES (?, 1, ?, 'submitted', ?, 0, 0) RETURNING row",
+                (job_id, f"k-{job_id}", sum(state != "pending" for _, state in rows)),
+            )
+            for seq, (request, state) in enumerate(rows, 1):
+                db.execute(
+                    "INSERT INTO requests (job_id, custom_id, seq, data, state, outcome, attempts,"
+                    " batch_row, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        request.custom_id,
+                        seq,
+                        orjson.dumps(request.to_dict()),
+                        state,
+                        "succeeded" if state == "done" else None,
+                        int(state != "pending"),
+                        None if state == "pending" else batch,
+                        request.custom_id.encode().ljust(16, b"-"),
+                    ),
+                )
+                if state == "done":
+                    db.execute(
+                        "INSERT INTO answers (fingerprint, job_id, custom_id) VALUES (?, ?, ?)",
+                        (request.custom_id.encode().ljust(16, b"-"), job_id, request.custom_id),
+                    )
+                    db.execute(
+                        "INSERT INTO results (job_id, custom_id, batch_row, status, retryable,"
+                        " data) VALUES (?, ?, ?, 'succeeded', 0, ?)",
+                        (
+                            job_id,
+                            request.custom_id,
+                            batch,
+                            orjson.dumps(ok(request.custom_id).to_dict()),
+                        ),
+                    )
+    db.close()
+
+
+def test_a_store_written_by_schema_6_is_upgraded_in_place(store_location: str) -> None:
+    old = [
+        (chat("z-done"), "done"),
+        (chat("a-assigned", max_tokens=9), "assigned"),
+        (chat("m-pending"), "pending"),
+        (
+            BatchRequest(
+                custom_id="e-assigned",
+                model="m",
+                endpoint=EMBEDDINGS,
+                params={"input": ["x", "y"]},
+                provider_params={"fake": {"dimensions": 8}},
+            ),
+            "assigned",
+        ),
+    ]
+    write_schema_6_store(store_location, {"job-old": old, "job-two": [(req("b"), "pending")]})
+    with JobStore(store_location) as store:
+        assert store.database.query_one("SELECT value FROM meta WHERE key='schema'")["value"] == (
+            str(SCHEMA_VERSION)
+        )
+        requests = [request for request, _ in old]
+        assert list(store.iter_requests("job-old")) == requests  # input order, as recorded
+        assert list(store.iter_requests("job-old", state="pending")) == [requests[2]]
+        (batch,) = store.batches("job-old")
+        assert list(store.iter_requests("job-old", batch_row=batch.row)) == [
+            requests[1],
+            requests[3],
+        ]
+        assert store.count_requests("job-old") == {"done": 1, "assigned": 2, "pending": 1}
+        assert store.count_results("job-old") == {"succeeded": 1}
+        assert [r.custom_id for r in store.iter_results("job-old")] == ["z-done"]
+        assert list(store.iter_requests("job-two")) == [req("b")]
+        # The moved job goes on: its batch is settled, and a new job is recorded beside it.
+        assert store.save_results("job-old", batch.row, [ok("a-assigned"), ok("e-assigned")]) == 2
+        store.settle_batch("job-old", batch.row, max_attempts=1, retry=False)
+        assert store.count_results("job-old") == {"succeeded": 3}
+        answered = store.database.query("SELECT fingerprint FROM answers ORDER BY custom_id")
+        assert [bytes(r["fingerprint"]).rstrip(b"-") for r in answered] == [
+            b"a-assigned",
+            b"e-assigned",
+            b"z-done",
+        ]
+        make_job(store, ["b", "c"], job_id="job-new")
+        assert [r.custom_id for r in store.iter_requests("job-new")] == ["b", "c"]
+        assert [r.custom_id for r in store.iter_requests("job-two")] == ["b"]
 
 
 def test_a_store_from_a_newer_batchcore_is_refused(store_location: str) -> None:

@@ -179,6 +179,8 @@ class BatchRunner:
         # Costs already priced: the last known per job (events), and per fetched batch.
         self._costs: dict[str, float | None] = {}
         self._batch_costs: dict[int, float | None] = {}
+        #: Final results by status that each fetched batch settled (they never change).
+        self._done_counts: dict[int, dict[str, int]] = {}
 
     # -- public API ------------------------------------------------------------------------
 
@@ -259,8 +261,14 @@ class BatchRunner:
         payloads: list[BatchPayload] = []
         rows: list[int] = []
         try:
+            # Batched: every request passed on goes into one of the batches recorded below, so
+            # each is recorded with its first attempt and assigned by ranges, never one by one.
             with self.store.new_job(
-                job_id, provider=instance.PROVIDER_NAME, config=instance.config, options=recorded
+                job_id,
+                provider=instance.PROVIDER_NAME,
+                config=instance.config,
+                options=recorded,
+                batched=True,
             ) as job:
                 fresh = job.record(
                     requests,
@@ -607,10 +615,9 @@ class BatchRunner:
             for batch in due:
                 if batch.state is not BatchRowState.PREPARED:
                     acted = self._batch_step(job, batch.row, provider, settings) or acted
-            counts = self.store.count_requests(job_id)
             if (
                 not wait
-                and not counts.get(RequestState.PENDING)
+                and not self.store.has_requests(job_id, RequestState.PENDING)
                 and not self.store.batches(job_id, state=BatchRowState.PREPARED)
             ):
                 return self.info(job_id)
@@ -688,14 +695,14 @@ class BatchRunner:
                 self.store.record_event(job.id, "deadline", detail, actor=self._me)
                 self._emit(JobEventKind.NOTICE, self.info(job.id), detail=detail)
                 job = self.store.job(job.id)
-            counts = self.store.count_requests(job.id)
-            if not counts.get(RequestState.PENDING) and not counts.get(RequestState.ASSIGNED):
+            pending = self.store.has_requests(job.id, RequestState.PENDING)
+            if not pending and not self.store.has_requests(job.id, RequestState.ASSIGNED):
                 final = JobState.CANCELLED if job.cancel_requested else JobState.FINISHED
                 self.store.set_job_state(job.id, final)
                 info = self.info(job.id)
                 self._emit(JobEventKind.FINISHED, info, detail=final.value)
                 return info
-            if counts.get(RequestState.PENDING):
+            if pending:
                 self._plan(job, provider)
             return None
         finally:
@@ -734,8 +741,7 @@ class BatchRunner:
                 self.store.release_batch(row, self._me)
 
     def _plan(self, job: JobRow, provider: BaseBatchProvider) -> None:
-        pending = self.store.count_requests(job.id).get(RequestState.PENDING, 0)
-        if not pending:
+        if not self.store.has_requests(job.id, RequestState.PENDING):
             return
         if job.cancel_requested:
             error = _cancelled_error(job) or ResultError(
@@ -1323,11 +1329,9 @@ class BatchRunner:
             return False
 
     def _info(self, job: JobRow) -> JobInfo:
-        counts: dict[str, int] = dict(self.store.count_results(job.id))
-        requests = self.store.count_requests(job.id)
-        counts["pending"] = requests.get(RequestState.PENDING, 0) + requests.get(
-            RequestState.ASSIGNED, 0
-        )
+        rows = self.store.batches(job.id)
+        counts = self._final_counts(job, rows)
+        counts["pending"] = job.request_count - sum(counts.values())
         batches = tuple(
             BatchInfo(
                 batch_id=b.batch_id or (b.handle.batch_id if b.handle else None),
@@ -1342,7 +1346,7 @@ class BatchRunner:
                 cost_usd=self._batch_cost(job, b),
                 **_claim_of(b),
             )
-            for b in self.store.batches(job.id)
+            for b in rows
         )
         return JobInfo(
             id=job.id,
@@ -1362,6 +1366,21 @@ class BatchRunner:
             lease_until=None if job.lease_until is None else utc(job.lease_until),
             owner_since=None if job.owner_since is None else utc(job.owner_since),
         )
+
+    def _final_counts(self, job: JobRow, batches: list[BatchRow]) -> dict[str, int]:
+        """The job's final results by status. A fetched batch's count never changes (what it
+        settled stays settled): each is read once per runner, from an index, so the info sent
+        with every event costs what the new batches settled, not a count of the whole job."""
+        known = self._done_counts
+        fresh = [b.row for b in batches if b.state is BatchRowState.FETCHED and b.row not in known]
+        found = self.store.count_done(job.id, fresh)
+        for row in fresh:
+            known[row] = found.get(row, {})
+        counts: dict[str, int] = {}
+        for by_status in [found.get(None, {}), *(known[b.row] for b in batches if b.row in known)]:
+            for status, n in by_status.items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
 
     def _emit(
         self,

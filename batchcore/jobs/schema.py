@@ -39,6 +39,83 @@ def _backfill_batch_ids(db: Database) -> None:
     )
 
 
+#: Request states as the migrations spell them (constants of their version, never user input).
+_PENDING, _ASSIGNED, _DONE = "pending", "assigned", "done"
+#: Request seqs are handed out in blocks of this many: a job's requests take consecutive seqs
+#: (their input order) even while other jobs are recorded at once on a server store.
+SEQ_BLOCK = 4096
+
+
+def next_number(db: Database) -> int:
+    """The next number of the store's sequence (never handed out twice)."""
+    number = db.insert_id("INSERT INTO numbers DEFAULT VALUES RETURNING n", ())
+    db.execute("DELETE FROM numbers WHERE n=?", (number,))  # the sequence remembers it
+    return number
+
+
+def _key_jobs(db: Database) -> None:
+    for row in db.query("SELECT id FROM jobs ORDER BY created_at, id"):
+        db.execute("UPDATE jobs SET key=? WHERE id=?", (next_number(db), row["id"]))
+
+
+def _v7_body(data: bytes) -> tuple[bytes, bytes | None]:
+    """A request as schema 6 kept it (the unified request's JSON) as schema 7 keeps it: the
+    OpenAI body bytes, and the endpoint and provider_params only when not default."""
+    request = orjson.loads(data)
+    body: dict[str, object] = {"model": request["model"]}
+    if request.get("messages"):
+        body["messages"] = request["messages"]
+    body.update(request.get("params") or {})
+    extra: dict[str, object] = {}
+    if request.get("endpoint", "/v1/chat/completions") != "/v1/chat/completions":
+        extra["endpoint"] = request["endpoint"]
+    if request.get("provider_params"):
+        extra["provider_params"] = request["provider_params"]
+    return orjson.dumps(body), orjson.dumps(extra) if extra else None
+
+
+def _move_requests(db: Database) -> None:
+    if db.query_one("SELECT 1 FROM requests LIMIT 1") is None:
+        return  # nothing to move (a new store: its old table is not even committed yet)
+    # Rows are streamed (on a server store by a reader of their own, which sees the table as
+    # committed); only the old table is read: the jobs table is being altered, and a reader
+    # of it would wait for this very transaction.
+    keys = {r["id"]: int(r["key"]) for r in db.query("SELECT id, key FROM jobs")}
+    insert = (
+        "INSERT INTO requests_v7 (seq, job, custom_id, state, attempts, batch_row, outcome,"
+        " fingerprint, body, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    rows: list[tuple[object, ...]] = []
+    job, seq, left = None, 0, 0
+    for old in db.iterate(
+        "SELECT job_id, custom_id, data, state, attempts, batch_row, outcome, fingerprint"
+        " FROM requests ORDER BY job_id, seq"
+    ):
+        if old["job_id"] != job or not left:
+            job, seq, left = old["job_id"], next_number(db) * SEQ_BLOCK, SEQ_BLOCK
+        body, extra = _v7_body(old["data"])
+        rows.append(
+            (
+                seq,
+                keys[old["job_id"]],
+                old["custom_id"],
+                old["state"],
+                old["attempts"],
+                old["batch_row"],
+                old["outcome"],
+                old["fingerprint"],
+                body,
+                extra,
+            )
+        )
+        seq, left = seq + 1, left - 1
+        if len(rows) >= 5000:
+            db.executemany(insert, rows)
+            rows.clear()
+    if rows:
+        db.executemany(insert, rows)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -186,6 +263,48 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "since when the job's driver holds it (`batchcore jobs` shows who holds what since when)",
         ("ALTER TABLE jobs ADD COLUMN owner_since {real}",),
+    ),
+    Migration(
+        7,
+        "requests kept compact: keyed by a number (the job's key and an input-ordered seq, not "
+        "the job id repeated in every row and index entry), each holding its OpenAI body bytes "
+        "once (without the start its job's requests share, kept once on the job), and indexed "
+        "only where a query needs it (partial indexes on pending, assigned and done requests)",
+        (
+            # A sequence both backends spell the same way: job keys and blocks of request seqs.
+            "CREATE TABLE IF NOT EXISTS numbers (n {id})",
+            "ALTER TABLE jobs ADD COLUMN key {bigint}",
+            "ALTER TABLE jobs ADD COLUMN body_prefix {blob}",
+            _key_jobs,
+            "CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_key ON jobs (key)",
+            """CREATE TABLE requests_v7 (
+                seq {bigint} PRIMARY KEY,
+                job {bigint} NOT NULL REFERENCES jobs(key) ON DELETE CASCADE,
+                custom_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                batch_row {bigint},
+                outcome TEXT,
+                fingerprint {blob},
+                body {blob} NOT NULL,
+                extra {blob}
+            )""",
+            _move_requests,
+            "DROP TABLE requests",
+            "ALTER TABLE requests_v7 RENAME TO requests",
+            "CREATE UNIQUE INDEX requests_by_id ON requests (job, custom_id)",
+            # The batch a request waits on: settling and rebuilding a batch. A job's first
+            # requests are written waiting for their batch's row (NULL) and get it in the same
+            # transaction: they enter this index once, with it.
+            "CREATE INDEX requests_assigned ON requests (job, batch_row)"
+            f" WHERE state = '{_ASSIGNED}' AND batch_row IS NOT NULL",
+            # Rows no batch holds yet (usually none): planning a round, claiming a job step.
+            "CREATE INDEX requests_pending ON requests (job, state, seq)"
+            f" WHERE state = '{_PENDING}'",
+            # Final outcomes, counted by batch without reading the rows.
+            "CREATE INDEX requests_done ON requests (job, state, batch_row, outcome)"
+            f" WHERE state = '{_DONE}'",
+        ),
     ),
 )
 

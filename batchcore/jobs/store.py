@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import time
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,7 +30,8 @@ from batchcore.config import is_secret_key
 from batchcore.errors import InvalidRequestError, StoreError
 from batchcore.jobs.database import Database, Row, SQLiteDatabase
 from batchcore.jobs.errors import JobBusyError, JobNotFoundError, JoinError
-from batchcore.jobs.schema import SCHEMA_VERSION, migrate
+from batchcore.jobs.request_rows import common_prefix, decode, encode_extra, strip_prefix
+from batchcore.jobs.schema import SCHEMA_VERSION, SEQ_BLOCK, migrate, next_number
 from batchcore.jobs.states import BatchRowState, JobState, RequestState
 from batchcore.models import BatchHandle, BatchRequest, BatchResult, BatchStatus, ResultStatus
 
@@ -62,8 +64,16 @@ _STEPPING = "({})".format(
         for state in (BatchRowState.PREPARED, BatchRowState.SUBMITTED, BatchRowState.ENDED)
     )
 )
-#: Requests without a final result.
-_UNFINISHED = f"('{RequestState.PENDING.value}', '{RequestState.ASSIGNED.value}')"
+_PENDING = RequestState.PENDING.value
+_ASSIGNED = RequestState.ASSIGNED.value
+_DONE = RequestState.DONE.value
+#: Each request state as its partial index spells it (an assigned request always has its
+#: batch's row once recorded: see the schema).
+_IN_STATE = {
+    RequestState.PENDING: f"state='{_PENDING}'",
+    RequestState.ASSIGNED: f"state='{_ASSIGNED}' AND batch_row IS NOT NULL",
+    RequestState.DONE: f"state='{_DONE}'",
+}
 _SUCCEEDED = ResultStatus.SUCCEEDED.value
 #: Results per statement (4 parameters each, under every backend's parameter limit).
 _RESULT_ROWS = 1000
@@ -241,6 +251,16 @@ def _cause(error: StoreError) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
+def _check_assigned(job_id: str, expected: int, assigned: int) -> None:
+    if assigned != expected:
+        # The structural guard against paying for a batch whose results can never be
+        # joined: every request of a payload must be a request of this job waiting for it.
+        raise JoinError(
+            f"job {job_id}: a batch of {expected} requests matched {assigned} pending "
+            "requests of the job; nothing was submitted. This is a bug: please report it"
+        )
+
+
 def _queue_lock(provider: str, model: str | None) -> str:
     """The name that serialises decisions about one vendor queue among processes."""
     return f"batchcore-queue:{provider}:{model or '*'}"
@@ -359,6 +379,8 @@ class JobStore:
         self._db = database or open_database(location, readonly=readonly)
         self.readonly = readonly
         self._clock = clock
+        #: job id -> (its key, the start its requests' bodies share): fixed once recorded.
+        self._keys: dict[str, tuple[int, bytes | None]] = {}
         try:
             if readonly and not getattr(self._db, "missing", False):
                 version = self._check_version()
@@ -487,44 +509,74 @@ class JobStore:
 
     @contextmanager
     def new_job(
-        self, job_id: str, *, provider: str, config: Mapping[str, Any], options: Mapping[str, Any]
+        self,
+        job_id: str,
+        *,
+        provider: str,
+        config: Mapping[str, Any],
+        options: Mapping[str, Any],
+        batched: bool = False,
     ) -> Iterator[NewJob]:
         """Record a job in one transaction: requests stream in through :meth:`NewJob.record`
         (so a caller can prepare payloads from the same pass) and batches are added with
-        :meth:`NewJob.add_batch`. Any exception rolls everything back."""
+        :meth:`NewJob.add_batch`. Any exception rolls everything back.
+
+        *batched*: the caller puts every request it is passed into one of the batches it adds
+        here (the job's first round), so each is recorded with its first attempt, waiting for
+        its batch, and never rewritten as pending then assigned; a request left without a
+        batch at the end is a bug (:class:`JoinError`), and nothing is recorded then."""
         now = self._clock()
-        with self.transaction():
-            self._db.execute(
-                "INSERT INTO jobs (id, provider, config, options, state, created_at, updated_at,"
-                " driver_only, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    provider,
-                    orjson.dumps(public_config(config)),
-                    orjson.dumps(dict(options)),
-                    JobState.ACTIVE.value,
-                    now,
-                    now,
-                    # A sandbox job lives in its driver's process: no worker can reach it.
-                    int(bool(options.get("sandbox"))),
-                    options.get("deadline"),
-                ),
-            )
-            job = NewJob(self, job_id, options)
-            yield job
-            job.flush()
-            if job.count == 0:
-                raise InvalidRequestError("no requests: a job needs at least one request")
-            self._db.execute("UPDATE jobs SET request_count=? WHERE id=?", (job.count, job_id))
+        try:
+            with self.transaction():
+                key = next_number(self._db)
+                self._db.execute(
+                    "INSERT INTO jobs (id, key, provider, config, options, state, created_at,"
+                    " updated_at, driver_only, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job_id,
+                        key,
+                        provider,
+                        orjson.dumps(public_config(config)),
+                        orjson.dumps(dict(options)),
+                        JobState.ACTIVE.value,
+                        now,
+                        now,
+                        # A sandbox job lives in its driver's process: no worker can reach it.
+                        int(bool(options.get("sandbox"))),
+                        options.get("deadline"),
+                    ),
+                )
+                job = NewJob(self, job_id, key, options, batched=batched)
+                yield job
+                job.finish()
+                self._db.execute("UPDATE jobs SET request_count=? WHERE id=?", (job.count, job_id))
+        finally:
+            self._keys.pop(job_id, None)  # learnt again from the store, as committed
         if job.count >= _INSERT_CHUNK:
             self._db.refresh_statistics("requests")
 
-    def _insert_requests(self, rows: list[tuple[Any, ...]]) -> None:
+    def _job_key(self, job_id: str) -> tuple[int, bytes | None]:
+        """The key the job's requests are recorded under, and the start their bodies share."""
+        known = self._keys.get(job_id)
+        if known is None:
+            row = self._db.query_one("SELECT key, body_prefix FROM jobs WHERE id=?", (job_id,))
+            if row is None:
+                raise JobNotFoundError(f"no job {job_id!r} in {self.where}")
+            known = self._keys[job_id] = (int(row["key"]), row["body_prefix"])
+        return known
+
+    def _insert_requests(self, rows: list[tuple[Any, ...]], first: int) -> None:
+        """Insert rows of :meth:`NewJob.record` (with ``extra`` only where one has it);
+        *first*: the request number of the first."""
+        columns = "seq, job, custom_id, state, attempts, fingerprint, body"
+        if any(len(row) > 7 for row in rows):
+            rows = [row if len(row) > 7 else (*row, None) for row in rows]
+            columns += ", extra"
         failure: StoreError | None = None
         try:
             self._db.executemany(
-                "INSERT INTO requests (job_id, custom_id, seq, data, state, fingerprint)"
-                f" VALUES (?, ?, ?, ?, '{RequestState.PENDING.value}', ?)",
+                f"INSERT INTO requests ({columns})"
+                f" VALUES ({', '.join('?' * (columns.count(',') + 1))})",
                 rows,
             )
         except StoreError as error:
@@ -532,17 +584,17 @@ class JobStore:
         if failure is None:
             return
         seen: set[str] = set()
-        for row in rows:
-            if row[1] in seen or self._db.query_one(
-                "SELECT 1 FROM requests WHERE job_id=? AND custom_id=?", (row[0], row[1])
+        for number, row in enumerate(rows, first):
+            if row[2] in seen or self._db.query_one(
+                "SELECT 1 FROM requests WHERE job=? AND custom_id=?", (row[1], row[2])
             ):
                 raise InvalidRequestError(
-                    f"custom_id {row[1]!r} appears more than once (again as request "
-                    f"#{row[2]}); custom_ids must be unique within a job",
-                    custom_id=row[1],
+                    f"custom_id {row[2]!r} appears more than once (again as request "
+                    f"#{number}); custom_ids must be unique within a job",
+                    custom_id=row[2],
                     field="custom_id",
                 )
-            seen.add(row[1])
+            seen.add(row[2])
         raise failure
 
     def job(self, job_id: str) -> JobRow:
@@ -770,9 +822,10 @@ class JobStore:
             found = self._db.query_one(
                 "SELECT j.id FROM jobs j"
                 f" WHERE {active} AND (j.step_owner IS NULL OR j.step_until < ?)"
-                " AND (EXISTS (SELECT 1 FROM requests r WHERE r.job_id = j.id"
-                f" AND r.state = '{RequestState.PENDING.value}') OR NOT EXISTS (SELECT 1 FROM"
-                f" requests r WHERE r.job_id = j.id AND r.state IN {_UNFINISHED})"
+                # A round to plan (pending requests), or nothing unfinished: the job ends.
+                f" AND (EXISTS (SELECT 1 FROM requests r WHERE r.job = j.key AND r.state ="
+                f" '{_PENDING}') OR NOT EXISTS (SELECT 1 FROM requests r WHERE r.job = j.key"
+                f" AND r.state = '{_ASSIGNED}' AND r.batch_row IS NOT NULL)"
                 " OR (j.deadline <= ? AND j.cancel_requested = 0))"
                 " ORDER BY j.created_at LIMIT 1" + self._db.lock_rows("j"),
                 (wall, *names, wall, now),
@@ -859,45 +912,92 @@ class JobStore:
 
     # -- requests --------------------------------------------------------------------------
 
+    # States are spelled in the SQL (enum constants, never user input): a partial index is
+    # used only for a query that names its state, which a bound parameter may not.
+
     def iter_requests(
         self, job_id: str, *, state: RequestState | None = None, batch_row: int | None = None
     ) -> Iterator[BatchRequest]:
-        """Requests in input order, streamed from the database."""
-        sql = "SELECT data FROM requests WHERE job_id=?"
-        args: list[Any] = [job_id]
-        if state is not None:
-            sql += " AND state=?"
-            args.append(RequestState(state).value)
+        """Requests in input order, streamed from the database: all of the job's, those in
+        *state*, or those assigned to batch *batch_row*."""
+        key, prefix = self._job_key(job_id)
+        sql = "SELECT custom_id, body, extra FROM requests WHERE job=?"
+        args: list[Any] = [key]
         if batch_row is not None:
-            sql += " AND batch_row=?"
+            sql += f" AND batch_row=? AND state='{_ASSIGNED}'"
             args.append(batch_row)
+        elif state is not None:
+            sql += f" AND state='{RequestState(state).value}'"
         for row in self._db.iterate(sql + " ORDER BY seq", args):
-            yield BatchRequest.from_dict(orjson.loads(row["data"]))
+            yield decode(row["custom_id"], row["body"], row["extra"], prefix)
+
+    def has_requests(self, job_id: str, state: RequestState) -> bool:
+        """Whether any request of the job is in *state* (reads one index entry)."""
+        key = self._job_key(job_id)[0]
+        found = self._db.query_one(
+            f"SELECT 1 FROM requests WHERE job=? AND {_IN_STATE[RequestState(state)]} LIMIT 1",
+            (key,),
+        )
+        return found is not None
 
     def count_requests(self, job_id: str) -> dict[RequestState, int]:
-        return {
-            RequestState(r["state"]): r["n"]
-            for r in self._db.query(
-                "SELECT state, COUNT(*) AS n FROM requests WHERE job_id=? GROUP BY state",
-                (job_id,),
-            )
+        """Requests by state (states with none left out). Pending and done requests are
+        counted from their indexes; the rest of the job's requests are assigned."""
+        key = self._job_key(job_id)[0]
+        found = self._db.query_one(
+            f"SELECT (SELECT COUNT(*) FROM requests WHERE job=? AND state='{_PENDING}') AS p,"
+            f" (SELECT COUNT(*) FROM requests WHERE job=? AND state='{_DONE}') AS d,"
+            " request_count AS n FROM jobs WHERE key=?",
+            (key, key, key),
+        )
+        assert found is not None
+        pending, done = int(found["p"]), int(found["d"])
+        counts = {
+            RequestState.PENDING: pending,
+            RequestState.ASSIGNED: int(found["n"]) - pending - done,
+            RequestState.DONE: done,
         }
+        return {state: n for state, n in counts.items() if n}
 
     def count_results(self, job_id: str) -> dict[str, int]:
         """Final results by status (requests whose outcome is settled)."""
-        return {
-            r["outcome"]: r["n"]
-            for r in self._db.query(
-                "SELECT outcome, COUNT(*) AS n FROM requests WHERE job_id=? AND state=?"
-                " GROUP BY outcome",
-                (job_id, RequestState.DONE.value),
-            )
-        }
+        counts: dict[str, int] = {}
+        for by_status in self.count_done(job_id, None).values():
+            for status, n in by_status.items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
+
+    def count_done(
+        self, job_id: str, batch_rows: Iterable[int] | None
+    ) -> dict[int | None, dict[str, int]]:
+        """Final outcomes of the job's requests, by the batch row that settled them (None:
+        settled without one: reused, cancelled or refused before a batch), from an index
+        alone: of the batches *batch_rows* and of none, or (None) of every batch. A batch
+        that is fetched is settled for good: a caller may keep its counts."""
+        key = self._job_key(job_id)[0]
+        sql = (
+            "SELECT batch_row, outcome, COUNT(*) AS n FROM requests"
+            f" WHERE job=? AND state='{_DONE}'"
+        )
+        groups = " GROUP BY batch_row, outcome"
+        if batch_rows is None:
+            found = self._db.query(sql + groups, (key,))
+        else:
+            found = self._db.query(sql + " AND batch_row IS NULL" + groups, (key,))
+            rows = list(batch_rows)
+            for first in range(0, len(rows), _RESULT_ROWS):
+                part = rows[first : first + _RESULT_ROWS]
+                marks = ", ".join("?" * len(part))
+                found += self._db.query(sql + f" AND batch_row IN ({marks})" + groups, (key, *part))
+        counts: dict[int | None, dict[str, int]] = {}
+        for r in found:
+            counts.setdefault(r["batch_row"], {})[r["outcome"]] = int(r["n"])
+        return counts
 
     def iter_pending_ids(self, job_id: str) -> Iterator[str]:
         for row in self._db.iterate(
-            "SELECT custom_id FROM requests WHERE job_id=? AND state=? ORDER BY seq",
-            (job_id, RequestState.PENDING.value),
+            f"SELECT custom_id FROM requests WHERE job=? AND state='{_PENDING}' ORDER BY seq",
+            (self._job_key(job_id)[0],),
         ):
             yield row["custom_id"]
 
@@ -924,9 +1024,26 @@ class JobStore:
         payload: Mapping[str, Any],
         custom_ids: Iterable[str],
     ) -> int:
+        row = self._insert_batch(job_id, round_number, idempotency_key, payload)
+        assigned = self._db.executemany(
+            "UPDATE requests SET state=?, batch_row=?, attempts=attempts+1"
+            " WHERE job=? AND custom_id=? AND state=?",
+            ((_ASSIGNED, row, self._job_key(job_id)[0], cid, _PENDING) for cid in custom_ids),
+        )
+        _check_assigned(job_id, payload["request_count"], assigned)
+        return row
+
+    def _insert_batch(
+        self,
+        job_id: str,
+        round_number: int,
+        idempotency_key: str,
+        payload: Mapping[str, Any],
+    ) -> int:
+        """Record a prepared batch (its requests are assigned by the caller)."""
         now = self._clock()
         expected = payload["request_count"]
-        row = self._db.insert_id(
+        return self._db.insert_id(
             "INSERT INTO batches (job_id, round, idempotency_key, state, request_count,"
             " payload, created_at, updated_at, model, tokens)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING row",
@@ -943,22 +1060,6 @@ class JobStore:
                 payload.get("tokens"),
             ),
         )
-        assigned = self._db.executemany(
-            "UPDATE requests SET state=?, batch_row=?, attempts=attempts+1"
-            " WHERE job_id=? AND custom_id=? AND state=?",
-            (
-                (RequestState.ASSIGNED.value, row, job_id, cid, RequestState.PENDING.value)
-                for cid in custom_ids
-            ),
-        )
-        if assigned != expected:
-            # The structural guard against paying for a batch whose results can never be
-            # joined: every request of a payload must be a pending request of this job.
-            raise JoinError(
-                f"job {job_id}: a batch of {expected} requests matched {assigned} pending "
-                "requests of the job; nothing was submitted. This is a bug: please report it"
-            )
-        return row
 
     def batches(self, job_id: str, *, state: BatchRowState | None = None) -> list[BatchRow]:
         sql = "SELECT * FROM batches WHERE job_id=?"
@@ -1119,8 +1220,8 @@ class JobStore:
         with self.transaction():
             back = self._db.execute(
                 "UPDATE requests SET state=?, batch_row=NULL, attempts=attempts-1"
-                " WHERE job_id=? AND batch_row=? AND state=?",
-                (RequestState.PENDING.value, job_id, row, RequestState.ASSIGNED.value),
+                f" WHERE job=? AND batch_row=? AND state='{_ASSIGNED}'",
+                (_PENDING, self._job_key(job_id)[0], row),
             )
             self._db.execute(
                 "UPDATE batches SET state=?, error=?, updated_at=? WHERE row=?",
@@ -1291,6 +1392,7 @@ class JobStore:
             for r in results
         ]
         stored = 0
+        key = self._job_key(job_id)[0]
         with self.transaction():
             # One statement per chunk (not one per result): the results join their requests
             # on the primary key, and the database sees the whole chunk at once.
@@ -1300,14 +1402,15 @@ class JobStore:
                 stored += self._db.execute(
                     f"WITH v(custom_id, status, retryable, data) AS (VALUES {values})"
                     " INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
-                    " SELECT r.job_id, r.custom_id, r.batch_row, v.status, v.retryable, v.data"
-                    " FROM v JOIN requests r ON r.job_id = ? AND r.custom_id = v.custom_id"
+                    " SELECT ?, r.custom_id, r.batch_row, v.status, v.retryable, v.data"
+                    " FROM v JOIN requests r ON r.job = ? AND r.custom_id = v.custom_id"
                     " WHERE r.batch_row = ? AND r.state = ?"
                     " ON CONFLICT (job_id, custom_id) DO UPDATE SET batch_row=excluded.batch_row,"
                     " status=excluded.status, retryable=excluded.retryable, data=excluded.data",
                     [
                         *(value for item in chunk for value in item),
                         job_id,
+                        key,
                         row,
                         RequestState.ASSIGNED.value,
                     ],
@@ -1320,10 +1423,10 @@ class JobStore:
             r["custom_id"]
             for r in self._db.query(
                 "SELECT req.custom_id FROM requests req LEFT JOIN results res"
-                " ON res.job_id = req.job_id AND res.custom_id = req.custom_id"
+                " ON res.job_id = ? AND res.custom_id = req.custom_id"
                 " AND res.batch_row = req.batch_row"
-                " WHERE req.job_id=? AND req.batch_row=? AND req.state=? AND res.custom_id IS NULL",
-                (job_id, row, RequestState.ASSIGNED.value),
+                " WHERE req.job=? AND req.batch_row=? AND req.state=? AND res.custom_id IS NULL",
+                (job_id, self._job_key(job_id)[0], row, RequestState.ASSIGNED.value),
             )
         ]
 
@@ -1334,17 +1437,19 @@ class JobStore:
         answers are real (:func:`answers_reusable`) become reusable by later jobs."""
         assigned, done = RequestState.ASSIGNED.value, RequestState.DONE.value
         reusable = answers_reusable(self.job(job_id).options)
+        key = self._job_key(job_id)[0]
         with self.transaction():
             self._db.execute(
                 "UPDATE requests SET state=?, outcome=(SELECT status FROM results res"
-                " WHERE res.job_id=requests.job_id AND res.custom_id=requests.custom_id)"
-                " WHERE job_id=? AND batch_row=?"
+                " WHERE res.job_id=? AND res.custom_id=requests.custom_id)"
+                " WHERE job=? AND batch_row=?"
                 " AND state=? AND (? = 0 OR attempts >= ? OR custom_id IN"
                 " (SELECT custom_id FROM results WHERE job_id=? AND batch_row=?"
                 " AND (status=? OR retryable=0)))",
                 (
                     done,
                     job_id,
+                    key,
                     row,
                     assigned,
                     int(retry),
@@ -1358,15 +1463,15 @@ class JobStore:
                 # What was answered can be reused by later jobs that ask the same (opt-in).
                 self._db.execute(
                     "INSERT INTO answers (fingerprint, job_id, custom_id) SELECT fingerprint,"
-                    " job_id, custom_id FROM requests WHERE job_id=? AND batch_row=? AND state=?"
+                    " ?, custom_id FROM requests WHERE job=? AND batch_row=? AND state=?"
                     " AND outcome=? AND fingerprint IS NOT NULL"
                     " ON CONFLICT (fingerprint) DO NOTHING",
-                    (job_id, row, done, _SUCCEEDED),
+                    (job_id, key, row, done, _SUCCEEDED),
                 )
             back = self._db.execute(
-                "UPDATE requests SET state=?, batch_row=NULL WHERE job_id=?"
+                "UPDATE requests SET state=?, batch_row=NULL WHERE job=?"
                 " AND batch_row=? AND state=?",
-                (RequestState.PENDING.value, job_id, row, assigned),
+                (RequestState.PENDING.value, key, row, assigned),
             )
             self._db.execute(
                 "UPDATE batches SET state=?, updated_at=? WHERE row=?",
@@ -1380,8 +1485,8 @@ class JobStore:
         with self.transaction():
             self._db.execute(
                 "UPDATE requests SET state=?, batch_row=NULL, attempts=attempts-1"
-                " WHERE job_id=? AND batch_row=? AND state=?",
-                (RequestState.PENDING.value, job_id, row, RequestState.ASSIGNED.value),
+                f" WHERE job=? AND batch_row=? AND state='{_ASSIGNED}'",
+                (_PENDING, self._job_key(job_id)[0], row),
             )
             self._db.execute(
                 "UPDATE batches SET state=?, updated_at=? WHERE row=?",
@@ -1391,6 +1496,7 @@ class JobStore:
     def settle_pending_as(self, job_id: str, results: Iterable[BatchResult]) -> None:
         """Give never-submitted requests a final result (a cancelled job's leftovers)."""
         items = list(results)
+        key = self._job_key(job_id)[0]
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO results (job_id, custom_id, batch_row, status, retryable, data)"
@@ -1408,16 +1514,16 @@ class JobStore:
                 ],
             )
             self._db.executemany(
-                "UPDATE requests SET state=?, outcome=? WHERE job_id=? AND custom_id=?",
-                [(RequestState.DONE.value, r.status.value, job_id, r.custom_id) for r in items],
+                "UPDATE requests SET state=?, outcome=? WHERE job=? AND custom_id=?",
+                [(RequestState.DONE.value, r.status.value, key, r.custom_id) for r in items],
             )
 
     def iter_results(self, job_id: str) -> Iterator[BatchResult]:
         """Every stored result, in input order (one per custom_id)."""
         for row in self._db.iterate(
-            "SELECT res.data FROM requests req JOIN results res ON res.job_id = req.job_id"
-            " AND res.custom_id = req.custom_id WHERE req.job_id=? ORDER BY req.seq",
-            (job_id,),
+            "SELECT res.data FROM requests req JOIN results res ON res.job_id = ?"
+            " AND res.custom_id = req.custom_id WHERE req.job=? ORDER BY req.seq",
+            (job_id, self._job_key(job_id)[0]),
         ):
             yield BatchResult.from_dict(orjson.loads(row["data"]))
 
@@ -1425,15 +1531,38 @@ class JobStore:
 class NewJob:
     """A job being recorded (see :meth:`JobStore.new_job`)."""
 
-    def __init__(self, store: JobStore, job_id: str, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: str,
+        key: int,
+        options: Mapping[str, Any],
+        *,
+        batched: bool = False,
+    ) -> None:
         self._store = store
         self.job_id = job_id
+        self._key = key
         self._options = dict(options)
+        self._batched = batched
         self.count = 0
         #: Requests answered by an earlier job's result instead of a new batch.
         self.reused = 0
         self._chunk: list[tuple[Any, ...]] = []
+        self._chunk_first = 1  # the request number of the chunk's first row
+        #: The start the job's request bodies share, kept once on the job (None: not known
+        #: yet: decided from the first rows written; see batchcore.jobs.request_rows).
+        self._prefix: bytes | None = None
+        self._next_seq = self._seqs_left = 0
         self._real_answers: dict[str, bool] = {}  # job id -> its answers may be reused
+        # Batched: each request passed on, in order (its position), as its batch will name it
+        # (the hash of its custom_id) and where it is stored (its seq); see add_batch.
+        self._hashes = array("q")
+        self._seqs = array("q")
+        self._claimed = bytearray()
+        self._first_free = 0
+        self._assigned = 0
+        self._in_order = True
 
     def record(
         self,
@@ -1451,8 +1580,12 @@ class NewJob:
         A job whose answers are not real (a sandbox job: :func:`answers_reusable`) keeps no
         fingerprint and reuses nothing: its invented answers never serve another job, and real
         answers never hide among its invented ones."""
-        job_id = self.job_id
+        key = self._key
         chunk = self._chunk
+        batched = self._batched
+        state, attempts = (_ASSIGNED, 1) if batched else (_PENDING, 0)
+        hashes, seqs = self._hashes, self._seqs
+        prefix = self._prefix
         if not answers_reusable(self._options):
             fingerprint, reuse = None, False
         for request in requests:
@@ -1460,12 +1593,43 @@ class NewJob:
             mark = None if fingerprint is None else fingerprint(request)
             if reuse and mark is not None and self._reuse(request, mark, on_reuse):
                 continue
-            chunk.append(
-                (job_id, request.custom_id, self.count, orjson.dumps(request.to_dict()), mark)
+            if not chunk:
+                self._chunk_first = self.count
+            seq = self._seq()
+            cid = request.custom_id
+            body = request.openai_body_json()
+            # Blobs as bytearray: sqlite3 binds bytes (and None) only after looking for an
+            # adapter, which costs more than the copy (benchmarks/bench_submit.py).
+            row: tuple[Any, ...] = (
+                seq,
+                key,
+                cid,
+                state,
+                attempts,
+                None if mark is None else bytearray(mark),
+                bytearray(strip_prefix(body, prefix) if prefix else body),
             )
+            extra = encode_extra(request)
+            if extra is not None:
+                row += (extra,)  # rare: the chunk is then written with the column
+            chunk.append(row)
+            if batched:
+                hashes.append(hash(cid))
+                seqs.append(seq)
             if len(chunk) >= _INSERT_CHUNK:
                 self.flush()
+                prefix = self._prefix
             yield request
+
+    def _seq(self) -> int:
+        """The next request's seq: consecutive within blocks the store hands out."""
+        if not self._seqs_left:
+            self._next_seq = next_number(self._store.database) * SEQ_BLOCK
+            self._seqs_left = SEQ_BLOCK
+        seq = self._next_seq
+        self._next_seq += 1
+        self._seqs_left -= 1
+        return seq
 
     def _reuse(
         self,
@@ -1486,16 +1650,17 @@ class NewJob:
         data["custom_id"] = request.custom_id
         self.flush()
         db.execute(
-            "INSERT INTO requests (job_id, custom_id, seq, data, state, outcome, fingerprint)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO requests (seq, job, custom_id, state, attempts, outcome, fingerprint,"
+            " body, extra) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)",
             (
-                self.job_id,
+                self._seq(),
+                self._key,
                 request.custom_id,
-                self.count,
-                orjson.dumps(request.to_dict()),
-                RequestState.DONE.value,
+                _DONE,
                 _SUCCEEDED,
                 fingerprint,
+                request.openai_body_json(),
+                encode_extra(request),
             ),
         )
         db.execute(
@@ -1525,9 +1690,22 @@ class NewJob:
         )
 
     def flush(self) -> None:
-        if self._chunk:
-            self._store._insert_requests(self._chunk)
-            self._chunk.clear()
+        chunk = self._chunk
+        if not chunk:
+            return
+        if self._prefix is None and len(chunk) > 1:
+            # The first rows decide what the job's bodies share; these are kept without it too.
+            prefix = common_prefix([row[6] for row in chunk])
+            if prefix:
+                self._store.database.execute(
+                    "UPDATE jobs SET body_prefix=? WHERE key=?", (prefix, self._key)
+                )
+                chunk[:] = [
+                    (*row[:6], bytearray(strip_prefix(row[6], prefix)), *row[7:]) for row in chunk
+                ]
+            self._prefix = prefix
+        self._store._insert_requests(chunk, self._chunk_first)
+        chunk.clear()
 
     def add_batch(
         self,
@@ -1537,7 +1715,88 @@ class NewJob:
         payload: Mapping[str, Any],
         custom_ids: Iterable[str],
     ) -> int:
+        """Record a prepared batch and assign the requests it names (*custom_ids*) to it."""
         self.flush()
-        return self._store._add_batch(
-            self.job_id, round_number, idempotency_key, payload, custom_ids
-        )
+        store = self._store
+        if not self._batched:
+            return store._add_batch(self.job_id, round_number, idempotency_key, payload, custom_ids)
+        row = store._insert_batch(self.job_id, round_number, idempotency_key, payload)
+        ids = list(custom_ids)
+        runs = self._runs(ids) if self._in_order else None
+        db = store.database
+        wait = f"state='{_ASSIGNED}' AND batch_row IS NULL"
+        if runs is None:
+            # Not in input order (a provider that sorts its payloads): one by one.
+            self._in_order = False
+            assigned = db.executemany(
+                f"UPDATE requests SET batch_row=? WHERE job=? AND custom_id=? AND {wait}",
+                ((row, self._key, cid) for cid in ids),
+            )
+        else:
+            assigned = 0
+            for first, last, count in runs:
+                done = db.execute(
+                    f"UPDATE requests SET batch_row=? WHERE job=? AND seq BETWEEN ? AND ?"
+                    f" AND {wait}",
+                    (row, self._key, first, last),
+                )
+                _check_assigned(self.job_id, count, done)
+                assigned += done
+        _check_assigned(self.job_id, payload["request_count"], assigned)
+        self._assigned += assigned
+        return row
+
+    def _runs(self, ids: list[str]) -> list[tuple[int, int, int]] | None:
+        """The seq ranges to assign to a batch of *ids*: (first seq, last seq, requests), or
+        None when its ids do not come in input order.
+
+        A payload holds requests in the order they were passed on (a subsequence of them; all
+        the next ones while the job's requests go into one batch at a time), so a batch is a
+        few ranges of seqs, each assigned by one statement instead of one per request: a
+        range holds this batch's requests and others' already assigned, never a request
+        still waiting for a later batch. Matching is by hash of the custom_id; the count of
+        every range, and of the batch, is checked against what the store changed."""
+        hashes, seqs, claimed = self._hashes, self._seqs, self._claimed
+        total = len(hashes)
+        claimed.extend(bytes(total - len(claimed)))
+        start, count = self._first_free, len(ids)
+        end = start + count
+        wanted = array("q", map(hash, ids))
+        if end <= total and claimed.find(1, start, end) < 0 and hashes[start:end] == wanted:
+            claimed[start:end] = b"\x01" * count
+            runs = [(seqs[start], seqs[end - 1], count)]
+        else:
+            runs = []
+            taken: list[int] = []
+            at = start
+            for mark in wanted:
+                gap = False
+                while at < total and (claimed[at] or hashes[at] != mark):
+                    gap = gap or not claimed[at]
+                    at += 1
+                if at == total:
+                    return None
+                taken.append(at)
+                if runs and not gap:
+                    first, _, n = runs[-1]
+                    runs[-1] = (first, seqs[at], n + 1)
+                else:
+                    runs.append((seqs[at], seqs[at], 1))
+                at += 1
+            for at in taken:
+                claimed[at] = 1
+        free = claimed.find(0, self._first_free)
+        self._first_free = total if free < 0 else free
+        return runs
+
+    def finish(self) -> None:
+        """The job is recorded: every request is stored, in a batch when *batched*."""
+        self.flush()
+        if self.count == 0:
+            raise InvalidRequestError("no requests: a job needs at least one request")
+        if self._batched and self._assigned != len(self._hashes):
+            raise JoinError(
+                f"job {self.job_id}: {len(self._hashes)} requests were recorded for the first "
+                f"round's batches, which hold {self._assigned} of them; nothing was submitted. "
+                "This is a bug: please report it"
+            )

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeGuard, overload
 
@@ -200,7 +200,7 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
             f"not {request.endpoint}",
         )
     out: dict[str, Any] = {"model": request.model}
-    messages = request.messages
+    messages, params = request.body_parts()  # read, never changed: the output is built anew
     plain = _plain_messages(messages)
     if plain is not None:
         system, turns = plain
@@ -212,7 +212,6 @@ def _message_params(request: BatchRequest, default_max_tokens: int | None) -> di
         if blocks is not None:
             out["system"] = blocks
         out["messages"] = converted
-    params = request.params
     if params and not _copy_plain_params(params, out):
         _convert_params(params, out)
     limit = _max_output(request.model)
@@ -267,8 +266,8 @@ def _copy_plain_params(params: Mapping[str, Any], out: dict[str, Any]) -> bool:
 
 
 def _plain_messages(
-    messages: tuple[Mapping[str, Any], ...],
-) -> tuple[str | None, tuple[Mapping[str, Any], ...]] | None:
+    messages: Sequence[Mapping[str, Any]],
+) -> tuple[str | None, Sequence[Mapping[str, Any]]] | None:
     """``(system, turns)`` when the messages are valid Anthropic input as they are (the common
     case: at most one leading system prompt of non-empty text, then alternating user/assistant
     turns of non-empty text), so the hot path copies nothing; None when they need converting."""
@@ -308,7 +307,7 @@ def _plain_messages(
 
 
 def _convert_messages(
-    messages: tuple[Mapping[str, Any], ...],
+    messages: Sequence[Mapping[str, Any]],
 ) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []

@@ -221,7 +221,7 @@ def model_problem(request: BatchRequest) -> tuple[str, str] | None:
     facts = model_facts(request.model)
     if facts is None:
         return None
-    params = request.params
+    params = request.body_parts()[1]
     model = repr(request.model)
     why = f" ({facts.inferred})" if facts.inferred else ""
     limit = facts.max_output_tokens

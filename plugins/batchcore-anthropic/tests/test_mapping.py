@@ -653,7 +653,7 @@ def test_plain_turns_are_not_copied() -> None:
     # The hot path reuses the caller's message objects as they are.
     unified = request([USER, {"role": "assistant", "content": "Hi"}])
     converted = message_params(unified)
-    assert converted["messages"] is unified.messages
+    assert converted["messages"] is unified.body_parts()[0]
 
 
 # (name, unified request, field the error must name)

@@ -159,12 +159,12 @@ def _request(request: BatchRequest) -> dict[str, Any]:
             else f"Gemini batches run chat requests ({CHAT_COMPLETIONS})"
         )
         raise _Bad("endpoint", f"{request.endpoint} is not supported: {detail}")
-    system, contents = _messages(request.messages)
+    system, contents = _messages(request.body_parts()[0])
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
     params = _Params()
-    for key, value in request.params.items():
+    for key, value in request.body_parts()[1].items():
         if value is None:
             continue  # JSON null: the parameter is unset
         convert = _PARAMS.get(key)

@@ -254,9 +254,9 @@ def request_body(
 def _chat_body(request: BatchRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [_message(i, m) for i, m in enumerate(request.messages)],
+        "messages": [_message(i, m) for i, m in enumerate(request.body_parts()[0])],
     }
-    params = request.params
+    params = request.body_parts()[1]
     for key, value in params.items():
         where = f"params.{key}"
         if value is None:
@@ -469,7 +469,7 @@ def _prediction(value: Any) -> dict[str, Any]:
 
 def _embeddings_body(request: BatchRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"model": request.model}
-    for key, value in request.params.items():
+    for key, value in request.body_parts()[1].items():
         where = f"params.{key}"
         if value is None:
             continue

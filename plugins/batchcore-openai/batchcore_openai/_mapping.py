@@ -185,7 +185,8 @@ def request_problem(
     if request.endpoint not in endpoints:
         choices = ", ".join(sorted(endpoints))
         return refuse("endpoint", f"this provider does not batch {request.endpoint}; use {choices}")
-    if request.params.get("stream"):
+    messages, params = request.body_parts()
+    if params.get("stream"):
         return refuse("params.stream", "batches cannot stream; drop params['stream']")
     for key in params_keys if request.provider_params else ():
         clash = sorted({"model", "messages"} & set(request.provider_params.get(key) or ()))
@@ -196,11 +197,11 @@ def request_problem(
                 "own fields",
             )
     if refused_message_keys:
-        for index, message in enumerate(request.messages):
+        for index, message in enumerate(messages):
             for key, why in refused_message_keys.items():
                 if message.get(key) is not None:
                     return refuse(f"messages[{index}].{key}", f"{why}; leave it out")
-    schema = _json_schema_format(request.params.get("response_format"))
+    schema = _json_schema_format(params.get("response_format"))
     if schema is not None:
         strict = schema.get("strict") is True
         allowed = strict_structured_output_models if strict else structured_output_models

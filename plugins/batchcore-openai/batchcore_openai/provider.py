@@ -28,8 +28,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
+from itertools import chain
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar, cast
@@ -56,8 +57,8 @@ from batchcore.plugin import (
     ResponseLostError,
     env_first,
     error_from_response,
-    iter_lines,
-    read_result_lines,
+    iter_line_batches,
+    read_openai_result_lines,
     read_str,
     read_str_list,
     redact,
@@ -70,7 +71,6 @@ from batchcore_openai._models import MODEL_RULES
 __all__ = ["AzureOpenAIBatchProvider", "OpenAIBatchProvider"]
 
 T = TypeVar("T")
-_DOWNLOAD_CHUNK = 1 << 20
 #: How much older than the attempt a batch may look (clocks differ) and still be its batch.
 _CLOCK_SKEW = timedelta(minutes=10)
 #: Left out of every call (the SDK would fill them from OPENAI_ORG_ID / OPENAI_PROJECT_ID) when a
@@ -218,7 +218,7 @@ class OpenAIBatchProvider(BaseBatchProvider):
             return (request.model, request.endpoint)
         # Embedding batches also cap the inputs across all requests: start a new file (a new
         # group) when the next request would cross the cap.
-        count = wire.input_count(request.params.get("input"))
+        count = wire.input_count(request.body_parts()[1].get("input"))
         bucket, used = buckets.get(request.model, (0, 0))
         if used + count > self.MAX_EMBEDDING_INPUTS:
             bucket, used = bucket + 1, 0
@@ -298,15 +298,18 @@ class OpenAIBatchProvider(BaseBatchProvider):
             return
         for file_id in (batch.get("output_file_id"), batch.get("error_file_id")):
             if file_id:
-                yield from read_result_lines(
-                    (line for _, line in self._file_lines(file_id, "download results")),
-                    lambda line: wire.result_from_line(
-                        line, handle.batch_id, error=self.result_error
-                    ),
-                    provider=self.PROVIDER_NAME,
-                    batch_id=handle.batch_id,
-                    source=f"file {file_id}",
-                )
+                batches = self._file_line_batches(file_id, "download results")
+                try:
+                    yield from read_openai_result_lines(
+                        # Flattened in C: no generator resumed per line (bench_parse.py).
+                        chain.from_iterable(batches),
+                        handle.batch_id,
+                        error=self.result_error,
+                        provider=self.PROVIDER_NAME,
+                        source=f"file {file_id}",
+                    )
+                finally:
+                    batches.close()  # the download's connection is released now
 
     def request_ids(self, handle: BatchHandle, status: BatchStatus) -> Iterable[str]:
         """The custom_ids of the batch's input file."""
@@ -434,30 +437,39 @@ class OpenAIBatchProvider(BaseBatchProvider):
     ) -> Iterator[tuple[int, str]]:
         """(line number, custom_id) of each request in the batch's input file."""
         file_id = batch.get("input_file_id") or handle.metadata.get("input_file_id")
-        for number, line in self._file_lines(file_id, "download batch input") if file_id else ():
-            custom_id = wire.input_custom_id(line)
-            if custom_id is not None:
-                yield number, custom_id
+        if not file_id:
+            return
+        batches = self._file_line_batches(file_id, "download batch input")
+        try:
+            for number, line in enumerate(chain.from_iterable(batches), 1):
+                custom_id = wire.input_custom_id(line)
+                if custom_id is not None:
+                    yield number, custom_id
+        finally:
+            batches.close()
 
-    def _file_lines(self, file_id: str, action: str) -> Iterator[tuple[int, bytes]]:
-        """(line number, line) for the non-blank lines of a file's content, streamed. A
+    def _file_line_batches(self, file_id: str, action: str) -> Generator[list[bytes], None, None]:
+        """The non-blank lines of a file's content, streamed, a list per chunk received. A
         download that breaks midway is read again (under the retry policy) and resumes after
         the lines already delivered: a file's content never changes."""
         delivered = 0
 
-        def open_stream() -> Iterator[tuple[int, bytes]]:
+        def open_stream() -> Iterator[list[bytes]]:
             nonlocal delivered
             client = self._sdk()
             response = self._sdk_call(
                 action, lambda: client.files.with_streaming_response.content(file_id).__enter__()
             )
             failure: ProviderError | None = None
+            seen = 0
             try:
-                chunks = response.iter_bytes(_DOWNLOAD_CHUNK)
-                for number, line in enumerate(iter_lines(chunks), 1):
-                    if number > delivered:
-                        delivered = number
-                        yield number, line
+                # Chunks as they arrive: asking the SDK for a fixed size only adds a copy.
+                for lines in iter_line_batches(response.iter_bytes()):
+                    seen += len(lines)
+                    if seen > delivered:
+                        fresh = lines[len(lines) - (seen - delivered) :]
+                        delivered = seen
+                        yield fresh
             except Exception as exc:  # the SDK hands its HTTP library's errors through here
                 failure = self._transport_failure(exc, action)
             finally:

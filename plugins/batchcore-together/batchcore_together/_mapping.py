@@ -141,7 +141,7 @@ _PLAIN_ROLES = frozenset({"system", "user", "assistant"})
 
 def _plain(request: BatchRequest) -> bool:
     """Whether the OpenAI body is already a valid Together body (no copy needed)."""
-    for key, value in request.params.items():
+    for key, value in request.body_parts()[1].items():
         if key in _PLAIN_NUMBERS:
             if value.__class__ is not float and value.__class__ is not int:
                 return False
@@ -150,7 +150,7 @@ def _plain(request: BatchRequest) -> bool:
                 return False
         else:
             return False
-    for message in request.messages:
+    for message in request.body_parts()[0]:
         if (
             len(message) != 2
             or message.get("role") not in _PLAIN_ROLES
@@ -163,9 +163,9 @@ def _plain(request: BatchRequest) -> bool:
 def _convert(request: BatchRequest, native: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": request.model,
-        "messages": [_message(i, m) for i, m in enumerate(request.messages)],
+        "messages": [_message(i, m) for i, m in enumerate(request.body_parts()[0])],
     }
-    params = request.params
+    params = request.body_parts()[1]
     for key, value in params.items():
         handler = _PARAMS.get(key)
         if handler is None:
