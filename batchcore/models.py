@@ -41,7 +41,6 @@ __all__ = [
     "JobEvent",
     "JobEventKind",
     "QueueLimit",
-    "RawJSON",
     "ResultError",
     "ResultStatus",
     "Usage",
@@ -886,41 +885,6 @@ _USAGE_SLOTS = _slot_setters(
 
 #: The type :meth:`BatchResult.parse` returns: the model it is given.
 _Parsed = TypeVar("_Parsed")
-_UNDECODED = object()
-
-
-class RawJSON:
-    """A JSON value kept as the bytes it arrived as, decoded once, when first asked for.
-
-    A result's ``response`` read from a vendor's line or from the job store is one: the store
-    writes the bytes as they came and the output file splices them in, so a response is never
-    decoded and encoded again only to be passed on. *data* must be one JSON value (the reader
-    that cut it out of a line checked that); *value*, when given, is its decoded value.
-    """
-
-    __slots__ = ("_value", "data")
-
-    def __init__(self, data: bytes, value: Any = _UNDECODED) -> None:
-        self.data = data
-        self._value = value
-
-    @property
-    def value(self) -> Any:
-        value = self._value
-        if value is _UNDECODED:
-            value = self._value = orjson.loads(self.data)
-        return value
-
-    def __repr__(self) -> str:
-        return f"RawJSON({len(self.data)} bytes)"
-
-
-def _response_value(value: Mapping[str, Any] | RawJSON | None) -> Mapping[str, Any] | None:
-    # Results compare by their decoded response, however each one holds it.
-    if isinstance(value, RawJSON):
-        decoded: Mapping[str, Any] | None = value.value
-        return decoded
-    return value
 
 
 def _result_status(value: ResultStatus | str) -> ResultStatus:
@@ -928,14 +892,7 @@ def _result_status(value: ResultStatus | str) -> ResultStatus:
     return value if value.__class__ is ResultStatus else ResultStatus(value)
 
 
-#: Where a result's JSON (:meth:`BatchResult.to_json`) holds its response while the response
-#: bytes are kept apart. No string value can hold these bytes (a quote inside a JSON string is
-#: escaped), so the first occurrence is the key itself.
-_RESPONSE_HOLE = b',"response":null'
-_NULL = b"null"
-
-
-@attrs.frozen(kw_only=True, init=False)
+@attrs.frozen(kw_only=True)
 class BatchResult:
     """The outcome of one request, joined on ``custom_id``.
 
@@ -945,16 +902,11 @@ class BatchResult:
     declined to answer (OpenAI ``message.refusal``, Anthropic ``stop_reason: refusal``); such a
     result still counts as succeeded (the request ran and was billed). A failed request is data
     (``error``), never an exception.
-
-    ``response`` may be given as a :class:`RawJSON` (the bytes received): it is then decoded
-    when first read, and :meth:`to_json` and the job store use the bytes as they are.
     """
 
     custom_id: str
-    status: ResultStatus
-    _response: Mapping[str, Any] | RawJSON | None = attrs.field(
-        default=None, repr=False, eq=_response_value, alias="response"
-    )
+    status: ResultStatus = attrs.field(converter=_result_status)
+    response: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     text: str | None = None
     usage: Usage | None = None
     error: ResultError | None = None
@@ -962,40 +914,6 @@ class BatchResult:
     refusal: str | None = None
     #: For an answer reused from an earlier job (``reuse_results``): that job and custom_id.
     reused_from: Mapping[str, str] | None = None
-    #: :meth:`to_json` with the response left out (see :data:`_RESPONSE_HOLE`), once made or as
-    #: the store read it. Not an init argument: ``attrs.evolve`` starts a copy without it.
-    _head: bytes | None = attrs.field(init=False, default=None, repr=False, eq=False)
-
-    def __init__(
-        self,
-        *,
-        custom_id: str,
-        status: ResultStatus | str,
-        response: Mapping[str, Any] | RawJSON | None = None,
-        text: str | None = None,
-        usage: Usage | None = None,
-        error: ResultError | None = None,
-        batch_id: str | None = None,
-        refusal: str | None = None,
-        reused_from: Mapping[str, str] | None = None,
-    ) -> None:
-        set_custom_id, set_status, set_text, set_usage, set_error, set_batch_id, set_refusal = (
-            _BATCH_RESULT_SLOTS
-        )
-        set_custom_id(self, custom_id)
-        set_status(self, _result_status(status))
-        _set_response(self, response)
-        set_text(self, text)
-        set_usage(self, usage)
-        set_error(self, error)
-        set_batch_id(self, batch_id)
-        set_refusal(self, refusal)
-        _set_reused_from(self, reused_from)
-        _set_head(self, None)
-
-    @property
-    def response(self) -> Mapping[str, Any] | None:
-        return _response_value(self._response)
 
     @property
     def ok(self) -> bool:
@@ -1018,68 +936,21 @@ class BatchResult:
         return parse(self, model)
 
     def to_dict(self) -> dict[str, Any]:
-        data = self._fields()
-        data["response"] = self.response
-        return self._more_fields(data)
-
-    def _fields(self) -> dict[str, Any]:
-        # to_dict()'s keys, in order, up to the response.
-        usage, error = self.usage, self.error
-        return {
+        data = {
             "custom_id": self.custom_id,
             "status": self.status.value,
-            "ok": self.status is ResultStatus.SUCCEEDED,
+            "ok": self.ok,
             "text": self.text,
-            "usage": None if usage is None else usage.to_dict(),
-            "error": None if error is None else error.to_dict(),
+            "usage": None if self.usage is None else self.usage.to_dict(),
+            "error": None if self.error is None else self.error.to_dict(),
             "batch_id": self.batch_id,
+            "response": self.response,
         }
-
-    def _more_fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        # to_dict()'s keys after the response.
         if self.refusal is not None:
             data["refusal"] = self.refusal
         if self.reused_from is not None:
             data["reused_from"] = dict(self.reused_from)
         return data
-
-    def to_json(self) -> bytes:
-        """``to_dict()`` as compact JSON (one line, no newline). A response held as the bytes
-        received (:class:`RawJSON`) is spliced in as those bytes, not decoded and encoded."""
-        head, response = self.json_parts()
-        if response == _NULL:
-            return head
-        start = head.index(_RESPONSE_HOLE) + len(_RESPONSE_HOLE) - len(_NULL)
-        return b"".join((head[:start], response, head[start + len(_NULL) :]))
-
-    def json_parts(self) -> tuple[bytes, bytes]:
-        """:meth:`to_json` in two parts, as the job store keeps a result: the JSON with
-        ``"response":null`` in place of the response, and the response's JSON (``null`` when
-        there is none; the bytes received for a :class:`RawJSON`)."""
-        response = self._response
-        if response is None:
-            raw = _NULL
-        elif type(response) is RawJSON:
-            raw = response.data
-        else:
-            raw = orjson.dumps(response)
-        head = self._head
-        if head is None:
-            fields = self._fields()
-            fields["response"] = None
-            head = orjson.dumps(self._more_fields(fields))
-            _set_head(self, head)  # a cache: the result itself does not change
-        return head, raw
-
-    @classmethod
-    def from_json_parts(cls, head: bytes, response: bytes) -> BatchResult:
-        """The result :meth:`json_parts` gave *head* and *response* for. The response is
-        decoded when first read; :meth:`to_json` joins the two parts without decoding them."""
-        result = cls.from_dict(orjson.loads(head))
-        if response != _NULL:
-            _set_response(result, RawJSON(response))
-        _set_head(result, head)
-        return result
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchResult:
@@ -1152,14 +1023,6 @@ class BatchResult:
                 message="The batch ended without a result for this request.",
             )
         return cls(custom_id=custom_id, status=ResultStatus.ERRORED, error=error, batch_id=batch_id)
-
-
-_BATCH_RESULT_SLOTS = _slot_setters(
-    BatchResult, "custom_id", "status", "text", "usage", "error", "batch_id", "refusal"
-)
-_set_response, _set_reused_from, _set_head = _slot_setters(
-    BatchResult, "_response", "reused_from", "_head"
-)
 
 
 class JobEventKind(str, enum.Enum):

@@ -22,9 +22,8 @@ What is here, by use:
 * reading results: :func:`read_result_lines` and :func:`decode_result_line` (the one rule for
   a results line that cannot be read), :func:`input_custom_id`, :func:`result_from_openai_line` with
   :class:`OpenAILineDialect` (OpenAI's output and error lines, which OpenAI-compatible vendors
-  write too) and :func:`read_openai_result_lines` (those lines, each response kept as the
-  bytes received: :class:`RawJSON`), :func:`openai_answer_parts`, :func:`openai_usage`,
-  :func:`openai_error_fields`, :class:`ResultErrorBuilder`;
+  write too), :func:`openai_answer_parts`, :func:`openai_usage`, :func:`openai_error_fields`,
+  :class:`ResultErrorBuilder`;
 * configuration: :class:`Secret`, ``read_*`` helpers, :func:`env_first`;
 * every exception class.
 
@@ -108,7 +107,6 @@ if TYPE_CHECKING:
         BatchState,
         BatchStatus,
         QueueLimit,
-        RawJSON,
         ResultError,
         ResultStatus,
         Usage,
@@ -128,7 +126,6 @@ if TYPE_CHECKING:
         openai_error_fields,
         openai_incomplete,
         openai_usage,
-        read_openai_result_lines,
         read_result_lines,
         result_from_openai_line,
     )
@@ -181,7 +178,6 @@ _LAZY: dict[str, str] = {
             "BatchState",
             "BatchStatus",
             "QueueLimit",
-            "RawJSON",
             "ResultError",
             "ResultStatus",
             "Usage",
@@ -206,7 +202,6 @@ _LAZY: dict[str, str] = {
             "openai_error_fields",
             "openai_incomplete",
             "openai_usage",
-            "read_openai_result_lines",
             "read_result_lines",
             "result_from_openai_line",
         ),
@@ -281,7 +276,6 @@ __all__ = [
     "QueueLimit",
     "QuotaExceededError",
     "RateLimitError",
-    "RawJSON",
     "RequestExtensions",
     "RequestTooLargeError",
     "ResponseLostError",
@@ -313,7 +307,6 @@ __all__ = [
     "read_bool",
     "read_float",
     "read_int",
-    "read_openai_result_lines",
     "read_result_lines",
     "read_str",
     "read_str_list",

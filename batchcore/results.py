@@ -6,8 +6,7 @@
   missing, be resubmitted and be paid for twice.
 * :func:`read_result_lines` - every line of a download through a vendor's reader of one decoded
   line. A line that is JSON but names no request (the reader returns None) is logged and skipped:
-  there is nothing to join it to. :func:`read_openai_result_lines` does the same for OpenAI's
-  line format, keeping each response body as the bytes received (:class:`RawJSON`).
+  there is nothing to join it to.
 * :func:`input_custom_id` - the custom_id of a line of a batch's input file, read back to report
   the requests its results leave out.
 * :func:`result_from_openai_line` - OpenAI's batch output and error lines (``custom_id``,
@@ -30,7 +29,7 @@ import attrs
 import orjson
 
 from batchcore.errors import ResponseLostError
-from batchcore.models import BatchResult, RawJSON, ResultError, ResultStatus, Usage
+from batchcore.models import BatchResult, ResultError, ResultStatus, Usage
 
 __all__ = [
     "OPENAI_CANCELLED_CODES",
@@ -43,10 +42,8 @@ __all__ = [
     "openai_error_fields",
     "openai_incomplete",
     "openai_usage",
-    "read_openai_result_lines",
     "read_result_lines",
     "result_from_openai_line",
-    "split_openai_line",
 ]
 
 log = logging.getLogger("batchcore.results")
@@ -96,61 +93,18 @@ def read_result_lines(
     request: it is logged and skipped. *lines* is closed when this ends or is abandoned (a
     streamed download's connection is released)."""
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-
-    def read_line(line: bytes, number: int) -> BatchResult | None:
-        # The common case inline (this runs once per result line); a line that is not a JSON
-        # object goes to decode_result_line, which raises.
-        try:
-            entry = loads(line)
-        except decode_error:
-            entry = None
-        if type(entry) is not dict:
-            where = f"line {number} of {source}"
-            entry = decode_result_line(line, provider=provider, batch_id=batch_id, where=where)
-        return read(entry)
-
-    return _each_result(lines, read_line, provider=provider, batch_id=batch_id, source=source)
-
-
-def read_openai_result_lines(
-    lines: Iterable[bytes],
-    batch_id: str,
-    *,
-    error: ResultErrorBuilder,
-    dialect: OpenAILineDialect | None = None,
-    provider: str,
-    source: str = "the results",
-) -> Iterator[BatchResult]:
-    """:func:`read_result_lines` with :func:`result_from_openai_line` for OpenAI's output and
-    error lines, each response body kept as the bytes received (:func:`split_openai_line`):
-    the job store writes them and the output file splices them in as they came."""
-    dialect = OPENAI_LINES if dialect is None else dialect
-
-    def read_line(line: bytes, number: int) -> BatchResult | None:
-        split = split_openai_line(line)
-        if split is None:
-            where = f"line {number} of {source}"
-            entry = decode_result_line(line, provider=provider, batch_id=batch_id, where=where)
-            return result_from_openai_line(entry, batch_id, error=error, dialect=dialect)
-        entry, body = split
-        return result_from_openai_line(
-            entry, batch_id, error=error, dialect=dialect, body_json=body
-        )
-
-    return _each_result(lines, read_line, provider=provider, batch_id=batch_id, source=source)
-
-
-def _each_result(
-    lines: Iterable[bytes],
-    read_line: Callable[[bytes, int], BatchResult | None],
-    *,
-    provider: str,
-    batch_id: str,
-    source: str,
-) -> Iterator[BatchResult]:
     try:
         for number, line in enumerate(lines, start=1):
-            result = read_line(line, number)
+            # The common case inline (this runs once per result line); a line that is not a
+            # JSON object goes to decode_result_line, which raises.
+            try:
+                entry = loads(line)
+            except decode_error:
+                entry = None
+            if type(entry) is not dict:
+                where = f"line {number} of {source}"
+                entry = decode_result_line(line, provider=provider, batch_id=batch_id, where=where)
+            result = read(entry)
             if result is None:
                 log.warning(
                     "%s: batch %s: line %d of %s is not the result of a request (no custom_id); "
@@ -168,57 +122,6 @@ def _each_result(
             close()
 
 
-_BODY_KEY = b'"body"'
-_BACKSLASH = b"\\"
-_CLOSE = b"}"
-
-
-def split_openai_line(line: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """One OpenAI output line, its response body read apart from the rest: ``(the decoded line,
-    the body's bytes as received)``; None when the line is not laid out as OpenAI writes it
-    (``{..., "response": {..., "body": {...}}, ...}``, the body last in ``response``) or is
-    not valid JSON, for the caller to decode it whole.
-
-    Nothing is guessed: the body is taken to end at the brace before the braces that close
-    ``response`` and the line, and that is then proved. The body's bytes must decode to an
-    object, and the line with ``0`` in their place to an object whose ``response.body`` is
-    that ``0``. Outside the body the key ``body`` must appear once, spelled plainly (no
-    escapes there), so the ``0`` is ``response.body`` and nothing overrides it; then, as JSON
-    is context-free, the whole line decodes to that object with the body in place of the
-    ``0``. That costs one decode of the line plus one of its short envelope, where decoding
-    it whole and encoding the body again for the store would cost two of the body.
-    """
-    at = line.find(_BODY_KEY)
-    start = at + len(_BODY_KEY)
-    if at <= 0 or line[start : start + 1] != b":":
-        return None
-    start += 1
-    end = line.rfind(_CLOSE, 0, line.rfind(_CLOSE, 0, line.rfind(_CLOSE))) + 1
-    if (
-        end <= start
-        or line.find(_BACKSLASH, 0, at) >= 0
-        or line.find(_BACKSLASH, end) >= 0
-        or line.find(_BODY_KEY, end) >= 0
-    ):
-        return None
-    body = line[start:end]
-    try:
-        decoded = orjson.loads(body)
-        entry = orjson.loads(line[:start] + b"0" + line[end:])
-    except orjson.JSONDecodeError:
-        return None
-    if type(decoded) is not dict or type(entry) is not dict:
-        return None
-    response = entry.get("response")
-    if type(response) is not dict:
-        return None
-    placeholder = response.get("body")
-    if type(placeholder) is not int or placeholder != 0:
-        return None
-    response["body"] = decoded
-    return entry, body
-
-
 def input_custom_id(line: bytes) -> str | None:
     """The custom_id of one raw line of a batch's input file (``{"custom_id": ..., ...}``, in
     OpenAI's, Mistral's and Together's formats alike); None for a line without one."""
@@ -234,6 +137,10 @@ def input_custom_id(line: bytes) -> str | None:
 
 #: The error codes of an OpenAI-format error line that mean "cancelled before it ran".
 OPENAI_CANCELLED_CODES = frozenset({"batch_cancelled", "batch_canceled", "cancelled", "canceled"})
+
+
+def _int(value: Any) -> int | None:
+    return value if value.__class__ is int else None
 
 
 def openai_answer_parts(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -301,32 +208,26 @@ def openai_usage(body: Mapping[str, Any]) -> Usage | None:
     if type(usage) is not dict:
         return None
     # This runs once per result line: plain lookups and exact type checks keep it cheap.
-    get = usage.get
     if "input_tokens" in usage:
-        prompt, output = get("input_tokens"), get("output_tokens")
-        prompt_details, output_details = get("input_tokens_details"), get("output_tokens_details")
+        prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
+        prompt_details = usage.get("input_tokens_details")
+        output_details = usage.get("output_tokens_details")
     else:
-        prompt, output = get("prompt_tokens"), get("completion_tokens")
-        prompt_details = get("prompt_tokens_details")
-        output_details = get("completion_tokens_details")
-    total = get("total_tokens")
-    cached = write = reasoning = None
-    if type(prompt_details) is dict:
-        cached, write = (
-            prompt_details.get("cached_tokens"),
-            prompt_details.get("cache_write_tokens"),
-        )
-    if cached.__class__ is not int:
-        cached = get("cached_tokens")
-    if type(output_details) is dict:
-        reasoning = output_details.get("reasoning_tokens")
+        prompt, output = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        prompt_details = usage.get("prompt_tokens_details")
+        output_details = usage.get("completion_tokens_details")
+    if type(prompt_details) is not dict:
+        prompt_details = {}
+    if type(output_details) is not dict:
+        output_details = {}
+    cached = _int(prompt_details.get("cached_tokens"))
     return Usage(
-        input_tokens=prompt if prompt.__class__ is int else None,
-        output_tokens=output if output.__class__ is int else None,
-        total_tokens=total if total.__class__ is int else None,
-        cache_read_tokens=cached if cached.__class__ is int else None,
-        cache_write_tokens=write if write.__class__ is int else None,
-        reasoning_tokens=reasoning if reasoning.__class__ is int else None,
+        input_tokens=_int(prompt),
+        output_tokens=_int(output),
+        total_tokens=_int(usage.get("total_tokens")),
+        cache_read_tokens=cached if cached is not None else _int(usage.get("cached_tokens")),
+        cache_write_tokens=_int(prompt_details.get("cache_write_tokens")),
+        reasoning_tokens=_int(output_details.get("reasoning_tokens")),
     )
 
 
@@ -384,11 +285,9 @@ def result_from_openai_line(
     *,
     error: ResultErrorBuilder,
     dialect: OpenAILineDialect = OPENAI_LINES,
-    body_json: bytes | None = None,
 ) -> BatchResult | None:
     """The result in one decoded output or error file line; None for a line without a
-    custom_id (nothing to join it to). *body_json*: the bytes of ``response.body`` as
-    received (:func:`split_openai_line`), kept as the result's response (:class:`RawJSON`).
+    custom_id (nothing to join it to).
 
     * a 2xx ``response`` -> succeeded, with ``text``, ``refusal`` and ``usage`` (a refusal is
       still a success: the request ran and was billed), unless ``dialect.answer_failure`` says
@@ -406,26 +305,24 @@ def result_from_openai_line(
     if type(response) is dict or isinstance(response, Mapping):
         body = response.get("body")
         status = response.get("status_code")
-        kept: Mapping[str, Any] | RawJSON | None = None
         if type(body) is dict or isinstance(body, Mapping):
-            kept = body if body_json is None else RawJSON(body_json, body)
             if status.__class__ is not int:
                 status = 500 if "error" in body else 200
             if 200 <= status < 300:
-                return _answer(custom_id, body, kept, batch_id, error, dialect)
+                return _answer(custom_id, body, batch_id, error, dialect)
         elif status.__class__ is not int:
             status = 500
         code, message = dialect.error_fields(body)
         return BatchResult(
             custom_id=custom_id,
             status=ResultStatus.ERRORED,
-            response=kept,
+            response=body if isinstance(body, Mapping) else None,
             error=error(code=code, message=message or f"HTTP {status}", status_code=status),
             batch_id=batch_id,
         )
     details = line.get("error")
     code, message = dialect.error_fields(details)
-    wrapped = None if details is None else {"error": details}
+    kept = None if details is None else {"error": details}
     if code is not None and (code in dialect.expired_codes or code in dialect.cancelled_codes):
         kind = ResultStatus.EXPIRED if code in dialect.expired_codes else ResultStatus.CANCELLED
         # It never ran: retryable by the core's rule for an unfinished request, in the vendor's
@@ -434,7 +331,7 @@ def result_from_openai_line(
         assert unfinished.error is not None
         return attrs.evolve(
             unfinished,
-            response=wrapped,
+            response=kept,
             error=attrs.evolve(
                 unfinished.error, code=code, message=message or unfinished.error.message
             ),
@@ -442,7 +339,7 @@ def result_from_openai_line(
     return BatchResult(
         custom_id=custom_id,
         status=ResultStatus.ERRORED,
-        response=wrapped,
+        response=kept,
         error=error(code=code, message=message),
         batch_id=batch_id,
     )
@@ -451,7 +348,6 @@ def result_from_openai_line(
 def _answer(
     custom_id: str,
     body: Mapping[str, Any],
-    kept: Mapping[str, Any] | RawJSON,
     batch_id: str | None,
     error: ResultErrorBuilder,
     dialect: OpenAILineDialect,
@@ -461,7 +357,7 @@ def _answer(
     return BatchResult(
         custom_id=custom_id,
         status=ResultStatus.SUCCEEDED if failed is None else ResultStatus.ERRORED,
-        response=kept,
+        response=body,
         text=text,
         usage=openai_usage(body),
         error=None if failed is None else error(code=failed[0], message=failed[1]),

@@ -58,7 +58,7 @@ from batchcore.plugin import (
     env_first,
     error_from_response,
     iter_line_batches,
-    read_openai_result_lines,
+    read_result_lines,
     read_str,
     read_str_list,
     redact,
@@ -300,12 +300,14 @@ class OpenAIBatchProvider(BaseBatchProvider):
             if file_id:
                 batches = self._file_line_batches(file_id, "download results")
                 try:
-                    yield from read_openai_result_lines(
+                    yield from read_result_lines(
                         # Flattened in C: no generator resumed per line (bench_parse.py).
                         chain.from_iterable(batches),
-                        handle.batch_id,
-                        error=self.result_error,
+                        lambda entry: wire.result_from_line(
+                            entry, handle.batch_id, error=self.result_error
+                        ),
                         provider=self.PROVIDER_NAME,
+                        batch_id=handle.batch_id,
                         source=f"file {file_id}",
                     )
                 finally:
