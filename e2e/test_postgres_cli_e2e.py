@@ -128,6 +128,12 @@ def test_cancel_without_a_key_is_carried_out_by_the_workers(
         done = run_cli(keyless(env), "cancel", job_id)
         assert done.returncode == 0, done.stderr
         assert "recorded" in done.stderr and "workers driving it cancel" in done.stderr
+        # Time moves again only once the worker has sent both cancels: a batch whose clock ran
+        # first would answer some requests, which the vendor keeps (and bills) on a cancel.
+        wait_for(
+            lambda: {b["status"] for b in openai_emulator.batches()} <= {"cancelling", "cancelled"},
+            what="the worker's cancels",
+        )
         clock.frozen = False
         out = tmp_path / "out.jsonl"
         waited = run_cli(keyless(env), "wait", job_id, "-o", str(out), *POLL)
