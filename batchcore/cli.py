@@ -635,16 +635,7 @@ class _StoreFollower:
         status: BatchStatus | None = None,
         detail: str | None = None,
     ) -> JobEvent:
-        return JobEvent(
-            kind=kind,
-            job_id=info.id,
-            provider=info.provider,
-            at=time.time(),
-            batch_id=batch_id,
-            status=status,
-            counts=info.counts,
-            detail=detail,
-        )
+        return info.event(kind, at=time.time(), batch_id=batch_id, status=status, detail=detail)
 
 
 def _finish(session: Session, runner: BatchRunner, info: JobInfo) -> int:

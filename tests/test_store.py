@@ -29,6 +29,7 @@ from batchcore.jobs import JobBusyError, JobNotFoundError, JobStore, default_sto
 from batchcore.jobs.errors import JoinError
 from batchcore.jobs.request_rows import decode, strip_prefix
 from batchcore.jobs.schema import MIGRATIONS, SCHEMA_VERSION
+from batchcore.jobs.states import RequestState
 from batchcore.jobs.store import open_database, public_config
 from batchcore.models import EMBEDDINGS
 
@@ -172,6 +173,27 @@ def test_a_request_left_out_of_the_first_batches_leaves_no_job(store: JobStore) 
     with pytest.raises(JoinError, match="3 requests were recorded"):
         record_with_a_batch_short_of_one()
     assert store.jobs() == []
+
+
+def test_first_batches_get_exactly_their_requests_in_any_order(store: JobStore) -> None:
+    # Batches assigned by runs of input positions (interleaved: several runs) and, once a
+    # payload comes out of input order, one id at a time: each request lands in its batch.
+    ids = ["a", 'q"uote', "é", "sp ace", "e", "f"]
+    with store.new_job("job-1", provider="fake", config={}, options={}, batched=True) as job:
+        for _ in job.record([req(cid) for cid in ids]):
+            pass
+        rows = [
+            job.add_batch(
+                round_number=1,
+                idempotency_key=f"k{n}",
+                payload={"request_count": len(part)},
+                custom_ids=part,
+            )
+            for n, part in enumerate([ids[0::2], ids[:0:-2]])
+        ]
+    assert [r.custom_id for r in store.iter_requests("job-1", batch_row=rows[0])] == ids[0::2]
+    assert [r.custom_id for r in store.iter_requests("job-1", batch_row=rows[1])] == ids[1::2]
+    assert store.count_requests("job-1") == {RequestState.ASSIGNED: 6}
 
 
 def test_duplicate_custom_id_leaves_no_half_job(store: JobStore) -> None:

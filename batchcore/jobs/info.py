@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from batchcore.jobs.states import JobState
-from batchcore.models import BatchStatus, JobEvent, ResultStatus
+from batchcore.models import BatchStatus, JobEvent, JobEventKind, ResultStatus
 
 __all__ = ["WAITING_FOR_CAPACITY", "BatchInfo", "JobInfo", "Progress", "utc"]
 
@@ -100,6 +100,31 @@ class JobInfo:
         """Why the job's batches wait for the vendor's queue (the latest batch's reason)."""
         reasons = [b.error for b in self.batches if b.waiting_for == WAITING_FOR_CAPACITY]
         return reasons[-1] if reasons else None
+
+    def event(
+        self,
+        kind: JobEventKind,
+        *,
+        at: float,
+        batch_id: str | None = None,
+        status: BatchStatus | None = None,
+        detail: str | None = None,
+        actor: str | None = None,
+        cost_usd: float | None = None,
+    ) -> JobEvent:
+        """The :class:`JobEvent` of *kind* about this job, with its counts, at *at* (seconds)."""
+        return JobEvent(
+            kind=kind,
+            job_id=self.id,
+            provider=self.provider,
+            at=at,
+            batch_id=batch_id,
+            status=status,
+            counts=self.counts,
+            detail=detail,
+            actor=actor,
+            cost_usd=cost_usd,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1391,14 +1391,11 @@ class BatchRunner:
         status: BatchStatus | None = None,
         detail: str | None = None,
     ) -> None:
-        event = JobEvent(
-            kind=kind,
-            job_id=info.id,
-            provider=info.provider,
+        event = info.event(
+            kind,
             at=self.clock(),
             batch_id=batch_id,
             status=status,
-            counts=info.counts,
             detail=detail,
             actor=self._me,
             cost_usd=self._cost_so_far(info, kind),
